@@ -1,0 +1,141 @@
+"""Typed values shared by every part of the package.
+
+Coordinates follow one convention everywhere: a box is ``(x1, y1, x2, y2)`` in pixels with
+``x1 <= x2`` and ``y1 <= y2``; a point is ``(x, y)``. Which frame a value lives in (the
+``S x S`` observation frame or the original image) is stated by the field that holds it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reasoning-segmentation example, in the original image frame.
+
+    Attributes:
+        sample_id: Stable identifier from the source (file stem, ``ref_id`` and sentence id, ...).
+        image: ``H x W x 3`` uint8 RGB image.
+        query: The referring expression or reasoning question.
+        mask: ``H x W`` uint8 ground truth: 0 background, 1 target, 255 ignore; ``None`` when the
+            source has no mask.
+        query_kind: ``"short"`` or ``"long"`` for ReasonSeg, else ``None``.
+        gt_box: Ground-truth box in the original frame, when the source gives one.
+        gt_points: Ground-truth points in the original frame, when the source gives them.
+        meta: Source-specific extras (level, object list, ...). Never needed by the env.
+    """
+
+    sample_id: str
+    image: np.ndarray
+    query: str
+    mask: np.ndarray | None
+    query_kind: str | None = None
+    gt_box: Box | None = None
+    gt_points: tuple[Point, ...] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        """Image height in pixels."""
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        """Image width in pixels."""
+        return int(self.image.shape[1])
+
+
+class AnswerSchema(str, enum.Enum):
+    """Which answer grammar a reply was written in."""
+
+    SEG_ZERO = "seg-zero"
+    """``{"bbox": [x1,y1,x2,y2], "points_1": [x,y], "points_2": [x,y]}``."""
+    VISION_REASONER = "vision-reasoner"
+    """``[{"bbox_2d": [x1,y1,x2,y2], "point_2d": [x,y]}, ...]``."""
+    QWEN_GROUNDING = "qwen-grounding"
+    """Qwen2.5-VL native grounding: ``[{"bbox_2d": [...], "label": "..."}]`` (points optional)."""
+
+
+class FailureReason(str, enum.Enum):
+    """Why a reply could not be turned into an answer. The value is the stable name put in ``info``."""
+
+    NOT_A_STRING = "not_a_string"
+    EMPTY = "empty"
+    NO_ANSWER_TAG = "no_answer_tag"
+    UNCLOSED_ANSWER_TAG = "unclosed_answer_tag"
+    INVALID_JSON = "invalid_json"
+    WRONG_TYPE = "wrong_type"
+    MISSING_KEY = "missing_key"
+    WRONG_LENGTH = "wrong_length"
+    NOT_A_NUMBER = "not_a_number"
+    NON_FINITE = "non_finite"
+    NO_OBJECTS = "no_objects"
+    TOO_LONG = "too_long"
+
+
+@dataclass(frozen=True)
+class ObjectAnswer:
+    """One predicted object, in the frame the reply was written in (the ``S x S`` observation).
+
+    ``box`` is normalised so that ``x1 <= x2`` and ``y1 <= y2`` (an inverted box is swapped, and
+    ``ParsedReply.box_inverted`` records it). ``points`` may be empty.
+    """
+
+    box: Box
+    points: tuple[Point, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """What the one parser makes of a reply: a typed answer or a typed failure.
+
+    Attributes:
+        objects: Predicted objects, empty on failure.
+        schema: The grammar the answer matched, ``None`` on failure.
+        failure: Why no answer could be read, ``None`` on success.
+        detail: Human-readable explanation of the failure (or of notable repairs).
+        think_format: Whole reply matches ``<think>.*?</think>\\s*<answer>.*?</answer>``.
+        strict_json: The answer body was strict JSON (not a Python-literal dict).
+        box_inverted: At least one box had ``x2 < x1`` or ``y2 < y1`` and was swapped.
+        answer_text: The text between the answer tags, if any (truncated to 2,000 chars).
+    """
+
+    objects: tuple[ObjectAnswer, ...] = ()
+    schema: AnswerSchema | None = None
+    failure: FailureReason | None = None
+    detail: str = ""
+    think_format: bool = False
+    strict_json: bool = False
+    box_inverted: bool = False
+    answer_text: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one object was read."""
+        return self.failure is None and len(self.objects) > 0
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A segmenter prompt in the ORIGINAL image frame.
+
+    Attributes:
+        box: ``(x1, y1, x2, y2)`` or ``None``.
+        points: ``N x 2`` float array of ``(x, y)`` clicks (may be empty).
+        point_labels: ``N`` int array, 1 positive / 0 negative.
+        mask_input: Optional previous low-resolution mask logits (``256 x 256`` for SAM2) used by
+            refinement turns; backends that cannot use it ignore it.
+    """
+
+    box: Box | None
+    points: np.ndarray
+    point_labels: np.ndarray
+    mask_input: np.ndarray | None = None
