@@ -1,0 +1,133 @@
+"""The policy protocol and the name registry behind :func:`make_policy`.
+
+A policy turns a batch of observations (with the ``info`` dicts the env returned on reset)
+into reply strings, one per observation. Replies are free text in the env's action grammar;
+the env parses and scores them, so a policy never needs to be "right" to be valid.
+
+>>> policy = make_policy("full-image")
+>>> import numpy as np
+>>> obs = {"image": np.zeros((84, 84, 3), np.uint8), "query": "the red square"}
+>>> reply = policy.act([obs], [{"image_size": 84}])[0]
+>>> '"bbox": [0, 0, 83, 83]' in reply
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything that answers a batch of observations with reply strings.
+
+    ``act`` receives parallel sequences (observation ``i`` goes with info ``i``) and returns a list
+    of the same length. ``reset`` is optional: the evaluation harness calls it once with the run's
+    seed when the policy defines it.
+    """
+
+    def act(self, observations: Sequence[dict[str, Any]], infos: Sequence[dict[str, Any]]) -> list[str]:
+        """Return one reply per observation."""
+        ...
+
+
+class PolicyBase:
+    """Convenience base: subclasses implement ``act_one``; ``act`` loops over the batch.
+
+    Attributes:
+        name: Registry name, used in run records.
+    """
+
+    name = "base"
+
+    def reset(self, seed: int | None = None) -> None:
+        """Re-seed the policy (no-op unless overridden)."""
+
+    def act(self, observations: Sequence[dict[str, Any]], infos: Sequence[dict[str, Any]]) -> list[str]:
+        """Return one reply per observation by calling :meth:`act_one` on each."""
+        check_batch(observations, infos)
+        return [self.act_one(obs, info) for obs, info in zip(observations, infos, strict=True)]
+
+    def act_one(self, observation: dict[str, Any], info: dict[str, Any]) -> str:
+        """Return the reply for one observation."""
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        """Counters worth reporting at the end of a run (empty unless overridden)."""
+        return {}
+
+    def close(self) -> None:
+        """Release resources (models, thread pools)."""
+
+
+def check_batch(observations: Sequence[Any], infos: Sequence[Any]) -> None:
+    """Raise ``ValueError`` when the two parallel sequences differ in length."""
+    if len(observations) != len(infos):
+        raise ValueError(
+            f"act() got {len(observations)} observations but {len(infos)} infos; pass one info dict per observation"
+        )
+
+
+def frame_size(observation: dict[str, Any], info: dict[str, Any]) -> int:
+    """Side ``S`` of the square observation frame, from ``info["image_size"]`` or the image shape."""
+    if info.get("image_size") is not None:
+        return int(info["image_size"])
+    image = observation.get("image")
+    if image is None:
+        raise ValueError("observation has no 'image' and info has no 'image_size'; cannot tell the frame size")
+    return int(image.shape[1])
+
+
+_REGISTRY: dict[str, str | Callable[..., Policy]] = {
+    "random": "segzero_env.policies.random_policy:RandomPolicy",
+    "full-image": "segzero_env.policies.full_image:FullImagePolicy",
+    "oracle": "segzero_env.policies.oracle:OraclePolicy",
+    "replay": "segzero_env.policies.replay:ReplayPolicy",
+    "hf": "segzero_env.policies.hf_policy:HFPolicy",
+    "openai": "segzero_env.policies.openai_policy:OpenAIPolicy",
+}
+
+
+def register_policy(name: str, target: str | Callable[..., Policy]) -> None:
+    """Register a ``"module:Class"`` string (loaded lazily) or a callable under ``name``."""
+    _REGISTRY[name] = target
+
+
+def policy_names() -> list[str]:
+    """Names accepted by :func:`make_policy`."""
+    return sorted(_REGISTRY)
+
+
+def make_policy(spec: str | Policy, **kwargs: Any) -> Policy:
+    """Build a policy from a registered name or ``"module:Class"``, or return an instance unchanged.
+
+    Args:
+        spec: ``"random"``, ``"full-image"``, ``"oracle"``, ``"replay"``, ``"hf"``, ``"openai"``, a
+            ``"module:Class"`` string, or an object with an ``act`` method.
+        **kwargs: Keyword arguments for the policy's constructor.
+
+    Raises:
+        ValueError: ``spec`` is neither registered nor ``"module:Class"``, or kwargs come with an instance.
+    """
+    if not isinstance(spec, str):
+        if kwargs:
+            raise ValueError("policy kwargs given together with a policy instance; configure the instance instead")
+        if not callable(getattr(spec, "act", None)):
+            raise ValueError(f"{spec!r} has no act() method; a policy needs act(observations, infos) -> list[str]")
+        return spec
+    target = _REGISTRY.get(spec, spec)
+    if isinstance(target, str):
+        if ":" not in target:
+            raise ValueError(f"unknown policy {spec!r}; known: {', '.join(policy_names())}, or pass 'module:Class'")
+        module_name, attr = target.split(":", 1)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise ValueError(f"policy {spec!r}: cannot import module {module_name!r} ({err})") from err
+        try:
+            target = getattr(module, attr)
+        except AttributeError as err:
+            raise ValueError(f"policy {spec!r}: module {module_name!r} has no attribute {attr!r}") from err
+    return target(**kwargs)
