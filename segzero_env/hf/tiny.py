@@ -6,7 +6,7 @@ them from configs: a 2-layer text model, a 2-block vision tower and a byte-level
 with Qwen's special tokens. The result saves and reloads with ``save_pretrained`` /
 ``from_pretrained`` like any local checkpoint.
 
->>> model, processor = build_tiny_qwen25vl(seed=0, hidden=32)  # doctest: +SKIP
+>>> model, processor = build_tiny_qwen25vl(seed=0, hidden=32)
 >>> model.config.model_type
 'qwen2_5_vl'
 """
