@@ -1,0 +1,1 @@
+"""Environments: the single reasoning-segmentation env and its group vector env."""

@@ -1,0 +1,327 @@
+"""The reasoning-segmentation environment."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from segzero_env.datasets import SegDataset, load
+from segzero_env.envs.episode import QUERY_CHARSET, Episode, make_episode
+from segzero_env.envs.render import draw_overlay
+from segzero_env.envs.scoring import Outcome, answer_to_info, score_replies
+from segzero_env.prompts import format_prompt, get_template
+from segzero_env.rewards import make_preset
+from segzero_env.segmenters import Segmenter, make_segmenter
+
+REPLY_CHARSET = string.printable
+"""Characters ``action_space.sample()`` draws from. ``step`` itself accepts any ``str``."""
+
+
+def build_dataset(
+    dataset: str | SegDataset, split: str, data_root: str | None, dataset_kwargs: Mapping[str, Any] | None
+) -> SegDataset:
+    """Load ``dataset`` by name (or return the given dataset object unchanged)."""
+    if isinstance(dataset, str):
+        return load(dataset, root=data_root, split=split, **dict(dataset_kwargs or {}))
+    if dataset_kwargs:
+        raise ValueError("dataset_kwargs given together with a dataset object; configure the object instead")
+    return dataset
+
+
+class ReasonSegEnv(gym.Env[dict[str, Any], str]):
+    """Reasoning segmentation: read an image and a query, reply with reasoning and a box and two points.
+
+    ## Description
+    Each episode shows one image and one query ("the shape that could roll", "the object a
+    person would sit on"). The policy replies in text, as a vision-language model would:
+    reasoning inside ``<think></think>`` and an answer inside ``<answer></answer>`` holding one
+    box and two points. The env parses the reply, maps the coordinates to the original image,
+    asks a promptable segmenter (SAM2, or a CPU segmenter) for a mask, and rewards the mask's
+    IoU with the ground truth together with format terms. This is the Seg-Zero task
+    (arXiv 2503.06520) with the segmenter inside the step.
+
+    ## Action Space
+    ``Text(max_length=max_reply_length, charset=string.printable)``: the reply. ``step`` accepts
+    ANY ``str`` (non-ASCII, empty, megabytes long) and never raises on its content; a reply it
+    cannot use scores 0 on the format terms and ``info["parse_failure"]`` names why.
+    The answer grammar (parsed by :func:`segzero_env.parsing.parse_reply`)::
+
+        <think> free text </think> <answer>{"bbox": [x1, y1, x2, y2], "points_1": [x, y], "points_2": [x, y]}</answer>
+
+    The VisionReasoner list ``[{"bbox_2d": [...], "point_2d": [x, y]}, ...]`` and Qwen2.5-VL's
+    native grounding JSON are read too; several objects are segmented and their masks united.
+
+    ## Coordinate Frame
+    Coordinates in replies are absolute pixels of the ``S x S`` observation image
+    (``S = image_size``, Qwen2.5-VL's frame). The env maps them to the original ``W x H`` image
+    with ``x * W / S`` and ``y * H / S`` rounded half up, clips them to the image, and segments
+    there. Inverted boxes are swapped.
+
+    ## Observation Space
+    ``Dict`` with:
+
+    - ``image``: ``Box(0, 255, (S, S, 3), uint8)``, the image resized to ``S x S`` without keeping
+      the aspect ratio.
+    - ``query``: ``Text(max_length=max_query_length, charset=QUERY_CHARSET)``, the query folded to
+      printable ASCII (the raw query is ``info["query"]``).
+
+    ## Rewards
+    Every term is computed on every step and reported in ``info["reward_terms"]``; the reward is
+    ``sum(weight[t] * term[t])`` with the preset's weights (``reward_weights`` overrides them).
+
+    | term | formula | range | mask-iou | seg-zero | vision-reasoner |
+    |---|---|---|---|---|---|
+    | think_format | reply matches ``<think>.*?</think>\\s*<answer>.*?</answer>`` | 0/1 | 1 | 1 | 0 |
+    | answer_format | answer is strict JSON with bbox (4), points_1 (2), points_2 (2) | 0/1 | 1 | 1 | 0 |
+    | box_iou | IoU(pred box, GT box) > 0.5, inclusive pixels, S frame | 0/1 | 0 | 1 | 0 |
+    | box_l1 | mean abs difference of the 4 coordinates < 10 px, S frame | 0/1 | 0 | 1 | 0 |
+    | points | both points in the pred box and best-order mean distance to GT points < 100 px | 0/1 | 0 | 1 | 0 |
+    | vr_format | think format + mean over objects of valid bbox_2d + valid point_2d | 0-3 | 0 | 0 | 1 |
+    | vr_accuracy | Hungarian-matched [IoU>0.5] + [L1<10] + [point dist<30 and inside], / max(#pred, #GT) | 0-3 | 0 | 0 | 1 |
+    | non_repeat | no sentence of the reply is repeated | 0/1 | 0 | 0 | 1 |
+    | mask_iou | IoU of the segmenter's mask with the GT mask (LISA rules) | 0-1 | 1 | 0 | 0 |
+
+    Preset ranges: ``mask-iou`` 0-3 (default), ``seg-zero`` 0-5, ``vision-reasoner`` 0-7.
+    Ground-truth boxes and points come from the dataset, else from the mask (its extent; the
+    maxima of its distance transform). On a dataset without masks ``mask_iou`` is 0 and
+    ``info["mask_iou_available"]`` is False: use the ``seg-zero`` preset there.
+
+    ## Starting State
+    ``reset`` draws a sample index from the env's own RNG (``np_random``), or takes
+    ``options={"sample_id": ...}`` (or ``options={"index": ...}``).
+
+    ## Episode End
+    Single turn: the episode terminates after one step (``terminated=True``, ``truncated=False``).
+
+    ## Information
+    ``reset`` and ``step`` both return:
+
+    - ``sample_id`` (str): the dataset's stable id of the sample.
+    - ``query`` (str): the raw query.
+    - ``query_kind`` (str or None): ``"short"`` / ``"long"`` where the dataset says.
+    - ``prompt`` (str): the filled-in prompt template, ready for a chat model's user turn.
+    - ``orig_height``, ``orig_width`` (int): the original image size.
+    - ``image_size`` (int): ``S``.
+    - ``gt_box`` (list or None): the ground-truth box in the ``S`` frame (for oracle baselines).
+    - ``gt_points`` (list or None): the ground-truth points in the ``S`` frame.
+
+    ``step`` adds:
+
+    - ``reward_terms`` (dict[str, float]): every term above, whatever its weight.
+    - ``reward_weights`` (dict[str, float]): the weights in force.
+    - ``reward_preset`` (str): the preset's name.
+    - ``iou`` (float): LISA IoU of the predicted mask (1.0 when prediction and GT are both empty).
+    - ``intersection``, ``union`` (int): its pixel counts (ignore pixels removed), for cIoU.
+    - ``mask_iou_available`` (bool): whether the sample has a ground-truth mask.
+    - ``parse_failure`` (str or None): a :class:`~segzero_env.types.FailureReason` value.
+    - ``parse_detail`` (str): a human-readable explanation.
+    - ``answer`` (dict): the parsed answer in the ``S`` frame: ``schema`` (None when unusable) and
+      ``objects`` (a list of ``{"box": [x1, y1, x2, y2], "points": [[x, y], ...]}``).
+
+    The predicted mask is ``env.unwrapped.last_pred_mask`` (not in ``info``, to keep it light).
+
+    ## Arguments
+    - ``dataset``: a name for :func:`segzero_env.datasets.load` (``"shapes"``, ``"reasonseg"``, ...)
+      or a dataset object.
+    - ``split``: the split to load.
+    - ``data_root``: folder holding the data (default: the dataset's documented location).
+    - ``dataset_kwargs``: extra keyword arguments for the loader (``level``, ``size``, ...).
+    - ``segmenter``: ``"grabcut"``, ``"box"``, ``"sam2"``, ``"module:Class"`` or an instance.
+    - ``segmenter_kwargs``: keyword arguments for the segmenter.
+    - ``reward``: preset name, ``"mask-iou"`` (default), ``"seg-zero"`` or ``"vision-reasoner"``.
+    - ``reward_weights``: per-term weight overrides.
+    - ``prompt_template``: ``"seg-zero"``, ``"vision-reasoner"`` or a custom text with a ``{query}`` slot.
+    - ``image_size``: ``S``, the observation side (default 840, a multiple of 28).
+    - ``max_query_length``: the ``query`` Text space's maximum length.
+    - ``max_reply_length``: the action Text space's maximum length (``step`` accepts longer).
+    - ``render_mode``: ``None``, ``"rgb_array"`` or ``"human"``.
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 1}
+
+    def __init__(
+        self,
+        dataset: str | SegDataset = "shapes",
+        split: str = "train",
+        data_root: str | None = None,
+        dataset_kwargs: Mapping[str, Any] | None = None,
+        segmenter: str | Segmenter = "grabcut",
+        segmenter_kwargs: Mapping[str, Any] | None = None,
+        reward: str = "mask-iou",
+        reward_weights: Mapping[str, float] | None = None,
+        prompt_template: str = "seg-zero",
+        image_size: int = 840,
+        max_query_length: int = 2048,
+        max_reply_length: int = 8192,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
+        if image_size < 28:
+            raise ValueError(f"image_size must be at least 28 pixels, got {image_size}")
+        self.dataset = build_dataset(dataset, split, data_root, dataset_kwargs)
+        if len(self.dataset) == 0:
+            raise ValueError(f"dataset {getattr(self.dataset, 'name', dataset)!r} split {split!r} has no samples")
+        self.segmenter = make_segmenter(segmenter, **dict(segmenter_kwargs or {}))
+        self.preset = make_preset(reward, reward_weights)
+        self.template = get_template(prompt_template)
+        self.image_size = int(image_size)
+        self.max_query_length = int(max_query_length)
+        self.render_mode = render_mode
+        self.reward_range = self.preset.reward_range
+        self.observation_space = spaces.Dict(
+            {
+                "image": spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8),
+                "query": spaces.Text(max_length=self.max_query_length, min_length=0, charset=QUERY_CHARSET),
+            }
+        )
+        self.action_space = spaces.Text(max_length=int(max_reply_length), min_length=0, charset=REPLY_CHARSET)
+        self.episode: Episode | None = None
+        self.last_outcome: Outcome | None = None
+        self._terminated = False
+
+    @property
+    def current_sample(self):  # noqa: ANN201 - Sample, imported lazily by users
+        """The current :class:`~segzero_env.types.Sample` (original frame), or ``None`` before ``reset``."""
+        return None if self.episode is None else self.episode.sample
+
+    @property
+    def last_pred_mask(self) -> np.ndarray | None:
+        """The last step's predicted mask (``H x W`` bool, original frame), ``None`` if unusable or not stepped."""
+        return None if self.last_outcome is None else self.last_outcome.pred_mask
+
+    def _sample_index(self, options: Mapping[str, Any] | None) -> int:
+        options = options or {}
+        if "sample_id" in options:
+            return self.dataset.index_of(str(options["sample_id"]))
+        if "index" in options:
+            index = int(options["index"])
+            if not 0 <= index < len(self.dataset):
+                raise IndexError(f"options['index']={index} is outside the dataset (0..{len(self.dataset) - 1})")
+            return index
+        return int(self.np_random.integers(len(self.dataset)))
+
+    def reset_rng(self, seed: int | None) -> None:
+        """Seed ``np_random`` as ``reset(seed=...)`` would, without drawing a sample."""
+        super().reset(seed=seed)
+
+    def begin_episode(self, episode: Episode) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start an episode on a prepared :class:`Episode` (used by ``reset`` and the group vector env)."""
+        self.episode = episode
+        self.last_outcome = None
+        self._terminated = False
+        return self._observation(), self.episode_info(episode)
+
+    def episode_info(self, episode: Episode) -> dict[str, Any]:
+        """The info keys shared by ``reset`` and ``step``."""
+        sample = episode.sample
+        return {
+            "sample_id": sample.sample_id,
+            "query": sample.query,
+            "query_kind": sample.query_kind,
+            "prompt": format_prompt(self.template, sample.query),
+            "orig_height": sample.height,
+            "orig_width": sample.width,
+            "image_size": self.image_size,
+            "gt_box": None if episode.gt_box is None else [float(v) for v in episode.gt_box],
+            "gt_points": None if episode.gt_points is None else [[float(x), float(y)] for x, y in episode.gt_points],
+        }
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Pick a sample (from ``np_random``, or ``options["sample_id"]`` / ``options["index"]``) and show it."""
+        super().reset(seed=seed)
+        sample = self.dataset[self._sample_index(options)]
+        return self.begin_episode(make_episode(sample, self.image_size, self.max_query_length))
+
+    def _observation(self) -> dict[str, Any]:
+        assert self.episode is not None
+        return {"image": self.episode.image_obs, "query": self.episode.query_obs}
+
+    def step_info(self, outcome: Outcome) -> dict[str, Any]:
+        """The info dict of a scored step."""
+        assert self.episode is not None
+        info = self.episode_info(self.episode)
+        info.update(
+            reward_terms=dict(outcome.terms),
+            reward_weights=dict(self.preset.weights),
+            reward_preset=self.preset.name,
+            iou=outcome.iou,
+            intersection=outcome.intersection,
+            union=outcome.union,
+            mask_iou_available=self.episode.sample.mask is not None,
+            parse_failure=None if outcome.parsed.failure is None else outcome.parsed.failure.value,
+            parse_detail=outcome.parsed.detail,
+            answer=answer_to_info(outcome.parsed),
+        )
+        return info
+
+    def finish_step(self, outcome: Outcome) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Record a scored reply and build ``step``'s return value (used by the group vector env too)."""
+        self.last_outcome = outcome
+        self._terminated = True
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), float(outcome.reward), True, False, self.step_info(outcome)
+
+    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Score the reply ``action``; never raises on its content."""
+        if self.episode is None:
+            raise RuntimeError("step() called before reset(); call env.reset() first")
+        if self._terminated:
+            raise RuntimeError("step() called on a finished episode; call env.reset() to start the next one")
+        (outcome,) = score_replies([self.episode], [action], self.segmenter, self.preset)
+        return self.finish_step(outcome)
+
+    def render(self) -> np.ndarray | None:
+        """Draw the image with the GT mask, predicted mask, box, points and query (original frame)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to gym.make")
+            return None
+        if self.episode is None:
+            raise RuntimeError("render() called before reset()")
+        outcome = self.last_outcome
+        frame = draw_overlay(
+            self.episode.sample.image,
+            self.episode.sample.query,
+            gt_mask=self.episode.sample.mask,
+            pred_mask=None if outcome is None else outcome.pred_mask,
+            prompts=() if outcome is None else outcome.prompts,
+            iou=None if outcome is None else outcome.iou,
+        )
+        if self.render_mode == "rgb_array":
+            return frame
+        self._show(frame)
+        return None
+
+    def _show(self, frame: np.ndarray) -> None:
+        import matplotlib.pyplot as plt
+
+        if getattr(self, "_figure", None) is None:
+            plt.ion()
+            self._figure, self._axes = plt.subplots()
+            self._axes.axis("off")
+        self._axes.clear()
+        self._axes.imshow(frame)
+        self._axes.axis("off")
+        plt.pause(1.0 / self.metadata["render_fps"] / 10)
+
+    def close(self) -> None:
+        """Release the segmenter and any window."""
+        close = getattr(self.segmenter, "close", None)
+        if callable(close):
+            close()
+        if getattr(self, "_figure", None) is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(self._figure)
+            self._figure = None
