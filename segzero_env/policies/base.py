@@ -80,6 +80,17 @@ def frame_size(observation: dict[str, Any], info: dict[str, Any]) -> int:
     return int(image.shape[1])
 
 
+def prompt_text(observation: dict[str, Any], info: dict[str, Any]) -> str:
+    """Return the env's filled-in prompt (``info["prompt"]``), falling back to the bare query."""
+    prompt = info.get("prompt")
+    if prompt:
+        return str(prompt)
+    query = observation.get("query") or info.get("query")
+    if not query:
+        raise ValueError("neither info['prompt'] nor a query is available; the policy has nothing to ask the model")
+    return str(query)
+
+
 _REGISTRY: dict[str, str | Callable[..., Policy]] = {
     "random": "segzero_env.policies.random_policy:RandomPolicy",
     "full-image": "segzero_env.policies.full_image:FullImagePolicy",

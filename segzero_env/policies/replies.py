@@ -20,3 +20,29 @@ def write_reply(box: Box, points: Sequence[Point], schema: str = "seg-zero", thi
 
     obj = ObjectAnswer(box=tuple(box), points=tuple(tuple(p) for p in points))  # type: ignore[arg-type]
     return format_reply([obj], schema=schema, think=think)
+
+
+FRAMES = ("absolute", "relative-1000")
+"""Coordinate frames a model may write: pixels of the ``S x S`` image it saw, or ``0..1000`` per side."""
+
+
+def reply_in_env_frame(reply: str, frame: str, image_size: int) -> str:
+    """Rewrite a reply written in ``frame`` into the env's ``S x S`` absolute frame.
+
+    ``"absolute"`` replies pass through untouched; ``"relative-1000"`` replies (Qwen2-VL, Qwen3-VL)
+    have their answer body rescaled, their reasoning kept. Unparseable replies pass through.
+
+    Args:
+        reply: The model's reply text.
+        frame: ``"absolute"`` or ``"relative-1000"``.
+        image_size: The env's ``S``.
+    """
+    if frame not in FRAMES:
+        raise ValueError(f"unknown coordinate frame {frame!r}; use one of {', '.join(FRAMES)}")
+    if frame == "absolute":
+        return reply
+    from segzero_env.hf.chat import COORDINATE_FRAMES, reply_to_env_frame
+
+    # the converter is keyed by model family; any family writing this frame selects the same rescaling
+    model_type = next(name for name, family_frame in COORDINATE_FRAMES.items() if family_frame == frame)
+    return reply_to_env_frame(reply, model_type, image_size)
