@@ -1,0 +1,275 @@
+"""ReasonSeg in its original layout: ``<root>/{train,val,test}/<stem>.jpg`` beside ``<stem>.json``.
+
+Each JSON holds ``text`` (a list of queries; evaluation uses the first), ``is_sentence`` (long
+vs short query) and ``shapes`` (``{"label", "points"}`` polygons). Masks are rasterised exactly as
+the benchmark's reference evaluation does, so scores computed here compare with published ones:
+
+1. shapes labelled ``flag`` (any case) are dropped;
+2. the rest are sorted by filled area, largest first (``numpy.argsort`` of the areas, reversed);
+3. each is drawn with ``cv2.polylines`` (closed, thickness 1) then ``cv2.fillPoly``, its points
+   cast to int32 (truncation toward zero);
+4. the value drawn is 255 (ignore) when ``"ignore"`` is in the lower-cased label, else 1.
+
+Later (smaller) polygons overwrite earlier ones, so a small ignore region inside a target stays
+255 and a small target inside an ignore region stays 1.
+
+Index building lists the split folder and reads the small JSONs (for the query and its kind, and
+to check the polygons); images are decoded and masks rasterised only in ``ds[i]``.
+
+Bad data and ``strict``: a missing split folder always raises :class:`DatasetError`. An image
+without its JSON, a JSON without its image, a JSON that does not parse or lacks ``text`` /
+``shapes``, and a polygon with fewer than 3 points or non-numeric points are found while
+indexing: ``strict=True`` (default) raises on the first, ``strict=False`` skips them with one
+warning. A corrupt image can only be found by decoding it: ``ds[i]`` raises then, in either mode,
+unless ``verify=True`` decoded every image while indexing (slow; what ``segzero data check`` does),
+in which case ``strict=False`` skips those too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from segzero_env.datasets.errors import SKIP_HINT, DatasetError, SkipLog, key_error, read_image, read_json
+from segzero_env.datasets.paths import resolve_root
+from segzero_env.types import Sample
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IGNORE_VALUE = 255
+TARGET_VALUE = 1
+
+
+def rasterize_shapes(shapes: Sequence[dict[str, Any]], height: int, width: int) -> np.ndarray:
+    """Rasterise ReasonSeg ``shapes`` into an ``height x width`` uint8 mask of 0 / 1 / 255.
+
+    Follows the reference rules listed in the module docstring. ``shapes`` must already be
+    validated (see :func:`check_shapes`).
+
+    >>> shapes = [{"label": "target", "points": [[1, 1], [4, 1], [4, 3], [1, 3]]},
+    ...           {"label": "ignore", "points": [[2.9, 2], [3, 2], [3, 2.7]]},
+    ...           {"label": "flag", "points": [[0, 0], [5, 0], [5, 4]]}]
+    >>> rasterize_shapes(shapes, 5, 6)
+    array([[  0,   0,   0,   0,   0,   0],
+           [  0,   1,   1,   1,   1,   0],
+           [  0,   1, 255, 255,   1,   0],
+           [  0,   1,   1,   1,   1,   0],
+           [  0,   0,   0,   0,   0,   0]], dtype=uint8)
+    """
+    polygons: list[tuple[int, np.ndarray]] = []
+    for shape in shapes:
+        label = str(shape["label"]).lower()
+        if label == "flag":
+            continue
+        points = np.asarray(shape["points"], dtype=np.float64).astype(np.int32).reshape(1, -1, 2)
+        polygons.append((IGNORE_VALUE if "ignore" in label else TARGET_VALUE, points))
+    mask = np.zeros((height, width), dtype=np.uint8)
+    if not polygons:
+        return mask
+    areas = []
+    for _, points in polygons:
+        cv2.polylines(mask, points, True, 1, 1)
+        cv2.fillPoly(mask, points, 1)
+        areas.append(int(mask.sum(dtype=np.int64)))
+        mask[:] = 0
+    # The reference orders by argsort reversed; ties keep that exact order, so reuse it.
+    for index in np.argsort(areas)[::-1]:
+        value, points = polygons[int(index)]
+        cv2.polylines(mask, points, True, value, 1)
+        cv2.fillPoly(mask, points, value)
+    return mask
+
+
+def check_shapes(shapes: object, path: str | os.PathLike[str]) -> None:
+    """Raise :class:`DatasetError` unless ``shapes`` is a list of drawable labelled polygons.
+
+    ``flag`` shapes are not drawn, so they are not checked beyond having a label.
+    """
+    if not isinstance(shapes, list):
+        raise DatasetError(path, "'shapes' is missing or not a list", "each annotation needs a list of polygons")
+    for k, shape in enumerate(shapes):
+        if not isinstance(shape, dict) or not isinstance(shape.get("label"), str):
+            raise DatasetError(path, f"shape {k} has no string 'label'", "give every shape a label")
+        if shape["label"].lower() == "flag":
+            continue
+        points = shape.get("points")
+        if not isinstance(points, list) or not all(
+            isinstance(p, (list, tuple))
+            and len(p) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p)
+            for p in points
+        ):
+            raise DatasetError(path, f"shape {k} ({shape['label']!r}) points are not [x, y] number pairs", SKIP_HINT)
+        if len(points) < 3:
+            raise DatasetError(
+                path, f"shape {k} ({shape['label']!r}) is a polygon with {len(points)} points (needs 3)", SKIP_HINT
+            )
+        if any(abs(v) >= 2**31 for p in points for v in p):
+            raise DatasetError(path, f"shape {k} ({shape['label']!r}) has coordinates beyond int32", "fix it")
+
+
+def read_annotation(path: str | os.PathLike[str]) -> tuple[list[str], str | None, list[dict[str, Any]]]:
+    """Read and check one ReasonSeg JSON: its texts, query kind (``"short"``/``"long"``/None) and shapes."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DatasetError(path, "top level is not a JSON object", "expected keys 'text', 'is_sentence', 'shapes'")
+    texts = data.get("text")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise DatasetError(path, "'text' is missing or not a non-empty list of strings", "add the query text")
+    is_sentence = data.get("is_sentence")
+    kind = None if is_sentence is None else ("long" if is_sentence else "short")
+    shapes = data.get("shapes")
+    check_shapes(shapes, path)
+    return texts, kind, shapes
+
+
+@dataclass(frozen=True)
+class _Entry:
+    sample_id: str
+    image_path: str
+    json_path: str
+    text_index: int
+    num_texts: int
+    query: str
+    query_kind: str | None
+
+
+def list_splits(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Split folders present under the ReasonSeg ``root``."""
+    base = resolve_root(root, "reasonseg", ("reasonseg", "ReasonSeg"))
+    return [s for s in SPLITS if (base / s).is_dir()]
+
+
+def _split_dir(root: str | os.PathLike[str] | None, split: str) -> Path:
+    base = resolve_root(root, "reasonseg", ("reasonseg", "ReasonSeg"), lambda p: (p / split).is_dir())
+    if (base / split).is_dir():
+        return base / split
+    # Pointing straight at a split folder is accepted when its name is the split asked for.
+    if base.name == split:
+        return base
+    found = [s for s in SPLITS if (base / s).is_dir()]
+    raise DatasetError(
+        base / split,
+        f"split folder for {split!r} not found" + (f" (found: {', '.join(found)})" if found else ""),
+        "pass the folder that holds train/ val/ test/ as root, and one of its splits as split",
+    )
+
+
+class ReasonSegDataset:
+    """ReasonSeg (LISA layout), one sample per image (or per text with ``all_texts=True``).
+
+    Args:
+        root: Folder holding ``train/ val/ test/`` (or the split folder itself); default: see
+            :mod:`segzero_env.datasets.paths`.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        all_texts: Every text of an image becomes its own sample with id ``"<stem>_<k>"``
+            (default: ``text[0]`` only, id ``"<stem>"``, as the benchmark evaluates).
+        strict: Raise on the first bad sample found while indexing (else skip, warn once).
+        verify: Also decode every image while indexing, so corrupt images are found then.
+    """
+
+    has_masks = True
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        split: str = "val",
+        *,
+        all_texts: bool = False,
+        strict: bool = True,
+        verify: bool = False,
+    ) -> None:
+        self.name = "reasonseg"
+        self.split = split
+        self.folder = _split_dir(root, split)
+        self.skip_log = SkipLog(f"reasonseg {split} ({self.folder})", strict=strict)
+        self._entries = self._build_index(all_texts, verify)
+        self._positions = {e.sample_id: i for i, e in enumerate(self._entries)}
+        self.skip_log.warn_once(len(self._entries))
+
+    def _build_index(self, all_texts: bool, verify: bool) -> list[_Entry]:
+        images: dict[str, str] = {}
+        jsons: set[str] = set()
+        with os.scandir(self.folder) as it:
+            for item in it:
+                stem, suffix = os.path.splitext(item.name)
+                if suffix.lower() in IMAGE_SUFFIXES:
+                    images[stem] = item.name
+                elif suffix.lower() == ".json":
+                    jsons.add(stem)
+        entries: list[_Entry] = []
+        for stem in sorted(set(images) | jsons):
+            json_path = str(self.folder / f"{stem}.json")
+            if stem not in images:
+                self.skip_log.record(DatasetError(json_path, f"annotation has no image {stem}.jpg", SKIP_HINT))
+                continue
+            image_path = str(self.folder / images[stem])
+            if stem not in jsons:
+                self.skip_log.record(DatasetError(image_path, f"image has no annotation {stem}.json", SKIP_HINT))
+                continue
+            try:
+                texts, kind, _ = read_annotation(json_path)
+                if verify:
+                    read_image(image_path)
+            except DatasetError as exc:
+                self.skip_log.record(exc)
+                continue
+            chosen = range(len(texts)) if all_texts else range(1)
+            for k in chosen:
+                sample_id = f"{stem}_{k}" if all_texts else stem
+                entries.append(_Entry(sample_id, image_path, json_path, k, len(texts), texts[k], kind))
+        return entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index: int) -> Sample:
+        """Decode the image and rasterise the mask of sample ``index``."""
+        entry = self._entries[index]
+        image = read_image(entry.image_path)
+        _, _, shapes = read_annotation(entry.json_path)
+        mask = rasterize_shapes(shapes, image.shape[0], image.shape[1])
+        return Sample(
+            sample_id=entry.sample_id,
+            image=image,
+            query=entry.query,
+            mask=mask,
+            query_kind=entry.query_kind,
+            meta={
+                "image_path": entry.image_path,
+                "json_path": entry.json_path,
+                "text_index": entry.text_index,
+                "num_texts": entry.num_texts,
+            },
+        )
+
+    @property
+    def sample_ids(self) -> list[str]:
+        """Every sample id, in index order (sorted by file stem)."""
+        return [e.sample_id for e in self._entries]
+
+    @property
+    def query_kinds(self) -> list[str | None]:
+        """Every sample's query kind, in index order, without decoding anything."""
+        return [e.query_kind for e in self._entries]
+
+    def index_of(self, sample_id: str) -> int:
+        """Index of ``sample_id``."""
+        try:
+            return self._positions[sample_id]
+        except KeyError:
+            raise key_error(sample_id, f"reasonseg {self.split}") from None
+
+
+def load_reasonseg(root: str | os.PathLike[str] | None = None, split: str = "val", **kwargs: Any) -> ReasonSegDataset:
+    """Build the dataset behind ``load("reasonseg", ...)``; see :class:`ReasonSegDataset`."""
+    return ReasonSegDataset(root, split, **kwargs)
