@@ -13,7 +13,8 @@ class OraclePolicy(PolicyBase):
 
     Reads ``info["gt_box"]`` (``[x1, y1, x2, y2]``) and ``info["gt_points"]`` (a list of ``[x, y]``).
     With one GT point it is repeated; with none, the box centre is used. Samples without a target
-    (``gt_box`` is ``None``) get an empty-answer reply, which the env scores as an empty mask.
+    (``gt_box`` is ``None``) get the empty reply ``""``: an unusable reply, scored as the empty
+    prediction that such a sample's ground truth is; ``stats()["no_target"]`` counts them.
 
     Args:
         schema: Answer grammar to write (``"seg-zero"`` or ``"vision-reasoner"``).
@@ -35,7 +36,7 @@ class OraclePolicy(PolicyBase):
         box = info["gt_box"]
         if box is None:
             self.no_target += 1
-            return "<think>No target.</think> <answer>[]</answer>"
+            return ""
         x1, y1, x2, y2 = (float(v) for v in box)
         points = [tuple(float(c) for c in p) for p in (info.get("gt_points") or [])]
         if not points:

@@ -13,11 +13,15 @@ def write_reply(box: Box, points: Sequence[Point], schema: str = "seg-zero", thi
     Args:
         box: ``(x1, y1, x2, y2)`` in the ``S x S`` frame.
         points: Points in the same frame.
-        schema: Answer grammar (``"seg-zero"`` or ``"vision-reasoner"``).
+        schema: Answer grammar: ``"seg-zero"`` (two points), ``"vision-reasoner"`` or ``"qwen-grounding"``
+            (first point only).
         think: Text for the ``<think>`` block.
     """
     from segzero_env.answers import format_reply
 
+    if schema != "seg-zero":
+        # list grammars carry one point per object
+        points = list(points)[:1]
     obj = ObjectAnswer(box=tuple(box), points=tuple(tuple(p) for p in points))  # type: ignore[arg-type]
     return format_reply([obj], schema=schema, think=think)
 
