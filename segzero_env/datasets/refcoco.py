@@ -1,0 +1,355 @@
+"""RefCOCO, RefCOCO+ and RefCOCOg in the refer layout, one sample per sentence.
+
+Layout (``root`` is the folder holding the dataset folders and ``images/``)::
+
+    <root>/<name>/refs(<split_by>).p        pickle: list of refs (ref_id, ann_id, image_id, split, sentences)
+    <root>/<name>/instances.json            COCO annotations (images, annotations)
+    <root>/images/mscoco/images/train2014/  COCO train2014 images (``image_root`` overrides this)
+
+``<name>`` is ``refcoco``, ``refcoco+`` or ``refcocog``. The split scheme is ``umd`` for RefCOCOg
+and ``unc`` for the others, as the benchmarks report them (``split_by`` overrides it; ``google``
+is RefCOCOg's other scheme). Splits: ``train``, ``val``, ``test``, ``testA``, ``testB`` (whichever
+the scheme has). The refs file is a pickle: load only files you trust.
+
+Samples: one per sentence, ``sample_id = "<ref_id>_<sent_id>"``, query = the sentence's ``sent``
+field (lower-cased, tokenised text; ``sentence_field="raw"`` gives the original). The mask is the
+referred annotation's segmentation through pycocotools: polygons and uncompressed RLEs (list
+``counts``) via ``frPyObjects``, compressed RLEs as they are, parts merged, ``> 0`` -> 1.
+``gt_box`` is the annotation's COCO box ``[x, y, w, h]`` as ``(x, y, x + w, y + h)``, original frame.
+
+Index building reads only the refs pickle. ``instances.json`` (tens of MB, seconds to parse)
+is read on the first ``ds[i]``, and only the annotations of the split are kept.
+
+Bad data and ``strict``: a missing folder, refs file or instances file, and a split the refs do
+not have, always raise :class:`DatasetError`. A malformed ref (no sentences, missing ids) is
+found while indexing: ``strict=False`` skips it with one warning. Problems that need
+``instances.json`` or the image (an annotation or image missing from it, an image file missing or
+corrupt, a polygon with fewer than 3 points, an RLE of the wrong size) raise in ``ds[i]`` in
+either mode, unless ``verify=True`` checked every sample while indexing (what
+``segzero data check`` does), in which case ``strict=False`` skips those too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from segzero_env.datasets.errors import SKIP_HINT, DatasetError, SkipLog, key_error, read_image, read_json
+from segzero_env.datasets.paths import resolve_root
+from segzero_env.types import Sample
+
+NAMES = ("refcoco", "refcoco+", "refcocog")
+DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
+SPLITS = ("train", "val", "test", "testA", "testB")
+IMAGE_SUBDIR = Path("images", "mscoco", "images", "train2014")
+
+
+def segmentation_to_mask(segmentation: Any, height: int, width: int, where: str) -> np.ndarray:
+    """Decode a COCO ``segmentation`` (polygons, uncompressed or compressed RLE) to a 0/1 uint8 mask.
+
+    Args:
+        segmentation: The annotation's ``segmentation`` value.
+        height: Image height.
+        width: Image width.
+        where: Names the annotation in errors (file and annotation id).
+
+    Raises:
+        DatasetError: A polygon with fewer than 3 points, or an RLE whose size is not the image's.
+
+    >>> segmentation_to_mask([[1, 1, 4, 1, 4, 3, 1, 3]], 4, 6, "example")
+    array([[0, 0, 0, 0, 0, 0],
+           [0, 1, 1, 1, 0, 0],
+           [0, 1, 1, 1, 0, 0],
+           [0, 0, 0, 0, 0, 0]], dtype=uint8)
+    """
+    if isinstance(segmentation, list):
+        if not segmentation:
+            raise DatasetError(where, "segmentation is an empty polygon list", SKIP_HINT)
+        for k, poly in enumerate(segmentation):
+            ok = isinstance(poly, list) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in poly
+            )
+            if not ok or len(poly) % 2:
+                raise DatasetError(where, f"polygon {k} is not a flat list of x, y numbers", SKIP_HINT)
+            if len(poly) < 6:
+                raise DatasetError(where, f"polygon {k} has {len(poly) // 2} points (needs 3)", SKIP_HINT)
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation, dict) and "counts" in segmentation:
+        size = [int(v) for v in segmentation.get("size", ())]
+        if size != [height, width]:
+            raise DatasetError(where, f"RLE size {size} is not the image size [{height}, {width}]", SKIP_HINT)
+        if isinstance(segmentation["counts"], list):
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        else:
+            rle = segmentation
+    else:
+        raise DatasetError(where, "segmentation is neither polygons nor an RLE", SKIP_HINT)
+    with warnings.catch_warnings():
+        # pycocotools' decode trips a numpy 2 copy-keyword deprecation that is not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = mask_utils.decode(rle)
+    if decoded.ndim == 3:
+        decoded = decoded.max(axis=2)
+    return (decoded > 0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    sample_id: str
+    ref_id: int
+    ann_id: int
+    image_id: int
+    sent_index: int
+    query: str
+
+
+@dataclass(frozen=True)
+class _Instances:
+    images: dict[int, tuple[str, int, int]]
+    annotations: dict[int, dict[str, Any]]
+
+
+def _dataset_dir(root: str | os.PathLike[str] | None, name: str) -> tuple[Path, Path]:
+    """Return ``(folder with refs and instances, refer root)``."""
+    base = resolve_root(root, name, ("refer", ""), lambda p: (p / name).is_dir())
+    if (base / name).is_dir():
+        return base / name, base
+    if base.name == name:
+        return base, base.parent
+    raise DatasetError(base / name, f"{name} folder not found", f"pass the folder holding {name}/ and images/ as root")
+
+
+def list_splits(
+    root: str | os.PathLike[str] | None = None, name: str = "refcocog", split_by: str | None = None
+) -> list[str]:
+    """List the splits present in the refs file of ``name``."""
+    folder, _ = _dataset_dir(root, name)
+    refs = _read_refs(folder / f"refs({split_by or DEFAULT_SPLIT_BY[name]}).p")
+    present = {r.get("split") for r in refs if isinstance(r, dict)}
+    return [s for s in SPLITS if s in present] + sorted(str(s) for s in present - set(SPLITS))
+
+
+def _read_refs(path: Path) -> list[Any]:
+    if not path.is_file():
+        found = sorted(p.name for p in path.parent.glob("refs(*).p"))
+        raise DatasetError(
+            path, "refs file not found" + (f" (found: {', '.join(found)})" if found else ""), "pass split_by=..."
+        )
+    try:
+        with open(path, "rb") as f:
+            refs = pickle.load(f)
+    except Exception as exc:  # a damaged pickle can raise nearly anything
+        raise DatasetError(path, f"does not unpickle ({type(exc).__name__}: {exc})", "re-download it") from exc
+    if not isinstance(refs, list):
+        raise DatasetError(path, f"holds a {type(refs).__name__}, not a list of refs", "re-download it")
+    return refs
+
+
+def _ref_entries(ref: Any, refs_path: Path, sentence_field: str) -> list[_Entry]:
+    """Turn one ref into its sentence entries, or raise :class:`DatasetError` saying what is malformed."""
+    try:
+        ref_id, ann_id, image_id = int(ref["ref_id"]), int(ref["ann_id"]), int(ref["image_id"])
+        sentences = ref["sentences"]
+    except (KeyError, TypeError, ValueError) as exc:
+        problem = f"ref {ref!r:.80} lacks ref_id / ann_id / image_id / sentences"
+        raise DatasetError(refs_path, problem, SKIP_HINT) from exc
+    if not isinstance(sentences, list) or not sentences:
+        raise DatasetError(refs_path, f"ref {ref_id} has no sentences", SKIP_HINT)
+    entries = []
+    for k, sentence in enumerate(sentences):
+        query = sentence.get(sentence_field) if isinstance(sentence, dict) else None
+        if not isinstance(query, str):
+            raise DatasetError(refs_path, f"ref {ref_id} sentence {k} has no {sentence_field!r} text", SKIP_HINT)
+        sent_id = sentence.get("sent_id", k)
+        entries.append(_Entry(f"{ref_id}_{sent_id}", ref_id, ann_id, image_id, k, query))
+    return entries
+
+
+class RefCocoDataset:
+    """One of RefCOCO / RefCOCO+ / RefCOCOg (refer layout), one sample per sentence.
+
+    Args:
+        root: Folder holding ``<name>/`` and ``images/`` (or ``<name>/`` itself); default: see
+            :mod:`segzero_env.datasets.paths`.
+        split: ``"train"``, ``"val"``, ``"test"``, ``"testA"`` or ``"testB"``.
+        name: ``"refcoco"``, ``"refcoco+"`` or ``"refcocog"``.
+        split_by: Split scheme (``"unc"``, ``"umd"``, ``"google"``); default per dataset.
+        sentence_field: Sentence text used as the query: ``"sent"`` (default) or ``"raw"``.
+        image_root: Folder with the COCO train2014 images (default ``<root>/images/mscoco/images/train2014``).
+        strict: Raise on the first bad sample found while indexing (else skip, warn once).
+        verify: Check every sample while indexing (reads instances.json, decodes every mask and image).
+    """
+
+    has_masks = True
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        split: str = "val",
+        *,
+        name: str = "refcocog",
+        split_by: str | None = None,
+        sentence_field: str = "sent",
+        image_root: str | os.PathLike[str] | None = None,
+        strict: bool = True,
+        verify: bool = False,
+    ) -> None:
+        if name not in NAMES:
+            raise ValueError(f"unknown RefCOCO dataset {name!r}; expected one of {', '.join(NAMES)}")
+        self.name = name
+        self.split = split
+        self.split_by = split_by or DEFAULT_SPLIT_BY[name]
+        self.folder, refer_root = _dataset_dir(root, name)
+        self.image_root = Path(image_root) if image_root is not None else refer_root / IMAGE_SUBDIR
+        self.refs_path = self.folder / f"refs({self.split_by}).p"
+        self.instances_path = self.folder / "instances.json"
+        if not self.instances_path.is_file():
+            raise DatasetError(self.instances_path, "instances file not found", "it ships beside the refs file")
+        self.skip_log = SkipLog(f"{name} {split} ({self.refs_path})", strict=strict)
+        self._entries = self._build_index(sentence_field)
+        self._instances_cache: _Instances | None = None
+        if verify:
+            self._entries = self._verified(self._entries)
+        self._positions = {e.sample_id: i for i, e in enumerate(self._entries)}
+        self.skip_log.warn_once(len(self._entries))
+
+    def _build_index(self, sentence_field: str) -> list[_Entry]:
+        refs = _read_refs(self.refs_path)
+        splits = {r.get("split") for r in refs if isinstance(r, dict)}
+        if self.split not in splits:
+            raise DatasetError(
+                self.refs_path,
+                f"has no split {self.split!r} (it has: {', '.join(sorted(map(str, splits)))})",
+                "pick one of those, or another split_by",
+            )
+        entries: list[_Entry] = []
+        for ref in refs:
+            if isinstance(ref, dict) and ref.get("split") != self.split:
+                continue
+            try:
+                entries.extend(_ref_entries(ref, self.refs_path, sentence_field))
+            except DatasetError as exc:
+                self.skip_log.record(exc)
+        return entries
+
+    def _instances(self) -> _Instances:
+        """Parse instances.json once, keeping the images and annotations this split refers to."""
+        if self._instances_cache is None:
+            data = read_json(self.instances_path)
+            if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+                raise DatasetError(self.instances_path, "lacks 'images' / 'annotations'", "re-download it")
+            ann_ids = {e.ann_id for e in self._entries}
+            image_ids = {e.image_id for e in self._entries}
+            images = {
+                int(im["id"]): (str(im["file_name"]), int(im["height"]), int(im["width"]))
+                for im in data["images"]
+                if int(im["id"]) in image_ids
+            }
+            annotations = {int(a["id"]): a for a in data["annotations"] if int(a["id"]) in ann_ids}
+            self._instances_cache = _Instances(images, annotations)
+        return self._instances_cache
+
+    def _lookup(self, entry: _Entry) -> tuple[dict[str, Any], str, int, int]:
+        instances = self._instances()
+        ann = instances.annotations.get(entry.ann_id)
+        if ann is None:
+            raise DatasetError(self.instances_path, f"has no annotation {entry.ann_id} (ref {entry.ref_id})", SKIP_HINT)
+        image = instances.images.get(entry.image_id)
+        if image is None:
+            raise DatasetError(self.instances_path, f"has no image {entry.image_id} (ref {entry.ref_id})", SKIP_HINT)
+        if int(ann.get("image_id", entry.image_id)) != entry.image_id:
+            raise DatasetError(
+                self.instances_path,
+                f"annotation {entry.ann_id} is on image {ann['image_id']}, ref {entry.ref_id} says {entry.image_id}",
+            )
+        file_name, height, width = image
+        return ann, str(self.image_root / file_name), height, width
+
+    def _load(self, entry: _Entry) -> Sample:
+        ann, image_path, height, width = self._lookup(entry)
+        if not os.path.isfile(image_path):
+            raise DatasetError(image_path, f"image file missing (ref {entry.ref_id})", SKIP_HINT)
+        image = read_image(image_path)
+        if image.shape[:2] != (height, width):
+            raise DatasetError(
+                image_path, f"image is {image.shape[1]}x{image.shape[0]}, instances.json says {width}x{height}"
+            )
+        where = f"{self.instances_path} annotation {entry.ann_id}"
+        mask = segmentation_to_mask(ann.get("segmentation"), height, width, where)
+        x, y, w, h = (float(v) for v in ann.get("bbox", (0, 0, -1, -1)))
+        return Sample(
+            sample_id=entry.sample_id,
+            image=image,
+            query=entry.query,
+            mask=mask,
+            gt_box=(x, y, x + w, y + h) if w >= 0 and h >= 0 else None,
+            meta={
+                "ref_id": entry.ref_id,
+                "ann_id": entry.ann_id,
+                "image_id": entry.image_id,
+                "sent_index": entry.sent_index,
+                "image_path": image_path,
+                "category_id": ann.get("category_id"),
+                "split_by": self.split_by,
+            },
+        )
+
+    def _verified(self, entries: list[_Entry]) -> list[_Entry]:
+        # Sentences of one ref share the image and mask: check each ref once.
+        problems: dict[int, DatasetError | None] = {}
+        kept = []
+        for entry in entries:
+            if entry.ref_id not in problems:
+                try:
+                    self._load(entry)
+                    problems[entry.ref_id] = None
+                except DatasetError as exc:
+                    problems[entry.ref_id] = exc
+            error = problems[entry.ref_id]
+            if error is None:
+                kept.append(entry)
+            else:
+                self.skip_log.record(error)
+        return kept
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index: int) -> Sample:
+        """Decode the image and the mask of sample ``index``."""
+        return self._load(self._entries[index])
+
+    @property
+    def sample_ids(self) -> list[str]:
+        """Every sample id (``"<ref_id>_<sent_id>"``), in refs-file order."""
+        return [e.sample_id for e in self._entries]
+
+    def index_of(self, sample_id: str) -> int:
+        """Index of ``sample_id``."""
+        try:
+            return self._positions[sample_id]
+        except KeyError:
+            raise key_error(sample_id, f"{self.name} {self.split}") from None
+
+
+def load_refcoco(root: str | os.PathLike[str] | None = None, split: str = "val", **kwargs: Any) -> RefCocoDataset:
+    """Build ``load("refcoco", ...)`` (split scheme ``unc``); see :class:`RefCocoDataset`."""
+    return RefCocoDataset(root, split, name="refcoco", **kwargs)
+
+
+def load_refcoco_plus(root: str | os.PathLike[str] | None = None, split: str = "val", **kwargs: Any) -> RefCocoDataset:
+    """Build ``load("refcoco+", ...)`` (split scheme ``unc``); see :class:`RefCocoDataset`."""
+    return RefCocoDataset(root, split, name="refcoco+", **kwargs)
+
+
+def load_refcocog(root: str | os.PathLike[str] | None = None, split: str = "val", **kwargs: Any) -> RefCocoDataset:
+    """Build ``load("refcocog", ...)`` (split scheme ``umd``); see :class:`RefCocoDataset`."""
+    return RefCocoDataset(root, split, name="refcocog", **kwargs)
