@@ -106,6 +106,11 @@ class ParsedReply:
         strict_json: The answer body was strict JSON (not a Python-literal dict).
         box_inverted: At least one box had ``x2 < x1`` or ``y2 < y1`` and was swapped.
         answer_text: The text between the answer tags, if any (truncated to 2,000 chars).
+        n_answer_tags: How many ``<answer>`` opening tags the reply holds (only the first complete
+            ``<answer>...</answer>`` pair is read).
+        item_checks: For list answers (VisionReasoner / Qwen grounding), one ``(bbox_2d valid,
+            point_2d valid)`` pair per list element, filled even when the reply as a whole fails;
+            empty for other answers. The VisionReasoner format reward is built from it.
     """
 
     objects: tuple[ObjectAnswer, ...] = ()
@@ -116,6 +121,8 @@ class ParsedReply:
     strict_json: bool = False
     box_inverted: bool = False
     answer_text: str | None = None
+    n_answer_tags: int = 0
+    item_checks: tuple[tuple[bool, bool], ...] = ()
 
     @property
     def ok(self) -> bool:

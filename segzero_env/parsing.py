@@ -1,0 +1,370 @@
+r"""The one reply parser: reply text in, :class:`~segzero_env.types.ParsedReply` out.
+
+Everything that reads a policy's reply (rewards, the env, metrics, agents) goes through
+:func:`parse_reply`; nobody else matches answer tags. It never raises, whatever it is given.
+
+Grammar and documented behaviour:
+
+* **Answer location.** The answer is the text between the FIRST ``<answer>`` and the first
+  ``</answer>`` after it. Later answer tags are ignored (``n_answer_tags`` counts the openings). An
+  ``<answer>`` without a closing tag is :attr:`~FailureReason.UNCLOSED_ANSWER_TAG`. A reply with no
+  ``<answer>`` tag may still hold Qwen2.5-VL's native grounding output: a fenced block
+  (```` ```json ... ``` ````) or the whole reply being a JSON list of ``{"bbox_2d": ...}`` objects; it is
+  read as :attr:`AnswerSchema.QWEN_GROUNDING`. Otherwise the failure is ``NO_ANSWER_TAG``. A fenced
+  block inside the answer tags is unwrapped too.
+* **Schemas.** A dict with ``bbox`` is Seg-Zero's answer and needs ``bbox`` (4 numbers), ``points_1``
+  and ``points_2`` (2 numbers each). A list of dicts with ``bbox_2d`` (4 numbers) and optional
+  ``point_2d`` (2 numbers) is VisionReasoner's answer when every element has ``point_2d``, otherwise
+  Qwen's grounding answer (``label`` and other extra keys are ignored). A lone dict with ``bbox_2d``
+  is read as a one-element list. An empty list is ``NO_OBJECTS``.
+* **JSON.** The body is read with :func:`json.loads` (``strict_json=True``). If that fails, it is read
+  as a Python literal (single-quoted dicts, as in the Seg-Zero prompt's own example) with
+  :func:`ast.literal_eval` and ``strict_json=False``; bodies over :data:`MAX_LITERAL_CHARS` skip this
+  fallback. Tuples are accepted where lists are expected in that fallback.
+* **Numbers.** ints and floats only. ``bool`` and numeric strings (``"10"``) are ``NOT_A_NUMBER``:
+  a policy that quotes its numbers has not written the grammar. NaN, infinities and ints too large
+  for a float are ``NON_FINITE``. A list of the wrong size is ``WRONG_LENGTH``; a missing key is
+  ``MISSING_KEY``; the ``detail`` names the key (``bbox``, ``[2].point_2d``, ...).
+* **Repairs.** An inverted box (``x2 < x1`` or ``y2 < y1``) is swapped and ``box_inverted`` set.
+  Duplicated objects are kept as given. Coordinates stay in the reply's frame, unclipped (the env
+  maps and clips them).
+* **Size.** A reply longer than ``max_chars`` is ``TOO_LONG`` and is not scanned at all. A non-``str``
+  reply (bytes included) is ``NOT_A_STRING``; an empty or all-whitespace one is ``EMPTY``.
+* **Thinking format.** ``think_format`` is True when the whitespace-stripped reply fully matches
+  ``<think>.*?</think>\s*<answer>.*?</answer>`` (dot matching newlines); it is computed in linear
+  time, without the regular expression's quadratic worst case.
+
+>>> r = parse_reply('<think>red one</think> <answer>{"bbox": [1, 2, 30, 40], "points_1": [5, 6], '
+...                 '"points_2": [7, 8]}</answer>')
+>>> r.ok, r.schema.value, r.think_format, r.objects[0].box, r.objects[0].points
+(True, 'seg-zero', True, (1.0, 2.0, 30.0, 40.0), ((5.0, 6.0), (7.0, 8.0)))
+>>> parse_reply("<answer>{'bbox': [1, 2, 3]}</answer>").detail
+'bbox has 3 values, expected 4'
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from typing import Any
+
+from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply
+
+DEFAULT_MAX_CHARS = 200_000
+"""Replies longer than this are rejected as ``TOO_LONG`` without being scanned."""
+
+MAX_LITERAL_CHARS = 20_000
+"""Answer bodies longer than this are not tried as Python literals (``ast`` is slow and deep on junk)."""
+
+ANSWER_TEXT_CHARS = 2_000
+"""How much of the answer body is kept in ``ParsedReply.answer_text``."""
+
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+_ANSWER_OPEN = "<answer>"
+_ANSWER_CLOSE = "</answer>"
+_FENCE = "```"
+_WS_THEN_ANSWER = re.compile(r"\s*<answer>")
+_FENCE_LANGUAGE = re.compile(r"[A-Za-z0-9_+-]*[ \t]*\r?\n?")
+
+
+class _ParseError(Exception):
+    """Internal: a typed failure raised while walking the decoded answer."""
+
+    def __init__(self, reason: FailureReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def think_format_ok(text: str) -> bool:
+    r"""Whether ``text`` fully matches ``<think>.*?</think>\s*<answer>.*?</answer>`` (DOTALL).
+
+    The caller strips surrounding whitespace first. The earliest ``</think>`` followed by
+    optional whitespace and ``<answer>`` is the best split (it leaves the most room for the final
+    ``</answer>``), so one forward scan decides the match.
+
+    >>> think_format_ok("<think>a</think> <answer>b</answer>")
+    True
+    >>> think_format_ok("<think>a</think> x <answer>b</answer>")
+    False
+    """
+    if not (text.startswith(_THINK_OPEN) and text.endswith(_ANSWER_CLOSE)):
+        return False
+    last_close = len(text) - len(_ANSWER_CLOSE)
+    pos = len(_THINK_OPEN)
+    while True:
+        k = text.find(_THINK_CLOSE, pos)
+        if k < 0:
+            return False
+        m = _WS_THEN_ANSWER.match(text, k + len(_THINK_CLOSE))
+        if m is not None:
+            return m.end() <= last_close
+        pos = k + 1
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _numbers(value: Any, n: int, key: str) -> tuple[float, ...]:
+    """Read exactly ``n`` finite numbers from a list, or raise a typed failure naming ``key``."""
+    if type(value) is not list and not isinstance(value, (list, tuple)):
+        raise _ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of {n} numbers, got {type(value).__name__}")
+    if len(value) != n:
+        raise _ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} values, expected {n}")
+    out = []
+    for i, v in enumerate(value):
+        t = type(v)
+        if t is float:
+            f = v
+        elif t is int:
+            try:
+                f = float(v)
+            except OverflowError:
+                raise _ParseError(FailureReason.NON_FINITE, f"{key}[{i}] is too large for a float") from None
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            f = float(v)
+        else:
+            raise _ParseError(
+                FailureReason.NOT_A_NUMBER, f"{key}[{i}] is {type(v).__name__} {_short(v)}, expected a number"
+            )
+        if not math.isfinite(f):
+            raise _ParseError(FailureReason.NON_FINITE, f"{key}[{i}] is {f}")
+        out.append(f)
+    return tuple(out)
+
+
+def _box(value: Any, key: str) -> tuple[tuple[float, float, float, float], bool]:
+    x1, y1, x2, y2 = _numbers(value, 4, key)
+    inverted = x2 < x1 or y2 < y1
+    if inverted:
+        x1, x2 = min(x1, x2), max(x1, x2)
+        y1, y2 = min(y1, y2), max(y1, y2)
+    return (x1, y1, x2, y2), inverted
+
+
+def _point(value: Any, key: str) -> tuple[float, float]:
+    x, y = _numbers(value, 2, key)
+    return (x, y)
+
+
+def _decode(body: str) -> tuple[Any, bool]:
+    """Decode an answer body: strict JSON first, then a Python literal. Raises ``_ParseError``."""
+    try:
+        return json.loads(body), True
+    except (ValueError, RecursionError) as err:
+        json_error = str(err)
+    if len(body) > MAX_LITERAL_CHARS:
+        raise _ParseError(FailureReason.INVALID_JSON, f"answer is not JSON ({json_error})")
+    try:
+        value = ast.literal_eval(body)
+    except Exception:  # noqa: BLE001 - ast raises many types on junk (Syntax, Value, Type, Memory, Recursion)
+        raise _ParseError(
+            FailureReason.INVALID_JSON, f"answer is neither JSON nor a Python literal ({json_error})"
+        ) from None
+    return value, False
+
+
+def _seg_zero(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool]:
+    box, inverted = _box(value["bbox"], "bbox")
+    for key in ("points_1", "points_2"):
+        if key not in value:
+            raise _ParseError(
+                FailureReason.MISSING_KEY, f"answer has no {key!r} key (Seg-Zero answers need bbox, points_1, points_2)"
+            )
+    points = (_point(value["points_1"], "points_1"), _point(value["points_2"], "points_2"))
+    return (ObjectAnswer(box=box, points=points),), inverted
+
+
+def _object_list(
+    items: list | tuple,
+) -> tuple[tuple[ObjectAnswer, ...], bool, AnswerSchema, tuple[tuple[bool, bool], ...], _ParseError | None]:
+    """Read a list of ``bbox_2d`` objects; every element is checked so the format reward can count them."""
+    objects: list[ObjectAnswer] = []
+    checks: list[tuple[bool, bool]] = []
+    inverted = False
+    all_points = True
+    first_failure: _ParseError | None = None
+    for i, item in enumerate(items):
+        box_ok = point_ok = False
+        try:
+            if not isinstance(item, dict):
+                raise _ParseError(FailureReason.WRONG_TYPE, f"[{i}] is {type(item).__name__}, expected an object")
+            if "bbox_2d" not in item:
+                raise _ParseError(FailureReason.MISSING_KEY, f"[{i}] has no 'bbox_2d' key")
+            point_failure: _ParseError | None = None
+            points: tuple[tuple[float, float], ...] = ()
+            if "point_2d" in item:
+                try:
+                    points = (_point(item["point_2d"], f"[{i}].point_2d"),)
+                    point_ok = True
+                except _ParseError as fail:
+                    point_failure = fail
+            else:
+                all_points = False
+            box, box_inverted = _box(item["bbox_2d"], f"[{i}].bbox_2d")
+            box_ok = True
+            if point_failure is not None:
+                raise point_failure
+            inverted = inverted or box_inverted
+            objects.append(ObjectAnswer(box=box, points=points))
+        except _ParseError as fail:
+            if first_failure is None:
+                first_failure = fail
+        checks.append((box_ok, point_ok))
+    schema = AnswerSchema.VISION_REASONER if all_points else AnswerSchema.QWEN_GROUNDING
+    return tuple(objects), inverted, schema, tuple(checks), first_failure
+
+
+def _strip_fence(body: str) -> str:
+    """Unwrap a Markdown code fence (```json ... ```) around an answer body."""
+    if not body.startswith(_FENCE):
+        return body
+    end = body.find(_FENCE, 3)
+    inner = body[3:end] if end >= 0 else body[3:]
+    m = _FENCE_LANGUAGE.match(inner)
+    return inner[m.end() :].strip() if m else inner.strip()
+
+
+def _failure(reason: FailureReason, detail: str, **fields: Any) -> ParsedReply:
+    return ParsedReply(failure=reason, detail=detail, **fields)
+
+
+def _interpret(
+    value: Any, strict: bool, think: bool, n_tags: int, answer_text: str | None, untagged: bool
+) -> ParsedReply:
+    """Turn a decoded answer into a ParsedReply (schema dispatch)."""
+    common = {"think_format": think, "strict_json": strict, "n_answer_tags": n_tags, "answer_text": answer_text}
+    try:
+        if isinstance(value, dict):
+            if "bbox" in value and not untagged:
+                objects, inverted = _seg_zero(value)
+                notes = _notes(strict, inverted, n_tags)
+                return ParsedReply(
+                    objects=objects, schema=AnswerSchema.SEG_ZERO, detail=notes, box_inverted=inverted, **common
+                )
+            if "bbox_2d" in value:
+                value = [value]
+            else:
+                keys = ", ".join(_short(k, 20) for k in list(value)[:6])
+                raise _ParseError(
+                    FailureReason.MISSING_KEY,
+                    f"answer has no 'bbox' key (keys: {keys}); expected bbox, points_1, points_2 or a bbox_2d list",
+                )
+        if isinstance(value, (list, tuple)) and not isinstance(value, str):
+            if len(value) == 0:
+                raise _ParseError(FailureReason.NO_OBJECTS, "answer is an empty list")
+            objects, inverted, schema, checks, fail = _object_list(value)
+            if untagged:
+                schema = AnswerSchema.QWEN_GROUNDING
+            if fail is not None:
+                return _failure(fail.reason, fail.detail, item_checks=checks, **common)
+            return ParsedReply(
+                objects=objects,
+                schema=schema,
+                detail=_notes(strict, inverted, n_tags),
+                box_inverted=inverted,
+                item_checks=checks,
+                **common,
+            )
+        raise _ParseError(FailureReason.WRONG_TYPE, f"answer is {type(value).__name__}, expected an object or a list")
+    except _ParseError as fail:
+        return _failure(fail.reason, fail.detail, **common)
+
+
+def _notes(strict: bool, inverted: bool, n_tags: int) -> str:
+    if strict and not inverted and n_tags <= 1:
+        return ""
+    notes = []
+    if not strict:
+        notes.append("read as a Python literal, not strict JSON")
+    if inverted:
+        notes.append("inverted box swapped")
+    if n_tags > 1:
+        notes.append(f"{n_tags} answer tags, the first was read")
+    return "; ".join(notes)
+
+
+def _parse_untagged(text: str, think: bool) -> ParsedReply:
+    """Read a reply without answer tags: look for Qwen's native grounding output."""
+    start = text.find(_FENCE)
+    if start >= 0:
+        end = text.find(_FENCE, start + 3)
+        candidate = _strip_fence(text[start : end + 3]) if end >= 0 else None
+    elif text[0] in "[{" and text[-1] in "]}":
+        candidate = text
+    else:
+        candidate = None
+    no_tag = "reply has no <answer> tag"
+    if not candidate or candidate[0] not in "[{":
+        return _failure(FailureReason.NO_ANSWER_TAG, no_tag, think_format=think)
+    try:
+        value, strict = _decode(candidate)
+    except _ParseError:
+        return _failure(FailureReason.NO_ANSWER_TAG, no_tag + " (and no readable grounding JSON)", think_format=think)
+    grounding = (isinstance(value, dict) and "bbox_2d" in value) or (
+        isinstance(value, list) and len(value) > 0 and isinstance(value[0], dict) and "bbox_2d" in value[0]
+    )
+    if not grounding:
+        return _failure(FailureReason.NO_ANSWER_TAG, no_tag + " (and no bbox_2d grounding JSON)", think_format=think)
+    return _interpret(value, strict, think, 0, candidate[:ANSWER_TEXT_CHARS], untagged=True)
+
+
+def parse_reply(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> ParsedReply:
+    """Parse a policy reply into a typed answer or a typed failure. Never raises.
+
+    Args:
+        text: The reply. Anything that is not a ``str`` fails with ``NOT_A_STRING``.
+        max_chars: Longer replies fail with ``TOO_LONG`` before any scanning.
+
+    Returns:
+        The parsed reply; see the module docstring for the grammar and edge cases.
+    """
+    if not isinstance(text, str):
+        return _failure(FailureReason.NOT_A_STRING, f"reply is {type(text).__name__}, expected str")
+    if len(text) > max_chars:
+        return _failure(FailureReason.TOO_LONG, f"reply has {len(text)} characters, the limit is {max_chars}")
+    stripped = text.strip()
+    if not stripped:
+        return _failure(FailureReason.EMPTY, "reply is empty")
+    try:
+        return _parse_stripped(stripped)
+    except Exception as err:  # noqa: BLE001 - last line of defence: a policy's text must never crash the caller
+        return _failure(FailureReason.INVALID_JSON, f"unreadable reply ({type(err).__name__})")
+
+
+def _parse_stripped(text: str) -> ParsedReply:
+    think = think_format_ok(text)
+    open_at = text.find(_ANSWER_OPEN)
+    if open_at < 0:
+        return _parse_untagged(text, think)
+    n_tags = text.count(_ANSWER_OPEN)
+    start = open_at + len(_ANSWER_OPEN)
+    end = text.find(_ANSWER_CLOSE, start)
+    if end < 0:
+        return _failure(
+            FailureReason.UNCLOSED_ANSWER_TAG,
+            "<answer> is never closed by </answer>",
+            think_format=think,
+            n_answer_tags=n_tags,
+        )
+    body = text[start:end].strip()
+    answer_text = body[:ANSWER_TEXT_CHARS]
+    body = _strip_fence(body)
+    if not body:
+        return _failure(
+            FailureReason.INVALID_JSON,
+            "answer is empty",
+            think_format=think,
+            n_answer_tags=n_tags,
+            answer_text=answer_text,
+        )
+    try:
+        value, strict = _decode(body)
+    except _ParseError as fail:
+        return _failure(fail.reason, fail.detail, think_format=think, n_answer_tags=n_tags, answer_text=answer_text)
+    return _interpret(value, strict, think, n_tags, answer_text, untagged=False)

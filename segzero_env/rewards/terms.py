@@ -1,0 +1,265 @@
+r"""Reward terms: small pure functions of one :class:`RewardInput`.
+
+Every term is computed for every reply and reported under a stable name, whatever weight a preset
+gives it. A term that cannot be computed for a sample (no ground-truth mask, box or points) is 0.0,
+and :func:`unavailable_terms` says which ones and why.
+
+==============  =======  ===================================================================================
+term            range    rule
+==============  =======  ===================================================================================
+think_format    0 / 1    the stripped reply fully matches ``<think>.*?</think>\s*<answer>.*?</answer>``
+answer_format   0 / 1    the answer was read, is strict JSON and has the schema the prompt asked for
+                         (Seg-Zero: ``bbox`` 4 numbers, ``points_1`` and ``points_2`` 2 numbers each)
+box_iou         0 / 1    IoU(first predicted box, GT box) > 0.5, inclusive-pixel convention, S frame
+box_l1          0 / 1    mean |difference| of the 4 box coordinates < 10 px, S frame
+points          0 / 1    the first object has as many points as the GT (2), all inside its own box, and
+                         the best-order mean distance to the GT points is < 100 px
+vr_format       0 .. 3   think_format + mean over list elements of ([valid bbox_2d] + [valid point_2d]);
+                         a reply with no ``bbox_2d`` list scores think_format alone
+vr_accuracy     0 .. 3   Hungarian matching of predicted to GT objects on 3 - ([IoU > 0.5] + [L1 < 10] +
+                         [point distance < 30 and point inside its own box]), matched scores summed and
+                         divided by max(#pred, #GT); an object's point is its first point
+non_repeat      0 / 1    the reasoning (the first ``<think>`` block, else the whole reply) has at least one
+                         sentence and no sentence appears twice
+mask_iou        0 .. 1   IoU of the segmenter's mask with the GT mask, LISA's rules (ignore pixels left
+                         out, both empty = 1, no prediction = empty mask)
+==============  =======  ===================================================================================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from segzero_env.geometry import best_order_point_distance, box_iou, box_l1, mask_iou, point_distance, point_in_box
+from segzero_env.types import AnswerSchema, Box, FailureReason, ObjectAnswer, ParsedReply, Point
+
+BOX_IOU_THRESHOLD = 0.5
+"""``box_iou`` and ``vr_accuracy``: a box counts when IoU with the GT box exceeds this."""
+BOX_L1_THRESHOLD = 10.0
+"""``box_l1`` and ``vr_accuracy``: a box counts when its mean coordinate error is below this (px, S frame)."""
+POINTS_DISTANCE_THRESHOLD = 100.0
+"""``points``: best-order mean distance to the GT points must be below this (px, S frame)."""
+VR_POINT_DISTANCE_THRESHOLD = 30.0
+"""``vr_accuracy``: a point counts when closer than this to the GT object's point (px, S frame)."""
+
+TERM_RANGES: dict[str, tuple[float, float]] = {
+    "think_format": (0.0, 1.0),
+    "answer_format": (0.0, 1.0),
+    "box_iou": (0.0, 1.0),
+    "box_l1": (0.0, 1.0),
+    "points": (0.0, 1.0),
+    "vr_format": (0.0, 3.0),
+    "vr_accuracy": (0.0, 3.0),
+    "non_repeat": (0.0, 1.0),
+    "mask_iou": (0.0, 1.0),
+}
+"""Every term's name and ``(lowest, highest)`` value, in the order they are reported."""
+
+TERM_NAMES: tuple[str, ...] = tuple(TERM_RANGES)
+
+_SENTENCE_SPLIT = re.compile(r"[.!?]+(?:\s+|$)|\n+")
+
+
+@dataclass(frozen=True)
+class RewardInput:
+    """Everything the reward terms look at for one reply.
+
+    Attributes:
+        reply: The raw reply text.
+        parsed: ``parse_reply(reply)``.
+        gt_box: Ground-truth box in the ``S x S`` frame, or ``None``.
+        gt_points: Ground-truth points in the ``S x S`` frame, or ``None``.
+        pred_mask: ``H x W`` bool mask from the segmenter in the original frame; ``None`` when there
+            was no prediction (an unusable reply): counted as an empty mask.
+        gt_mask: ``H x W`` uint8 ground truth in the original frame (0 / 1 / 255), or ``None``.
+        image_size: ``S``, the side of the observation frame.
+        expected_schema: The answer schema the prompt asked for (``answer_format`` checks it).
+        gt_objects: All ground-truth objects (``S x S`` frame) for multi-object matching; ``None``
+            means the single object ``(gt_box, gt_points)``.
+    """
+
+    reply: str
+    parsed: ParsedReply
+    gt_box: Box | None
+    gt_points: tuple[Point, ...] | None
+    pred_mask: np.ndarray | None
+    gt_mask: np.ndarray | None
+    image_size: int
+    expected_schema: AnswerSchema = AnswerSchema.SEG_ZERO
+    gt_objects: tuple[ObjectAnswer, ...] | None = None
+
+
+def think_format(inp: RewardInput) -> float:
+    """1.0 when the reply has the ``<think>...</think> <answer>...</answer>`` layout."""
+    return 1.0 if inp.parsed.think_format else 0.0
+
+
+def answer_format(inp: RewardInput) -> float:
+    """1.0 when the answer is strict JSON in the expected schema."""
+    p = inp.parsed
+    return 1.0 if p.failure is None and p.objects and p.strict_json and p.schema is inp.expected_schema else 0.0
+
+
+def _first_object(inp: RewardInput) -> ObjectAnswer | None:
+    objects = inp.parsed.objects
+    return objects[0] if objects else None
+
+
+def box_iou_term(inp: RewardInput) -> float:
+    """1.0 when the first predicted box overlaps the GT box with IoU > 0.5 (inclusive pixels)."""
+    obj = _first_object(inp)
+    if obj is None or inp.gt_box is None:
+        return 0.0
+    return 1.0 if box_iou(obj.box, inp.gt_box, inclusive=True) > BOX_IOU_THRESHOLD else 0.0
+
+
+def box_l1_term(inp: RewardInput) -> float:
+    """1.0 when the first predicted box's mean coordinate error is below 10 px."""
+    obj = _first_object(inp)
+    if obj is None or inp.gt_box is None:
+        return 0.0
+    return 1.0 if box_l1(obj.box, inp.gt_box) < BOX_L1_THRESHOLD else 0.0
+
+
+def points_term(inp: RewardInput) -> float:
+    """1.0 when the first object's points lie in its box and near the GT points (best order)."""
+    obj = _first_object(inp)
+    gt = inp.gt_points
+    if obj is None or not gt or len(obj.points) != len(gt):
+        return 0.0
+    if not all(point_in_box(p, obj.box) for p in obj.points):
+        return 0.0
+    return 1.0 if best_order_point_distance(obj.points, gt) < POINTS_DISTANCE_THRESHOLD else 0.0
+
+
+def vr_format(inp: RewardInput) -> float:
+    """Think format plus the mean per-element validity of ``bbox_2d`` and ``point_2d`` (0..3)."""
+    checks = inp.parsed.item_checks
+    score = 1.0 if inp.parsed.think_format else 0.0
+    if checks:
+        score += sum(int(b) + int(p) for b, p in checks) / len(checks)
+    return score
+
+
+def _gt_objects(inp: RewardInput) -> tuple[ObjectAnswer, ...]:
+    if inp.gt_objects is not None:
+        return inp.gt_objects
+    if inp.gt_box is None:
+        return ()
+    return (ObjectAnswer(box=inp.gt_box, points=tuple(inp.gt_points or ())),)
+
+
+def _match_score(pred: ObjectAnswer, gt: ObjectAnswer) -> int:
+    score = 0
+    if box_iou(pred.box, gt.box, inclusive=True) > BOX_IOU_THRESHOLD:
+        score += 1
+    if box_l1(pred.box, gt.box) < BOX_L1_THRESHOLD:
+        score += 1
+    if (
+        pred.points
+        and gt.points
+        and point_in_box(pred.points[0], pred.box)
+        and point_distance(pred.points[0], gt.points[0]) < VR_POINT_DISTANCE_THRESHOLD
+    ):
+        score += 1
+    return score
+
+
+def vr_accuracy(inp: RewardInput) -> float:
+    """Hungarian-matched accuracy of predicted against GT objects (0..3)."""
+    preds = inp.parsed.objects if inp.parsed.failure is None else ()
+    gts = _gt_objects(inp)
+    if not preds or not gts:
+        return 0.0
+    denominator = max(len(preds), len(gts))
+    if len(preds) == 1 or len(gts) == 1:
+        # One side has a single object: the best assignment is its best match.
+        return max(_match_score(p, g) for p in preds for g in gts) / denominator
+    from scipy.optimize import linear_sum_assignment
+
+    scores = np.array([[_match_score(p, g) for g in gts] for p in preds], dtype=float)
+    rows, cols = linear_sum_assignment(3.0 - scores)
+    return float(scores[rows, cols].sum()) / denominator
+
+
+def _reasoning_text(reply: str) -> str:
+    start = reply.find("<think>")
+    if start >= 0:
+        end = reply.find("</think>", start)
+        if end >= 0:
+            return reply[start + len("<think>") : end]
+    return reply
+
+
+def non_repeat(inp: RewardInput) -> float:
+    """1.0 when the reasoning has sentences and none of them repeats."""
+    reply = inp.reply
+    if not isinstance(reply, str) or inp.parsed.failure is FailureReason.TOO_LONG:
+        return 0.0
+    seen: set[str] = set()
+    for sentence in _SENTENCE_SPLIT.split(_reasoning_text(reply)):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        if sentence in seen:
+            return 0.0
+        seen.add(sentence)
+    return 1.0 if seen else 0.0
+
+
+def mask_iou_term(inp: RewardInput) -> float:
+    """Continuous mask IoU (LISA's rules); 0.0 when the sample has no GT mask."""
+    if inp.gt_mask is None:
+        return 0.0
+    inter, union = mask_iou(inp.pred_mask, inp.gt_mask)
+    return 1.0 if union == 0 else inter / union
+
+
+TERM_FUNCTIONS: dict[str, Callable[[RewardInput], float]] = {
+    "think_format": think_format,
+    "answer_format": answer_format,
+    "box_iou": box_iou_term,
+    "box_l1": box_l1_term,
+    "points": points_term,
+    "vr_format": vr_format,
+    "vr_accuracy": vr_accuracy,
+    "non_repeat": non_repeat,
+    "mask_iou": mask_iou_term,
+}
+"""The function behind each term, in :data:`TERM_NAMES` order."""
+
+_TERM_ITEMS = tuple(TERM_FUNCTIONS.items())
+
+
+def compute_terms(inp: RewardInput) -> dict[str, float]:
+    """Compute every reward term for one reply.
+
+    Returns:
+        A dict with every name of :data:`TERM_NAMES`, in that order, each a float within
+        :data:`TERM_RANGES`.
+    """
+    return {name: fn(inp) for name, fn in _TERM_ITEMS}
+
+
+def unavailable_terms(inp: RewardInput) -> dict[str, str]:
+    """Terms that score 0.0 for this sample whatever the reply, with the reason.
+
+    >>> from segzero_env.parsing import parse_reply
+    >>> unavailable_terms(RewardInput("", parse_reply(""), None, None, None, None, 840))["mask_iou"]
+    'the sample has no ground-truth mask'
+    """
+    missing: dict[str, str] = {}
+    if inp.gt_mask is None:
+        missing["mask_iou"] = "the sample has no ground-truth mask"
+    if inp.gt_box is None:
+        for name in ("box_iou", "box_l1"):
+            missing[name] = "the sample has no ground-truth box"
+        if inp.gt_objects is None:
+            missing["vr_accuracy"] = "the sample has no ground-truth objects"
+    if not inp.gt_points:
+        missing["points"] = "the sample has no ground-truth points"
+    return missing
