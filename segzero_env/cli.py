@@ -9,6 +9,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: list[str] = [
     # Each entry is "module:function"; the function takes argparse's subparsers object and adds
     # one or more subcommands whose handlers are stored as the ``func`` default.
+    "segzero_env.evaluation.cli:add_subparser",
 ]
 
 
