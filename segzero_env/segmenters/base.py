@@ -27,6 +27,22 @@ class SegmentRequest:
     image_key: str | None = None
 
 
+@dataclass(frozen=True)
+class SegmentationOutput:
+    """Masks plus what refinement turns need.
+
+    Attributes:
+        masks: ``B x H x W`` bool, one mask per prompt.
+        low_res_logits: ``B x 256 x 256`` float32 logits of each chosen mask, to pass back as
+            ``Prompt.mask_input`` on the next turn; ``None`` for backends without logits.
+        scores: ``B`` predicted quality of each chosen mask; ``None`` when the backend has none.
+    """
+
+    masks: np.ndarray
+    low_res_logits: np.ndarray | None = None
+    scores: np.ndarray | None = None
+
+
 @runtime_checkable
 class Segmenter(Protocol):
     """Turns box / point prompts into binary masks.
@@ -59,6 +75,16 @@ class SegmenterBase:
     def segment_many(self, requests: Sequence[SegmentRequest]) -> list[np.ndarray]:
         """Segment each request in turn."""
         return [self.segment(r.image, r.prompts, r.image_key) for r in requests]
+
+    def segment_with_logits(
+        self, image: np.ndarray, prompts: Sequence[Prompt], image_key: str | None = None
+    ) -> SegmentationOutput:
+        """Like ``segment`` plus low-res logits where the backend has them (``None`` here)."""
+        return SegmentationOutput(masks=self.segment(image, prompts, image_key))
+
+    def segment_many_with_logits(self, requests: Sequence[SegmentRequest]) -> list[SegmentationOutput]:
+        """``segment_with_logits`` for several images."""
+        return [SegmentationOutput(masks=m) for m in self.segment_many(requests)]
 
     def close(self) -> None:
         """Release resources (GPU memory, caches)."""
