@@ -1,0 +1,186 @@
+import base64
+import io
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segzero_env.answers import format_reply
+from segzero_env.parsing import parse_reply
+from segzero_env.policies import make_policy
+from segzero_env.policies.openai_policy import ServerUnreachableError, image_data_url
+
+S = 56
+REPLY = format_reply(box=(10, 12, 40, 44), points=[(20, 20), (30, 35)], think="the square")
+
+
+class ChatServer:
+    """A tiny OpenAI-compatible server: canned replies, records request bodies, fails on demand."""
+
+    def __init__(self, fail_first=0, fail_status=503, reply_for=None):
+        self.bodies = []
+        self.headers = []
+        self.failures_left = fail_first
+        self.fail_status = fail_status
+        self.reply_for = reply_for or (lambda body: REPLY)
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    fail = server.failures_left > 0
+                    server.failures_left -= fail
+                    if not fail:
+                        server.bodies.append(body)
+                        server.headers.append(dict(self.headers))
+                if self.path != "/v1/chat/completions":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                if fail:
+                    self.send_response(server.fail_status)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "overloaded"}')
+                    return
+                payload = {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": server.reply_for(body)}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 7},
+                }
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def batch(n=3):
+    rng = np.random.default_rng(0)
+    observations = [{"image": rng.integers(0, 255, (S, S, 3), dtype=np.uint8), "query": f"q{i}"} for i in range(n)]
+    infos = [{"sample_id": f"s{i}", "image_size": S, "prompt": f"Please find 'shape {i}'."} for i in range(n)]
+    return observations, infos
+
+
+def decode_image(url):
+    header, data = url.split(",", 1)
+    assert header == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+
+
+def test_requests_carry_image_prompt_and_settings_and_retry_a_503():
+    observations, infos = batch(3)
+    with ChatServer(fail_first=1) as server:
+        policy = make_policy(
+            "openai", model="seg-zero-7b", base_url=server.url, api_key="k", max_tokens=64, backoff=0.01,
+            concurrency=3, extra_body={"seed": 1},
+        )
+        replies = policy.act(observations, infos)
+        policy.close()
+    assert replies == [REPLY] * 3
+    assert policy.stats()["retries"] == 1 and policy.stats()["completion_tokens"] == 21
+    assert len(server.bodies) == 3
+    for body in server.bodies:
+        assert body["model"] == "seg-zero-7b" and body["max_tokens"] == 64 and body["temperature"] == 0.0
+        assert body["seed"] == 1
+        system, user = body["messages"]
+        assert system == {"role": "system", "content": "You are a helpful assistant."}
+        image_part, text_part = user["content"]
+        assert image_part["type"] == "image_url" and text_part["type"] == "text"
+        i = int(text_part["text"].split("shape ")[1][0])
+        assert text_part["text"] == infos[i]["prompt"]
+        np.testing.assert_array_equal(decode_image(image_part["image_url"]["url"]), observations[i]["image"])
+    assert all(h["Authorization"] == "Bearer k" for h in server.headers)
+
+
+def test_replies_come_back_in_order_under_concurrency():
+    observations, infos = batch(8)
+
+    def echo(body):
+        text = body["messages"][-1]["content"][1]["text"]
+        return text
+
+    with ChatServer(reply_for=echo) as server:
+        policy = make_policy("openai", model="m", base_url=server.url, concurrency=4)
+        replies = policy.act(observations, infos)
+        policy.close()
+    assert replies == [info["prompt"] for info in infos]
+
+
+def test_relative_frame_is_rescaled():
+    observations, infos = batch(1)
+    relative = format_reply(box=(0, 0, 500, 1000), points=[(250, 500), (100, 100)], think="t")
+    with ChatServer(reply_for=lambda body: relative) as server:
+        policy = make_policy("openai", model="m", base_url=server.url, coordinate_frame="relative-1000")
+        (reply,) = policy.act(observations, infos)
+        policy.close()
+    (obj,) = parse_reply(reply).objects
+    assert obj.box == (0.0, 0.0, S / 2, float(S))
+    assert obj.points[0] == (S / 4, S / 2)
+
+
+def test_client_error_is_raised_at_once():
+    observations, infos = batch(1)
+    with ChatServer(fail_first=5, fail_status=400) as server:
+        policy = make_policy("openai", model="m", base_url=server.url, backoff=0.01)
+        with pytest.raises(RuntimeError, match="HTTP 400"):
+            policy.act(observations, infos)
+        policy.close()
+    assert server.failures_left == 4  # no retry on a 4xx other than 408/409/429
+
+
+def test_persistent_5xx_gives_up_after_retries():
+    observations, infos = batch(1)
+    with ChatServer(fail_first=10, fail_status=500) as server:
+        policy = make_policy("openai", model="m", base_url=server.url, backoff=0.001, max_retries=2)
+        with pytest.raises(ServerUnreachableError, match="after 3 attempts"):
+            policy.act(observations, infos)
+        policy.close()
+    assert server.failures_left == 7
+
+
+def test_unreachable_server_error_names_the_url():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens on this port now
+    url = f"http://127.0.0.1:{port}/v1"
+    observations, infos = batch(1)
+    policy = make_policy("openai", model="m", base_url=url, backoff=0.001, max_retries=1, timeout=2)
+    with pytest.raises(ServerUnreachableError, match=f"127.0.0.1:{port}/v1/chat/completions"):
+        policy.act(observations, infos)
+    policy.close()
+
+
+def test_bad_settings_and_jpeg():
+    with pytest.raises(ValueError, match="coordinate_frame"):
+        make_policy("openai", model="m", coordinate_frame="pixels")
+    with pytest.raises(ValueError, match="concurrency"):
+        make_policy("openai", model="m", concurrency=0)
+    assert image_data_url(np.zeros((4, 4, 3), np.uint8), "jpeg").startswith("data:image/jpeg;base64,")
+    with pytest.raises(ValueError, match="image_format"):
+        image_data_url(np.zeros((4, 4, 3), np.uint8), "gif")
