@@ -8,7 +8,12 @@ ENV_ENTRY_POINT = "segzero_env.envs.reasonseg_env:ReasonSegEnv"
 VECTOR_ENTRY_POINT = "segzero_env.envs.group_vector:GroupVectorEnv"
 
 ENV_SPECS: dict[str, dict] = {
-    "ReasonSeg-v0": {"dataset": "reasonseg", "split": "val", "segmenter": "sam2", "segmenter_kwargs": {"model": "large"}},
+    "ReasonSeg-v0": {
+        "dataset": "reasonseg",
+        "split": "val",
+        "segmenter": "sam2",
+        "segmenter_kwargs": {"model": "large"},
+    },
     "ReasonSegShapes-v0": {"dataset": "shapes", "split": "train", "segmenter": "grabcut"},
 }
 

@@ -95,14 +95,14 @@ class ObjectAnswer:
 
 @dataclass(frozen=True)
 class ParsedReply:
-    """What the one parser makes of a reply: a typed answer or a typed failure.
+    r"""What the one parser makes of a reply: a typed answer or a typed failure.
 
     Attributes:
         objects: Predicted objects, empty on failure.
         schema: The grammar the answer matched, ``None`` on failure.
         failure: Why no answer could be read, ``None`` on success.
         detail: Human-readable explanation of the failure (or of notable repairs).
-        think_format: Whole reply matches ``<think>.*?</think>\\s*<answer>.*?</answer>``.
+        think_format: Whole reply matches ``<think>.*?</think>\s*<answer>.*?</answer>``.
         strict_json: The answer body was strict JSON (not a Python-literal dict).
         box_inverted: At least one box had ``x2 < x1`` or ``y2 < y1`` and was swapped.
         answer_text: The text between the answer tags, if any (truncated to 2,000 chars).

@@ -38,8 +38,12 @@ def test_check_env_default_grabcut_segmenter():
 
 def test_import_is_light_and_make_imports_package():
     code = "import sys, segzero_env; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "ok"
-    code = "import gymnasium as gym; e = gym.make('segzero_env:ReasonSegShapes-v0', image_size=56, segmenter='box'); print(e.reset(seed=0)[1]['sample_id'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "ok"
+    code = (
+        "import gymnasium as gym; e = gym.make('segzero_env:ReasonSegShapes-v0', image_size=56, segmenter='box');"
+        " print(e.reset(seed=0)[1]['sample_id'])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("shapes")
 

@@ -48,7 +48,8 @@ class GroupVectorEnv(VectorEnv):
         env_kwargs.pop("max_episode_steps", None)
         first = ReasonSegEnv(**env_kwargs)
         shared = {"dataset": first.dataset, "segmenter": first.segmenter}
-        rest = {k: v for k, v in env_kwargs.items() if k not in ("dataset", "segmenter", "dataset_kwargs", "segmenter_kwargs")}
+        built = ("dataset", "segmenter", "dataset_kwargs", "segmenter_kwargs")
+        rest = {k: v for k, v in env_kwargs.items() if k not in built}
         self.envs = [first] + [ReasonSegEnv(**shared, **rest) for _ in range(num_envs - 1)]
         self.num_envs = num_envs
         self.group_size = group_size
@@ -88,7 +89,7 @@ class GroupVectorEnv(VectorEnv):
         if "sample_ids" in options:
             ids = [str(s) for s in options["sample_ids"]]
             if len(ids) != self.num_groups:
-                raise ValueError(f"options['sample_ids'] has {len(ids)} ids; expected one per group ({self.num_groups})")
+                raise ValueError(f"options['sample_ids'] has {len(ids)} ids; expected one per group: {self.num_groups}")
             return list(ids)
         if "sample_id" in options:
             return [str(options["sample_id"])] * self.num_groups
@@ -144,9 +145,8 @@ class GroupVectorEnv(VectorEnv):
                 for i in members:
                     infos = self._add_info(infos, self.envs[i].episode_info(self.envs[i].episode), i)
         if active:
-            outcomes = score_replies(
-                [self.envs[i].episode for i in active], [actions[i] for i in active], self.segmenter, self.envs[0].preset
-            )
+            episodes = [self.envs[i].episode for i in active]
+            outcomes = score_replies(episodes, [actions[i] for i in active], self.segmenter, self.envs[0].preset)
             for i, outcome in zip(active, outcomes, strict=True):
                 _, reward, term, trunc, info = self.envs[i].finish_step(outcome)
                 rewards[i], terminated[i], truncated[i] = reward, term, trunc

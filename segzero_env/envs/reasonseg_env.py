@@ -34,7 +34,7 @@ def build_dataset(
 
 
 class ReasonSegEnv(gym.Env[dict[str, Any], str]):
-    """Reasoning segmentation: read an image and a query, reply with reasoning and a box and two points.
+    r"""Reasoning segmentation: read an image and a query, reply with reasoning and a box and two points.
 
     ## Description
     Each episode shows one image and one query ("the shape that could roll", "the object a
@@ -76,13 +76,13 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
 
     | term | formula | range | mask-iou | seg-zero | vision-reasoner |
     |---|---|---|---|---|---|
-    | think_format | reply matches ``<think>.*?</think>\\s*<answer>.*?</answer>`` | 0/1 | 1 | 1 | 0 |
+    | think_format | reply matches ``<think>.*?</think>\s*<answer>.*?</answer>`` | 0/1 | 1 | 1 | 0 |
     | answer_format | answer is strict JSON with bbox (4), points_1 (2), points_2 (2) | 0/1 | 1 | 1 | 0 |
     | box_iou | IoU(pred box, GT box) > 0.5, inclusive pixels, S frame | 0/1 | 0 | 1 | 0 |
     | box_l1 | mean abs difference of the 4 coordinates < 10 px, S frame | 0/1 | 0 | 1 | 0 |
     | points | both points in the pred box and best-order mean distance to GT points < 100 px | 0/1 | 0 | 1 | 0 |
     | vr_format | think format + mean over objects of valid bbox_2d + valid point_2d | 0-3 | 0 | 0 | 1 |
-    | vr_accuracy | Hungarian-matched [IoU>0.5] + [L1<10] + [point dist<30 and inside], / max(#pred, #GT) | 0-3 | 0 | 0 | 1 |
+    | vr_accuracy | Hungarian-matched [IoU>0.5]+[L1<10]+[dist<30, inside] / max(#pred, #GT) | 0-3 | 0 | 0 | 1 |
     | non_repeat | no sentence of the reply is repeated | 0/1 | 0 | 0 | 1 |
     | mask_iou | IoU of the segmenter's mask with the GT mask (LISA rules) | 0-1 | 1 | 0 | 0 |
 
@@ -245,7 +245,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
 
     def _observation(self) -> dict[str, Any]:
         assert self.episode is not None
-        return {"image": self.episode.image_obs, "query": self.episode.query_obs}
+        return {"image": self.episode.image_obs.copy(), "query": self.episode.query_obs}
 
     def step_info(self, outcome: Outcome) -> dict[str, Any]:
         """The info dict of a scored step."""
