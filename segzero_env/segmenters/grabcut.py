@@ -29,7 +29,9 @@ class GrabCutSegmenter(SegmenterBase):
        disks of ``point_radius`` px (label 1 sure foreground, label 0 sure background; background
        wins where they overlap) and GrabCut runs ``iterations`` rounds with ``GC_INIT_WITH_MASK``.
        One mask-initialised run is the rect initialisation plus the clicks, without a wasted
-       first run.
+       first run. Since GrabCut alone only carves a background click's small disk out of a
+       region it models as foreground, a background click then removes the whole connected
+       foreground region it touches, unless that region also holds a foreground click.
     4. Determinism: OpenCV's RNG (used by GrabCut's k-means) is seeded with ``seed`` before every
        call, so the same image and prompt always give the same mask.
 
@@ -131,9 +133,15 @@ class GrabCutSegmenter(SegmenterBase):
         bx2, by2 = int(np.ceil((x2 - cx1 + 1) * sx)) - 1, int(np.ceil((y2 - cy1 + 1) * sy)) - 1
         gc_mask[by1 : by2 + 1, bx1 : bx2 + 1] = cv2.GC_PR_FGD
         radius = max(1, int(round(self.point_radius * min(sx, sy))))
+        centres = {
+            label: [
+                (int((px - cx1 + 0.5) * sx), int((py - cy1 + 0.5) * sy))
+                for px, py in prompt.points[prompt.labels == label]
+            ]
+            for label in (1, 0)
+        }
         for label, value in ((1, cv2.GC_FGD), (0, cv2.GC_BGD)):
-            for px, py in prompt.points[prompt.labels == label]:
-                centre = (int((px - cx1 + 0.5) * sx), int((py - cy1 + 0.5) * sy))
+            for centre in centres[label]:
                 cv2.circle(gc_mask, centre, radius, int(value), thickness=-1)
         is_bg = (gc_mask == cv2.GC_BGD) | (gc_mask == cv2.GC_PR_BGD)
         if is_bg.all() or not is_bg.any():
@@ -145,9 +153,33 @@ class GrabCutSegmenter(SegmenterBase):
             cv2.grabCut(small, gc_mask, None, bgd_model, fgd_model, self.iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:
             return self._fallback(box, prompt, height, width)
-        fg = ((gc_mask == cv2.GC_FGD) | (gc_mask == cv2.GC_PR_FGD)).astype(np.float32)
+        fg = (gc_mask == cv2.GC_FGD) | (gc_mask == cv2.GC_PR_FGD)
+        if centres[0]:
+            fg = _drop_clicked_components(fg, centres[0], centres[1], radius)
+        fg = fg.astype(np.float32)
         if scale < 1:
             fg = cv2.resize(fg, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
         mask = np.zeros((height, width), dtype=bool)
         mask[cy1 : cy2 + 1, cx1 : cx2 + 1] = fg >= 0.5
         return mask
+
+
+def _drop_clicked_components(
+    fg: np.ndarray, negative: list[tuple[int, int]], positive: list[tuple[int, int]], radius: int
+) -> np.ndarray:
+    """Remove each foreground component that a background click touches, unless it holds a foreground click.
+
+    GrabCut alone only carves the click's small disk out of a region whose colour it already
+    models as foreground; a background click is meant to reject the region it lands on.
+    """
+    disks = np.zeros(fg.shape, dtype=np.uint8)
+    for centre in negative:
+        cv2.circle(disks, centre, radius + 1, 1, thickness=-1)
+    _, labels = cv2.connectedComponents((fg | (disks > 0)).astype(np.uint8), connectivity=8)
+    touched = set(np.unique(labels[disks > 0]).tolist()) - {0}
+    height, width = fg.shape
+    kept = {int(labels[min(max(y, 0), height - 1), min(max(x, 0), width - 1)]) for x, y in positive}
+    drop = sorted(touched - kept)
+    if not drop:
+        return fg
+    return fg & ~np.isin(labels, drop)
