@@ -75,3 +75,18 @@ def test_relative_frame_conversion_keeps_reasoning():
     assert reply_in_env_frame("garbage", "relative-1000", 840) == "garbage"
     with pytest.raises(ValueError, match="coordinate frame"):
         reply_in_env_frame(reply, "normalised", 840)
+
+
+def test_eval_runs_the_hf_policy_end_to_end(tiny_path, tmp_path):
+    from segzero_env.evaluation import evaluate
+    from segzero_env.evaluation.results import read_results
+
+    env_kwargs = {"segmenter": "box", "split": "val", "image_size": 56, "dataset_kwargs": {"size": 3}}
+    metrics = evaluate("ReasonSegShapes-v0", env_kwargs, "hf", tmp_path, batch_size=2, progress=False,
+                       policy_kwargs={"model": tiny_path, "max_new_tokens": 8})
+    records, _ = read_results(tmp_path / "results.jsonl")
+    assert metrics["n"] == 3 and len(records) == 3
+    assert metrics["policy_stats"]["model_type"] == "qwen2_5_vl"
+    # a random-weight model writes no usable answer: every reply is scored as an empty prediction
+    assert metrics["unusable_reply_rate"] == 1.0 and metrics["giou"] == 0.0
+    assert all(isinstance(r["reply"], str) and r["parse_failure"] for r in records)

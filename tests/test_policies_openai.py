@@ -184,3 +184,19 @@ def test_bad_settings_and_jpeg():
     assert image_data_url(np.zeros((4, 4, 3), np.uint8), "jpeg").startswith("data:image/jpeg;base64,")
     with pytest.raises(ValueError, match="image_format"):
         image_data_url(np.zeros((4, 4, 3), np.uint8), "gif")
+
+
+def test_eval_runs_the_openai_policy_end_to_end(tmp_path):
+    from segzero_env.cli import main as segzero_main
+
+    with ChatServer(fail_first=1) as server:
+        status = segzero_main(
+            ["eval", "--env", "ReasonSegShapes-v0", "--env-kwargs", "segmenter=box", "split=val", "image_size=56",
+             'dataset_kwargs={"size": 4}', "--policy", "openai", "--policy-kwargs", "model=m",
+             f"base_url={server.url}", "backoff=0.01", "--batch-size", "4", "--out", str(tmp_path), "--no-progress"]
+        )
+    assert status == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["n"] == 4 and metrics["unusable_reply_rate"] == 0.0
+    assert metrics["policy_stats"]["retries"] == 1 and len(server.bodies) == 4
+    assert 0.0 <= metrics["giou"] <= 1.0 and metrics["reward_terms_mean"]["think_format"] == 1.0
