@@ -104,15 +104,15 @@ def summary_table(metrics: dict[str, Any]) -> str:
     """Format the headline numbers as a small fixed-width table, for the end of a run.
 
     >>> print(summary_table({"giou": 0.5, "ciou": 0.25, "n": 4, "unusable_reply_rate": 0.0}))
-    split      gIoU    cIoU     n
-    all       0.5000  0.2500     4
+    split     gIoU    cIoU      n
+    all     0.5000  0.2500      4
     unusable replies: 0.0%
     """
     splits = [k for k in metrics if isinstance(metrics.get(k), dict) and "giou" in metrics[k]]
     rows = [("all", metrics)] + [(k, metrics[k]) for k in splits]
-    lines = [f"{'split':<8} {'gIoU':>6}  {'cIoU':>6}  {'n':>4}"]
+    lines = [f"{'split':<6} {'gIoU':>7} {'cIoU':>7} {'n':>6}"]
     for name, values in rows:
-        lines.append(f"{name:<8} {values['giou']:>6.4f}  {values['ciou']:>6.4f}  {values['n']:>4d}")
+        lines.append(f"{name:<6} {values['giou']:>7.4f} {values['ciou']:>7.4f} {values['n']:>6d}")
     lines.append(f"unusable replies: {100 * metrics.get('unusable_reply_rate', 0.0):.1f}%")
     if metrics.get("reward_mean") is not None:
         lines.append(f"mean reward: {metrics['reward_mean']:.4f}")
