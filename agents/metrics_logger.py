@@ -1,0 +1,85 @@
+"""Where training metrics go: TensorBoard, ``metrics.jsonl`` and a table of sample replies.
+
+Metric names are namespaced like ``rewards/mask_iou`` or ``losses/kl``; ``metrics.jsonl`` holds one
+JSON object per step with the short keys ``step``, ``loss``, ``reward_mean`` and ``kl`` first, then
+every namespaced metric.
+
+Namespaces:
+
+- ``rewards/``: ``mean``, ``std`` (over all replies), one key per reward term (its mean),
+  ``frac_zero_std_groups`` (groups whose replies all scored the same: they teach nothing).
+- ``losses/``: ``loss`` (what was minimised), ``policy`` (clipped surrogate alone), ``kl`` (mean
+  per-token k3 KL to the reference).
+- ``policy/``: ``clip_frac``, ``grad_norm`` (before clipping), ``lr``.
+- ``replies/``: ``length`` (mean tokens), ``truncated_rate`` (hit the length limit),
+  ``unusable_rate`` (no answer could be parsed).
+- ``env/``: ``iou`` (mean mask IoU of the step's replies).
+- ``time/``: ``rollout_s`` (generation), ``env_s`` (scoring, segmenter included), ``update_s``, ``step_s``.
+- ``eval/``: ``giou``, ``ciou``, ``n`` from periodic evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+SHORT_KEYS = {"loss": "losses/loss", "reward_mean": "rewards/mean", "kl": "losses/kl"}
+
+
+class MetricsLogger:
+    """Writes metrics of the main process; other processes pass ``enabled=False`` and write nothing.
+
+    Args:
+        output_dir: The run folder (``metrics.jsonl`` and ``tensorboard/`` go there).
+        enabled: Whether this process writes.
+        resume_step: When resuming, lines of ``metrics.jsonl`` after this step are dropped (they were
+            written after the checkpoint and will be written again).
+    """
+
+    def __init__(self, output_dir: str | Path, enabled: bool = True, resume_step: int | None = None) -> None:
+        self.enabled = enabled
+        self.path = Path(output_dir) / METRICS_FILE
+        self.writer = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            self.path.write_text("")
+        elif self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> dict[str, Any]:
+        """Write one step's metrics; returns the JSON record."""
+        record: dict[str, Any] = {"step": step}
+        record.update({short: float(metrics[key]) for short, key in SHORT_KEYS.items() if key in metrics})
+        record.update({k: float(v) for k, v in metrics.items()})
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, float(value), step)
+        return record
+
+    def log_replies(self, step: int, rows: Sequence[Mapping[str, Any]], limit: int = 8) -> None:
+        """Add a markdown table of sample replies (sample id, reward, IoU, reply) to TensorBoard."""
+        if not self.enabled or not rows:
+            return
+        lines = ["| sample_id | reward | iou | failure | reply |", "|---|---|---|---|---|"]
+        for row in rows[:limit]:
+            reply = str(row["reply"]).replace("|", "\\|").replace("\n", " ")[:400]
+            lines.append(
+                f"| {row['sample_id']} | {row['reward']:.3f} | {row['iou']:.3f} | {row.get('failure') or ''} | {reply} |"
+            )
+        self.writer.add_text("replies/samples", "\n".join(lines), step)
+
+    def close(self) -> None:
+        """Flush and close TensorBoard."""
+        if self.writer is not None:
+            self.writer.close()
