@@ -37,13 +37,25 @@ class Args:
     """Every knob of the trainer. Defaults reproduce Seg-Zero's recipe (arXiv 2503.06520) where it has one."""
 
     # --- run ---
-    output_dir: str = field(default="runs/grpo", metadata={"help": "Run folder: metrics.jsonl, tensorboard/, checkpoints/."})
-    steps: int = field(default=562, metadata={"help": "Optimizer steps. 562 = one epoch of Seg-Zero's 9k samples at 16 prompts a step."})
+    output_dir: str = field(
+        default="runs/grpo", metadata={"help": "Run folder: metrics.jsonl, tensorboard/, checkpoints/."}
+    )
+    steps: int = field(
+        default=562,
+        metadata={"help": "Optimizer steps. 562 = one epoch of Seg-Zero's 9k samples at 16 prompts a step."},
+    )
     seed: int = field(default=42, metadata={"help": "Seeds python, numpy, torch, the sample order and the env."})
-    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in output_dir, as if never stopped."})
-    device: str = field(default="auto", metadata={"help": "'auto' (CUDA when present, as accelerate decides), 'cpu' to force CPU."})
+    resume: bool = field(
+        default=False, metadata={"help": "Continue from the last checkpoint in output_dir, as if never stopped."}
+    )
+    device: str = field(
+        default="auto", metadata={"help": "'auto' (CUDA when present, as accelerate decides), 'cpu' to force CPU."}
+    )
     torch_threads: int = field(
-        default=0, metadata={"help": "CPU threads for torch; 0 keeps torch's default. 1 is fastest for tiny models on a busy machine."}
+        default=0,
+        metadata={
+            "help": "CPU threads for torch; 0 keeps torch's default. 1 is fastest for tiny models on a busy machine."
+        },
     )
 
     # --- model ---
@@ -51,31 +63,56 @@ class Args:
         default="Qwen/Qwen2.5-VL-3B-Instruct",
         metadata={"help": "Local folder or hub id of a Qwen-VL instruct model; 'tiny' builds the offline test model."},
     )
-    tiny_hidden: int = field(default=32, metadata={"help": "Hidden size of the 'tiny' model (32 keeps CPU steps sub-second)."})
-    dtype: str = field(default="auto", metadata={"help": "'auto' = bf16 on GPU (Seg-Zero trains in bf16), fp32 on CPU."})
+    tiny_hidden: int = field(
+        default=32, metadata={"help": "Hidden size of the 'tiny' model (32 keeps CPU steps sub-second)."}
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "'auto' = bf16 on GPU (Seg-Zero trains in bf16), fp32 on CPU."}
+    )
     attn_implementation: str | None = field(
         default=None, metadata={"help": "'sdpa' or 'flash_attention_2'; None keeps transformers' default (sdpa)."}
     )
     gradient_checkpointing: bool = field(
-        default=True, metadata={"help": "Recompute activations in backward: ~3x less activation memory for ~30%% more time."}
+        default=True,
+        metadata={"help": "Recompute activations in backward: ~3x less activation memory for ~30%% more time."},
     )
-    use_lora: bool = field(default=False, metadata={"help": "Train LoRA adapters (one small GPU) instead of every weight (Seg-Zero: full)."})
-    lora_r: int = field(default=64, metadata={"help": "LoRA rank; 64 is large enough for RL, whose updates are low-rank anyway."})
+    use_lora: bool = field(
+        default=False,
+        metadata={"help": "Train LoRA adapters (one small GPU) instead of every weight (Seg-Zero: full)."},
+    )
+    lora_r: int = field(
+        default=64, metadata={"help": "LoRA rank; 64 is large enough for RL, whose updates are low-rank anyway."}
+    )
     lora_alpha: int = field(default=128, metadata={"help": "LoRA scale numerator (alpha / r = 2, the common choice)."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on LoRA inputs."})
-    freeze_vision_tower: bool = field(default=False, metadata={"help": "Full fine-tuning only: keep the vision encoder fixed."})
+    freeze_vision_tower: bool = field(
+        default=False, metadata={"help": "Full fine-tuning only: keep the vision encoder fixed."}
+    )
 
     # --- environment ---
     env_id: str = field(default="ReasonSegShapes-v0", metadata={"help": "Gymnasium id; ReasonSeg-v0 for real data."})
-    dataset: str | None = field(default=None, metadata={"help": "Dataset name overriding the id's default (e.g. 'refcoco_9k')."})
+    dataset: str | None = field(
+        default=None, metadata={"help": "Dataset name overriding the id's default (e.g. 'refcoco_9k')."}
+    )
     split: str = field(default="train", metadata={"help": "Training split."})
     data_root: str | None = field(default=None, metadata={"help": "Dataset folder (local copy)."})
     dataset_kwargs: str = field(default="{}", metadata={"help": "JSON of extra dataset arguments."})
-    segmenter: str = field(default="grabcut", metadata={"help": "'sam2' for the real task; 'box' / 'grabcut' run on CPU."})
-    segmenter_kwargs: str = field(default="{}", metadata={"help": 'JSON, e.g. \'{"model": "large", "device": "cuda"}\' for SAM2.'})
-    reward: str = field(default="mask-iou", metadata={"help": "Reward preset: 'mask-iou' (SAM2 IoU + format), 'seg-zero', 'vision-reasoner'."})
-    prompt_template: str = field(default="seg-zero", metadata={"help": "Prompt template (Seg-Zero's verbatim by default)."})
-    image_size: int = field(default=840, metadata={"help": "Observation side S; 840 is Seg-Zero's (a multiple of 28, so no re-resize)."})
+    segmenter: str = field(
+        default="grabcut", metadata={"help": "'sam2' for the real task; 'box' / 'grabcut' run on CPU."}
+    )
+    segmenter_kwargs: str = field(
+        default="{}", metadata={"help": 'JSON, e.g. \'{"model": "large", "device": "cuda"}\' for SAM2.'}
+    )
+    reward: str = field(
+        default="mask-iou",
+        metadata={"help": "Reward preset: 'mask-iou' (SAM2 IoU + format), 'seg-zero', 'vision-reasoner'."},
+    )
+    prompt_template: str = field(
+        default="seg-zero", metadata={"help": "Prompt template (Seg-Zero's verbatim by default)."}
+    )
+    image_size: int = field(
+        default=840, metadata={"help": "Observation side S; 840 is Seg-Zero's (a multiple of 28, so no re-resize)."}
+    )
 
     # --- GRPO ---
     prompts_per_step: int = field(
@@ -83,37 +120,58 @@ class Args:
     )
     group_size: int = field(default=8, metadata={"help": "Replies per prompt G (Seg-Zero: 8)."})
     max_new_tokens: int = field(default=1300, metadata={"help": "Reply length limit in tokens (Seg-Zero: 1300)."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature; 1.0 samples the policy itself, as the ratio assumes."})
+    temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature; 1.0 samples the policy itself, as the ratio assumes."}
+    )
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling; 1.0 (off) for the same reason."})
-    learning_rate: float = field(default=1e-6, metadata={"help": "AdamW learning rate, constant after warmup (Seg-Zero: 1e-6)."})
+    learning_rate: float = field(
+        default=1e-6, metadata={"help": "AdamW learning rate, constant after warmup (Seg-Zero: 1e-6)."}
+    )
     warmup_steps: int = field(default=0, metadata={"help": "Linear warmup steps (Seg-Zero: none)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (Seg-Zero: 0.01)."})
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (Seg-Zero: 1.0)."})
-    kl_coef: float = field(default=5e-3, metadata={"help": "KL penalty beta with the k3 estimator (Seg-Zero: 5e-3); 0 drops the reference."})
+    kl_coef: float = field(
+        default=5e-3,
+        metadata={"help": "KL penalty beta with the k3 estimator (Seg-Zero: 5e-3); 0 drops the reference."},
+    )
     clip_eps: float = field(default=0.2, metadata={"help": "PPO clip range (Seg-Zero: 0.2)."})
     loss_aggregation: str = field(
-        default="grpo", metadata={"help": "'grpo' (per-reply mean, the original), 'dr_grpo' (constant normaliser) or 'dapo' (token mean)."}
+        default="grpo",
+        metadata={
+            "help": "'grpo' (per-reply mean, the original), 'dr_grpo' (constant normaliser) or 'dapo' (token mean)."
+        },
     )
-    advantage_scaling: str = field(default="group", metadata={"help": "'group' divides by the group std (GRPO), 'none' does not (Dr. GRPO)."})
+    advantage_scaling: str = field(
+        default="group", metadata={"help": "'group' divides by the group std (GRPO), 'none' does not (Dr. GRPO)."}
+    )
     num_iterations: int = field(
-        default=1, metadata={"help": "Updates per batch of replies; 1 makes the ratio exactly 1 (on-policy, as Seg-Zero)."}
+        default=1,
+        metadata={"help": "Updates per batch of replies; 1 makes the ratio exactly 1 (on-policy, as Seg-Zero)."},
     )
     warm_start_steps: int = field(
-        default=0, metadata={"help": "Supervised steps on oracle replies before GRPO (tiny models only; Seg-Zero: none)."}
+        default=0,
+        metadata={"help": "Supervised steps on oracle replies before GRPO (tiny models only; Seg-Zero: none)."},
     )
     warm_start_lr: float = field(default=3e-3, metadata={"help": "Learning rate of the warm start's own AdamW."})
     micro_batch_size: int = field(
-        default=4, metadata={"help": "Replies per forward/backward; the step accumulates gradients over all P x G replies."}
+        default=4,
+        metadata={"help": "Replies per forward/backward; the step accumulates gradients over all P x G replies."},
     )
 
     # --- logging, evaluation, checkpoints ---
     log_replies_every: int = field(default=10, metadata={"help": "Steps between sample-reply tables in TensorBoard."})
-    eval_every: int = field(default=0, metadata={"help": "Steps between evaluations (greedy replies, gIoU / cIoU); 0 = never."})
+    eval_every: int = field(
+        default=0, metadata={"help": "Steps between evaluations (greedy replies, gIoU / cIoU); 0 = never."}
+    )
     eval_split: str = field(default="val", metadata={"help": "Split evaluated."})
-    eval_samples: int = field(default=32, metadata={"help": "Samples per evaluation (the first ones of the split, always the same)."})
-    save_every: int = field(default=50, metadata={"help": "Steps between checkpoints (one is always written at the end)."})
+    eval_samples: int = field(
+        default=32, metadata={"help": "Samples per evaluation (the first ones of the split, always the same)."}
+    )
+    save_every: int = field(
+        default=50, metadata={"help": "Steps between checkpoints (one is always written at the end)."}
+    )
     keep_last: int = field(default=3, metadata={"help": "Checkpoints kept (older ones deleted); 0 keeps all."})
 
     def __post_init__(self) -> None:
@@ -124,7 +182,9 @@ class Args:
         if self.advantage_scaling not in ("group", "none"):
             raise ValueError(f"advantage_scaling={self.advantage_scaling!r}: use 'group' or 'none'")
         if self.image_size % 28:
-            raise ValueError(f"image_size={self.image_size} should be a multiple of 28 so Qwen's processor keeps it as is")
+            raise ValueError(
+                f"image_size={self.image_size} should be a multiple of 28 so Qwen's processor keeps it as is"
+            )
         if self.micro_batch_size < 1 or self.prompts_per_step < 1 or self.num_iterations < 1:
             raise ValueError("micro_batch_size, prompts_per_step and num_iterations must be at least 1")
         if self.temperature <= 0:
@@ -197,7 +257,9 @@ def peak_memory_mb(device: torch.device) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _reference_log_probs(policy: Any, ref_model: Any | None, uses_lora: bool, rollout: Rollout, rows: list[int]) -> torch.Tensor:
+def _reference_log_probs(
+    policy: Any, ref_model: Any | None, uses_lora: bool, rollout: Rollout, rows: list[int]
+) -> torch.Tensor:
     prompt = select_rows(rollout.prompt, rows)
     ids, mask = rollout.completion_ids[rows], rollout.completion_mask[rows]
     with torch.no_grad():
@@ -238,7 +300,12 @@ def grpo_update(
     if args.num_iterations > 1:
         with torch.no_grad():
             old_logps = [
-                reply_log_probs(model, select_rows(rollout.prompt, rows), rollout.completion_ids[rows], rollout.completion_mask[rows])
+                reply_log_probs(
+                    model,
+                    select_rows(rollout.prompt, rows),
+                    rollout.completion_ids[rows],
+                    rollout.completion_mask[rows],
+                )
                 for rows in chunks
             ]
 
@@ -247,10 +314,8 @@ def grpo_update(
     for _ in range(args.num_iterations):
         for c, rows in enumerate(chunks):
             ids, mask = rollout.completion_ids[rows], rollout.completion_mask[rows]
-            if args.loss_aggregation == "dapo":
-                weight = float(mask.sum()) / total_tokens
-            else:
-                weight = len(rows) / n
+            dapo = args.loss_aggregation == "dapo"
+            weight = float(mask.sum()) / total_tokens if dapo else len(rows) / n
             # gradients are synchronised across processes only on the last micro-batch
             sync = accelerator.no_sync(model) if c < len(chunks) - 1 else _null_context()
             with sync:
@@ -401,7 +466,9 @@ def train(args: Args) -> dict[str, Any]:
     if args.resume:
         ckpt = latest_checkpoint(output_dir)
         if ckpt is None:
-            raise FileNotFoundError(f"--resume: no complete checkpoint under {output_dir / 'checkpoints'}; drop --resume to start fresh")
+            raise FileNotFoundError(
+                f"--resume: no complete checkpoint under {output_dir / 'checkpoints'}; drop --resume to start fresh"
+            )
         start_step = int(load_checkpoint(accelerator, ckpt)["step"])
         accelerator.print(f"resumed from {ckpt} (step {start_step})")
     if not args.resume and args.warm_start_steps:
@@ -413,14 +480,19 @@ def train(args: Args) -> dict[str, Any]:
                 all_ids, k, args.prompts_per_step, accelerator.process_index, accelerator.num_processes, args.seed + 1
             )
             obs, info = envs.reset(seed=args.seed, options={"sample_ids": ids})
-            replies = [oracle_reply(info["gt_box"][i], info["gt_points"][i], args.image_size) for i in range(0, len(info["gt_box"]), G)]
+            replies = [
+                oracle_reply(info["gt_box"][i], info["gt_points"][i], args.image_size)
+                for i in range(0, len(info["gt_box"]), G)
+            ]
             batches.append((list(obs["image"][::G]), list(info["prompt"][::G]), replies))
         sft_losses = warm_start(accelerator, model, processor, batches, args.warm_start_lr)
         if ref_model is not None:
             # the reference is the warm-started policy, so the KL only measures what GRPO changes
             accelerator.unwrap_model(ref_model).load_state_dict(accelerator.unwrap_model(model).state_dict())
         accelerator.print(f"warm start: NLL {sft_losses[0]:.3f} -> {sft_losses[-1]:.3f} over {len(sft_losses)} steps")
-    logger = MetricsLogger(output_dir, enabled=accelerator.is_main_process, resume_step=start_step if args.resume else None)
+    logger = MetricsLogger(
+        output_dir, enabled=accelerator.is_main_process, resume_step=start_step if args.resume else None
+    )
 
     record: dict[str, Any] = {}
     step_times = []
@@ -449,7 +521,10 @@ def train(args: Args) -> dict[str, Any]:
         )
         replies = decode_replies(processor, rollout.completion_ids, rollout.completion_mask)
         if frame != "absolute":
-            replies = [reply_to_env_frame(r, accelerator.unwrap_model(model).config.model_type, args.image_size) for r in replies]
+            replies = [
+                reply_to_env_frame(r, accelerator.unwrap_model(model).config.model_type, args.image_size)
+                for r in replies
+            ]
         t1 = time.perf_counter()
 
         # 3. score all P x G replies in one call (one segmenter pass per image)
@@ -458,7 +533,9 @@ def train(args: Args) -> dict[str, Any]:
 
         # 4. group-relative advantages and the clipped update
         advantages = group_advantages(torch.as_tensor(rewards, dtype=torch.float32), G, args.advantage_scaling)  # type: ignore[arg-type]
-        losses = grpo_update(accelerator, model, ref_model, bundle.uses_lora, optimizer, scheduler, rollout, advantages, args)
+        losses = grpo_update(
+            accelerator, model, ref_model, bundle.uses_lora, optimizer, scheduler, rollout, advantages, args
+        )
         t3 = time.perf_counter()
 
         # 5. logging
@@ -466,15 +543,22 @@ def train(args: Args) -> dict[str, Any]:
         metrics.update({f"losses/{k}": v for k, v in losses.items() if k in ("loss", "policy", "kl")})
         metrics.update({"policy/clip_frac": losses["clip_frac"], "policy/grad_norm": losses["grad_norm"]})
         metrics["policy/lr"] = float(scheduler.get_last_lr()[0])
-        metrics.update({"time/rollout_s": t1 - t0, "time/env_s": t2 - t1, "time/update_s": t3 - t2, "time/step_s": t3 - t0})
+        metrics.update(
+            {"time/rollout_s": t1 - t0, "time/env_s": t2 - t1, "time/update_s": t3 - t2, "time/step_s": t3 - t0}
+        )
         metrics["memory/peak_mb"] = peak_memory_mb(device)
         if eval_envs is not None and (step + 1) % args.eval_every == 0:
             metrics.update(evaluate(accelerator.unwrap_model(model), processor, args, eval_envs))
         record = logger.log(step + 1, metrics)
         if args.log_replies_every and step % args.log_replies_every == 0:
             rows = [
-                {"sample_id": infos["sample_id"][i], "reward": float(rewards[i]), "iou": float(infos["iou"][i]),
-                 "failure": infos["parse_failure"][i], "reply": replies[i]}
+                {
+                    "sample_id": infos["sample_id"][i],
+                    "reward": float(rewards[i]),
+                    "iou": float(infos["iou"][i]),
+                    "failure": infos["parse_failure"][i],
+                    "reply": replies[i],
+                }
                 for i in range(len(replies))
             ]
             logger.log_replies(step + 1, rows)
@@ -485,7 +569,11 @@ def train(args: Args) -> dict[str, Any]:
         if done == args.steps or (args.save_every and done % args.save_every == 0):
             cursor = (done * accelerator.num_processes) * args.prompts_per_step
             save_checkpoint(
-                accelerator, model, processor, output_dir, done,
+                accelerator,
+                model,
+                processor,
+                output_dir,
+                done,
                 {"samples_drawn": cursor, "epoch": cursor / max(len(all_ids), 1), "args": asdict(args)},
                 keep_last=args.keep_last or None,
             )

@@ -49,7 +49,9 @@ class MetricsLogger:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
+            kept = [
+                line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step
+            ]
             self.path.write_text("".join(line + "\n" for line in kept))
         from torch.utils.tensorboard import SummaryWriter
 
@@ -74,9 +76,8 @@ class MetricsLogger:
         lines = ["| sample_id | reward | iou | failure | reply |", "|---|---|---|---|---|"]
         for row in rows[:limit]:
             reply = str(row["reply"]).replace("|", "\\|").replace("\n", " ")[:400]
-            lines.append(
-                f"| {row['sample_id']} | {row['reward']:.3f} | {row['iou']:.3f} | {row.get('failure') or ''} | {reply} |"
-            )
+            failure = row.get("failure") or ""
+            lines.append(f"| {row['sample_id']} | {row['reward']:.3f} | {row['iou']:.3f} | {failure} | {reply} |")
         self.writer.add_text("replies/samples", "\n".join(lines), step)
 
     def close(self) -> None:

@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="GRPO training of a Qwen-VL policy against the reasoning-segmentation env.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="Named set of defaults (see agents/presets.py).")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default=None, help="Named set of defaults (see agents/presets.py)."
+    )
     for f in dataclasses.fields(Args):
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")

@@ -121,7 +121,9 @@ def vision_token_ids(processor: Any) -> list[int]:
     return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
 
 
-def reply_log_probs(model: Any, prompt: dict[str, Any], completion_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def reply_log_probs(
+    model: Any, prompt: dict[str, Any], completion_ids: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """Log-probabilities of each reply token under ``model`` (``N x T``, zero outside ``mask``).
 
     Only the last ``T + 1`` positions' logits are computed (``logits_to_keep``): the vocabulary is

@@ -1,11 +1,12 @@
-"""Train a Qwen-VL policy with GRPO against the reasoning-segmentation environment.
+r"""Train a Qwen-VL policy with GRPO against the reasoning-segmentation environment.
 
 Examples:
     python examples/train_grpo.py --preset tiny-cpu --steps 4 --output-dir runs/tiny
     python examples/train_grpo.py --preset tiny-cpu --steps 8 --output-dir runs/tiny --resume
-    python examples/train_grpo.py --preset qwen2.5-vl-3b-lora-1gpu --model-name-or-path /models/Qwen2.5-VL-3B-Instruct \\
+    python examples/train_grpo.py --preset qwen2.5-vl-3b-lora-1gpu \
+        --model-name-or-path /models/Qwen2.5-VL-3B-Instruct \
         --data-root /data/refCOCOg_9k_840 --output-dir runs/3b-lora
-    accelerate launch --config_file examples/accelerate/deepspeed_zero2.yaml examples/train_grpo.py \\
+    accelerate launch --config_file examples/accelerate/deepspeed_zero2.yaml examples/train_grpo.py \
         --preset qwen2.5-vl-3b-full-8gpu --model-name-or-path /models/Qwen2.5-VL-3B-Instruct --output-dir runs/3b
 
 See docs/agent.md for memory estimates and the full commands.
