@@ -10,6 +10,7 @@ SUBCOMMANDS: list[str] = [
     # Each entry is "module:function"; the function takes argparse's subparsers object and adds
     # one or more subcommands whose handlers are stored as the ``func`` default.
     "segzero_env.evaluation.cli:add_subparser",
+    "segzero_env.datasets.check:add_subparser",
 ]
 
 
