@@ -8,13 +8,15 @@ ENV_ENTRY_POINT = "segzero_env.envs.reasonseg_env:ReasonSegEnv"
 VECTOR_ENTRY_POINT = "segzero_env.envs.group_vector:GroupVectorEnv"
 
 ENV_SPECS: dict[str, dict] = {
-    "ReasonSeg-v0": {
-        "dataset": "reasonseg",
-        "split": "val",
-        "segmenter": "sam2",
-        "segmenter_kwargs": {"model": "large"},
-    },
+    # The real-data ids leave segmenter_kwargs unset (SAM2's default model is "large") so that
+    # gym.make(id, segmenter="box") works without also clearing the kwargs.
+    "ReasonSeg-v0": {"dataset": "reasonseg", "split": "val", "segmenter": "sam2"},
     "ReasonSegShapes-v0": {"dataset": "shapes", "split": "train", "segmenter": "grabcut"},
+    "RefCOCO-v0": {"dataset": "refcoco", "split": "val", "segmenter": "sam2"},
+    "RefCOCOPlus-v0": {"dataset": "refcoco+", "split": "val", "segmenter": "sam2"},
+    "RefCOCOg-v0": {"dataset": "refcocog", "split": "val", "segmenter": "sam2"},
+    # Seg-Zero's GRPO training set has no masks: the seg-zero preset rewards box and points only.
+    "RefCOCOg9k-v0": {"dataset": "segzero-train", "split": "train", "segmenter": "sam2", "reward": "seg-zero"},
 }
 
 
