@@ -189,7 +189,7 @@ class ShapesDataset:
             return Sample(
                 sample_id=self._ids[index],
                 image=scene.image,
-                query=render_query(query_struct, rng, long),
+                query=render_query(query_struct, rng, long, n_objects=len(scene.objects)),
                 mask=scene.mask_of(target),
                 query_kind="long" if long else "short",
                 meta=meta,

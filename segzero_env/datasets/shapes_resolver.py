@@ -125,10 +125,6 @@ def _rank(
     mode: str,
 ) -> list[int]:
     key, order, k = query["key"], query["order"], int(query["k"])
-    if key not in RANK_KEYS:
-        raise ValueError(f"unknown rank key {key!r}; allowed: {sorted(RANK_KEYS)}")
-    if order not in ("asc", "desc"):
-        raise ValueError(f"rank order must be 'asc' or 'desc', got {order!r}")
     spans: dict[int, tuple[float, float]] = {}
     for i in candidates:
         low, high = _interval(objects[i], key, width, height, anchor)
@@ -182,7 +178,8 @@ def resolve(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be 'strict' or 'lenient', got {mode!r}")
-    op = query.get("op")
+    _check_shape(query)
+    op = query["op"]
     flt = query.get("filter", {})
     candidates = [i for i, obj in enumerate(objects) if matches_filter(obj, flt, objects)]
     if op == "filter":
@@ -192,28 +189,37 @@ def resolve(
         anchors = resolve(query["anchor"], objects, width, height, mode)
         if mode == "strict" and len(anchors) != 1:
             return []
-    if op == "rank":
-        if query["key"] != "distance":
-            return _rank(candidates, objects, query, width, height, None, mode)
-        if not anchors:
-            if "anchor" not in query:
-                raise ValueError("a rank query on 'distance' needs an 'anchor' query")
-            return []
-        found: set[int] = set()
-        for a in anchors:
+    if op == "rank" and query["key"] != "distance":
+        return _rank(candidates, objects, query, width, height, None, mode)
+    found: set[int] = set()
+    for a in anchors:
+        if op == "rank":
             pool = [i for i in candidates if i != a]
             found.update(_rank(pool, objects, query, width, height, objects[a], mode))
-        return sorted(found)
+        else:
+            found.update(i for i in candidates if i != a and _related(objects[i], objects[a], query["relation"], mode))
+    return sorted(found)
+
+
+def _check_shape(query: dict[str, Any]) -> None:
+    """Reject a malformed query up front, so errors do not depend on the scene."""
+    op = query.get("op")
+    if op not in ("filter", "rank", "relation"):
+        raise ValueError(f"unknown query op {op!r}; use 'filter', 'rank' or 'relation'")
+    if op == "rank":
+        if query.get("key") not in RANK_KEYS:
+            raise ValueError(f"unknown rank key {query.get('key')!r}; allowed: {sorted(RANK_KEYS)}")
+        if query.get("order") not in ("asc", "desc"):
+            raise ValueError(f"rank order must be 'asc' or 'desc', got {query.get('order')!r}")
+        if not isinstance(query.get("k"), int) or query["k"] < 1:
+            raise ValueError(f"rank 'k' must be a positive int, got {query.get('k')!r}")
+        if query["key"] == "distance" and "anchor" not in query:
+            raise ValueError("a rank query on 'distance' needs an 'anchor' query")
     if op == "relation":
-        relation = query.get("relation")
-        if relation not in RELATIONS:
-            raise ValueError(f"unknown relation {relation!r}; allowed: {sorted(RELATIONS)}")
+        if query.get("relation") not in RELATIONS:
+            raise ValueError(f"unknown relation {query.get('relation')!r}; allowed: {sorted(RELATIONS)}")
         if "anchor" not in query:
             raise ValueError("a relation query needs an 'anchor' query")
-        return sorted(
-            {i for a in anchors for i in candidates if i != a and _related(objects[i], objects[a], relation, mode)}
-        )
-    raise ValueError(f"unknown query op {op!r}; use 'filter', 'rank' or 'relation'")
 
 
 def is_unique(query: dict[str, Any], objects: Sequence[dict[str, Any]], width: int, height: int, target: int) -> bool:

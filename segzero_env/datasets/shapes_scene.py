@@ -22,6 +22,7 @@ from segzero_env.datasets.shapes_vocab import COLOURS
 _SUBPIXEL_BITS = 3  # fillPoly's fixed-point shift: vertices keep 1/8 pixel precision
 _GAP = 3.0  # pixels kept free between circumscribed circles of non-overlapping objects
 _PLACEMENT_TRIES = 40
+_LAYOUT_TRIES = 10
 _ROUND_POINTS = 64
 
 
@@ -163,8 +164,11 @@ def render_scene(rng: np.random.Generator, cfg: LevelConfig, height: int, width:
     """
     background, tone = make_background(rng, cfg.background, height, width)
     colours = usable_colours(tone)
-    layout = _layout(rng, cfg, height, width, colours)
-    if len(layout) < cfg.n_objects[0]:
+    for _ in range(_LAYOUT_TRIES):  # layouts are cheap to redraw, the background is not
+        layout = _layout(rng, cfg, height, width, colours)
+        if len(layout) >= cfg.n_objects[0]:
+            break
+    else:
         return None
     draw_clutter(rng, background, int(rng.integers(cfg.clutter[0], cfg.clutter[1] + 1)))
     image = background
@@ -181,8 +185,8 @@ def render_scene(rng: np.random.Generator, cfg: LevelConfig, height: int, width:
         cv2.fillPoly(fill, [local], 1, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
         inside = fill.astype(bool)
         surface = object_surface(rng, COLOURS[obj["colour"]], obj["pattern"], y2 - y1, x2 - x1)
-        image[y1:y2, x1:x2][inside] = surface[inside]
-        labels[y1:y2, x1:x2][inside] = index + 1
+        np.copyto(image[y1:y2, x1:x2], surface, where=inside[..., None])
+        np.copyto(labels[y1:y2, x1:x2], np.uint8(index + 1), where=inside)
         obj["area"] = int(inside.sum())
         boxes.append((x1, y1, x2, y2, inside))
     objects = []

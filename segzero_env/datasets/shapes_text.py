@@ -31,6 +31,11 @@ LONG_FRAMES: tuple[str, ...] = (
 )
 """Sentence frames for long queries; ``{d}`` is a noun phrase starting with "the"."""
 
+SINGLE_OBJECT_FRAMES: tuple[str, ...] = tuple(
+    f for f in LONG_FRAMES if not any(word in f for word in ("several", "all the shapes", "among the shapes"))
+)
+"""Frames that stay true when the picture holds a single shape."""
+
 _GENERIC_HEADS = ("shape", "object", "figure")
 _EXTREME_WORDS = {
     ("x", "asc"): ("leftmost", "leftmost"),
@@ -83,13 +88,11 @@ def _noun_parts(flt: dict[str, Any], rng: np.random.Generator, long: bool) -> tu
         posts.append(f"that is not {flt['not_colour']}")
     if "not_shape" in flt:
         posts.append(f"that is not {_article(flt['not_shape'])} {flt['not_shape']}")
-    for attr in ("colour", "shape"):
+    for attr, noun in (("colour", "colour"), ("shape", "outline")):
         count = flt.get(f"{attr}_count")
         if count is not None:
             words = COUNT_WORDS.get(int(count), f"exactly {int(count)} times")
-            posts.append(
-                f"whose {attr} appears {words} in the whole picture" if long else f"whose {attr} appears {words}"
-            )
+            posts.append(f"whose {noun} appears {words}" + (" in the whole picture" if long else ""))
     return adjectives, head, posts
 
 
@@ -120,26 +123,32 @@ def noun_phrase(query: dict[str, Any], rng: np.random.Generator, long: bool) -> 
         word = "closest to" if order == "asc" else "farthest from"
         anchor = noun_phrase(query["anchor"], rng, long)
         pre = [] if k == 1 else [ordinal]
-        return _join(pre, adjectives, head, [f"{word} {anchor}", *posts])
+        # After other clauses the distance becomes a clause too, so it cannot attach to the wrong noun.
+        return _join(pre, adjectives, head, [*posts, f"that is {word} {anchor}" if posts else f"{word} {anchor}"])
     if k == 1:
         word = _EXTREME_WORDS[(key, order)][int(long)]
         return _join([word], adjectives, head, posts)
     if key == "area":
         return _join([ordinal, _EXTREME_WORDS[(key, order)][0]], adjectives, head, posts)
-    return _join([ordinal], adjectives, head, [f"from the {_DIRECTIONS[(key, order)]}", *posts])
+    direction = _DIRECTIONS[(key, order)]
+    if posts:
+        return _join([ordinal], adjectives, head, posts) + f", counting from the {direction}"
+    return _join([ordinal], adjectives, head, [f"from the {direction}"])
 
 
-def render_query(query: dict[str, Any], rng: np.random.Generator, long: bool) -> str:
+def render_query(query: dict[str, Any], rng: np.random.Generator, long: bool, n_objects: int = 2) -> str:
     """Write a short phrase ("the leftmost red circle") or a long sentence asking for the same object.
 
     Args:
         query: Structured query (see :mod:`segzero_env.datasets.shapes_resolver`).
         rng: Chooses frames and paraphrases.
         long: Write a full sentence instead of a noun phrase.
+        n_objects: Objects in the scene; with one, frames that speak of several shapes are not used.
     """
     phrase = noun_phrase(query, rng, long)
     if not long:
         return phrase
-    frame = LONG_FRAMES[int(rng.integers(len(LONG_FRAMES)))]
+    frames = LONG_FRAMES if n_objects > 1 else SINGLE_OBJECT_FRAMES
+    frame = frames[int(rng.integers(len(frames)))]
     sentence = frame.format(d=phrase)
     return sentence[0].upper() + sentence[1:]

@@ -59,7 +59,14 @@ SIZE_WORDS: dict[str, str] = {"small": "small", "medium": "medium-sized", "large
 
 ORDINAL_WORDS: dict[int, str] = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", 6: "sixth"}
 
-COUNT_WORDS: dict[int, str] = {1: "only once", 2: "exactly twice", 3: "exactly three times", 4: "exactly four times"}
+COUNT_WORDS: dict[int, str] = {
+    1: "only once",
+    2: "exactly twice",
+    3: "exactly three times",
+    4: "exactly four times",
+    5: "exactly five times",
+    6: "exactly six times",
+}
 
 
 @dataclass(frozen=True)
