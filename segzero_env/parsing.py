@@ -25,6 +25,16 @@ Grammar and documented behaviour:
   a policy that quotes its numbers has not written the grammar. NaN, infinities and ints too large
   for a float are ``NON_FINITE``. A list of the wrong size is ``WRONG_LENGTH``; a missing key is
   ``MISSING_KEY``; the ``detail`` names the key (``bbox``, ``[2].point_2d``, ...).
+* **Refinement (multi-turn episodes).** A dict answer holding any of ``positive_points``,
+  ``negative_points`` (lists of ``[x, y]`` pairs, at most :data:`MAX_CLICKS` each) or ``stop``
+  (a JSON boolean) is a refinement: ``{"positive_points": [[x, y]], "negative_points": [[x, y]]}``
+  adds foreground / background clicks; ``bbox`` may restate the box or be omitted (the env keeps
+  the current one); ``points_1`` / ``points_2`` count as positive clicks; ``{"stop": true}`` ends the
+  episode (with clicks, they are applied first). With ``bbox``, ``points_1`` and ``points_2`` all
+  present the schema stays ``seg-zero`` (the clicks are added to its object); otherwise it is
+  ``refine``. ``ParsedReply.refinement`` holds the clicks, ``ParsedReply.stop`` the stop flag. A
+  refinement with no box, no click and no ``"stop": true`` is ``MISSING_KEY``; ``objects`` is empty
+  when the box is omitted.
 * **Repairs.** An inverted box (``x2 < x1`` or ``y2 < y1``) is swapped and ``box_inverted`` set.
   Duplicated objects are kept as given. Coordinates stay in the reply's frame, unclipped (the env
   maps and clips them).
@@ -50,7 +60,7 @@ import math
 import re
 from typing import Any
 
-from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply
+from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply, Refinement
 
 DEFAULT_MAX_CHARS = 200_000
 """Replies longer than this are rejected as ``TOO_LONG`` without being scanned."""
@@ -60,6 +70,12 @@ MAX_LITERAL_CHARS = 20_000
 
 ANSWER_TEXT_CHARS = 2_000
 """How much of the answer body is kept in ``ParsedReply.answer_text``."""
+
+MAX_CLICKS = 64
+"""A refinement's ``positive_points`` / ``negative_points`` may hold at most this many clicks each."""
+
+REFINE_KEYS = frozenset({"positive_points", "negative_points", "stop"})
+"""Keys that make a dict answer a refinement."""
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -180,6 +196,36 @@ def _seg_zero(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool]:
     return (ObjectAnswer(box=box, points=points),), inverted
 
 
+def _point_list(value: Any, key: str) -> tuple[tuple[float, float], ...]:
+    if not isinstance(value, (list, tuple)):
+        raise _ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of [x, y] pairs, got {type(value).__name__}")
+    if len(value) > MAX_CLICKS:
+        raise _ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} clicks, at most {MAX_CLICKS} allowed")
+    if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise _ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of [x, y] pairs; wrap one click: [[x, y]]")
+    return tuple(_point(v, f"{key}[{i}]") for i, v in enumerate(value))
+
+
+def _refinement(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool, AnswerSchema, Refinement, bool]:
+    """Read a refinement answer: objects (empty without a box), inverted flag, schema, clicks, stop."""
+    stop = value.get("stop", False)
+    if type(stop) is not bool:
+        raise _ParseError(FailureReason.WRONG_TYPE, f"stop must be true or false, got {_short(stop)}")
+    box, inverted = _box(value["bbox"], "bbox") if "bbox" in value else (None, False)
+    named = tuple(_point(value[key], key) for key in ("points_1", "points_2") if key in value)
+    positives = named + _point_list(value.get("positive_points", []), "positive_points")
+    negatives = _point_list(value.get("negative_points", []), "negative_points")
+    if box is None and not positives and not negatives and not stop:
+        raise _ParseError(
+            FailureReason.MISSING_KEY,
+            'refinement answer has no bbox, no clicks and no "stop": true; add positive_points or negative_points',
+        )
+    seg_zero = "bbox" in value and "points_1" in value and "points_2" in value
+    schema = AnswerSchema.SEG_ZERO if seg_zero else AnswerSchema.REFINE
+    objects = () if box is None else (ObjectAnswer(box=box, points=positives, negative_points=negatives),)
+    return objects, inverted, schema, Refinement(box, positives, negatives), stop
+
+
 def _object_list(
     items: list | tuple,
 ) -> tuple[tuple[ObjectAnswer, ...], bool, AnswerSchema, tuple[tuple[bool, bool], ...], _ParseError | None]:
@@ -240,6 +286,17 @@ def _interpret(
     """Turn a decoded answer into a ParsedReply (schema dispatch)."""
     common = {"think_format": think, "strict_json": strict, "n_answer_tags": n_tags, "answer_text": answer_text}
     try:
+        if isinstance(value, dict) and not untagged and not REFINE_KEYS.isdisjoint(value):
+            objects, inverted, schema, refinement, stop = _refinement(value)
+            return ParsedReply(
+                objects=objects,
+                schema=schema,
+                detail=_notes(strict, inverted, n_tags),
+                box_inverted=inverted,
+                refinement=refinement,
+                stop=stop,
+                **common,
+            )
         if isinstance(value, dict):
             if "bbox" in value and not untagged:
                 objects, inverted = _seg_zero(value)

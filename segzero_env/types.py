@@ -62,6 +62,9 @@ class AnswerSchema(str, enum.Enum):
     """``[{"bbox_2d": [x1,y1,x2,y2], "point_2d": [x,y]}, ...]``."""
     QWEN_GROUNDING = "qwen-grounding"
     """Qwen2.5-VL native grounding: ``[{"bbox_2d": [...], "label": "..."}]`` (points optional)."""
+    REFINE = "refine"
+    """Refinement turn: ``{"positive_points": [[x, y]], "negative_points": [[x, y]], "bbox": [...], "stop": true}``,
+    every key optional (see :mod:`segzero_env.parsing`)."""
 
 
 class FailureReason(str, enum.Enum):
@@ -86,11 +89,28 @@ class ObjectAnswer:
     """One predicted object, in the frame the reply was written in (the ``S x S`` observation).
 
     ``box`` is normalised so that ``x1 <= x2`` and ``y1 <= y2`` (an inverted box is swapped, and
-    ``ParsedReply.box_inverted`` records it). ``points`` may be empty.
+    ``ParsedReply.box_inverted`` records it). ``points`` (positive clicks) may be empty;
+    ``negative_points`` are background clicks, given only by refinement answers.
     """
 
     box: Box
     points: tuple[Point, ...] = ()
+    negative_points: tuple[Point, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """The refinement keys of a reply, in the reply's frame.
+
+    Attributes:
+        box: The restated box, or ``None`` when the reply keeps the current one.
+        positive_points: Foreground clicks added by the reply (``points_1`` / ``points_2`` included).
+        negative_points: Background clicks added by the reply.
+    """
+
+    box: Box | None = None
+    positive_points: tuple[Point, ...] = ()
+    negative_points: tuple[Point, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,10 @@ class ParsedReply:
         item_checks: For list answers (VisionReasoner / Qwen grounding), one ``(bbox_2d valid,
             point_2d valid)`` pair per list element, filled even when the reply as a whole fails;
             empty for other answers. The VisionReasoner format reward is built from it.
+        refinement: The refinement keys (``positive_points``, ``negative_points``, ``stop``) when the
+            answer holds any, else ``None``. A refinement that omits the box has no ``objects``:
+            the multi-turn env supplies the current box.
+        stop: The answer holds ``"stop": true``: end a multi-turn episode after this reply.
     """
 
     objects: tuple[ObjectAnswer, ...] = ()
@@ -123,6 +147,8 @@ class ParsedReply:
     answer_text: str | None = None
     n_answer_tags: int = 0
     item_checks: tuple[tuple[bool, bool], ...] = ()
+    refinement: Refinement | None = None
+    stop: bool = False
 
     @property
     def ok(self) -> bool:
