@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Sequence
+
+import numpy as np
 
 from segzero_env.types import AnswerSchema, ObjectAnswer
 
@@ -27,8 +30,10 @@ def _coords(values: Sequence[float], n: int, what: str) -> list[float]:
         raise ValueError(f"format_reply: {what} needs {n} numbers, got {len(values)}: {values!r}")
     out: list[float] = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        # numpy scalars are welcome (they register as numbers.Real); bools are not numbers here.
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
             raise ValueError(f"format_reply: {what} must hold finite numbers, got {v!r}")
+        v = int(v) if isinstance(v, numbers.Integral) else float(v)
         # Integral floats are written as ints, as a model would; the parser reads both as floats.
         out.append(int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**53 else v)
     return out

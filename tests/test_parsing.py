@@ -209,3 +209,22 @@ def test_unicode_and_control_characters():
     assert r.ok and r.think_format
     assert parse_reply("<answer>\x00</answer>").failure is FailureReason.INVALID_JSON
     assert parse_reply("\ud800").failure is FailureReason.NO_ANSWER_TAG
+
+
+def test_think_format_agrees_with_the_regular_expression_on_random_text():
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pattern = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+    pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", " ", "\n", "\x1c", "\u3000", "\xa0",
+                              "a", "<", ">", "/", "think", "answer"])
+
+    @settings(max_examples=1500, deadline=None)
+    @given(st.lists(pieces, max_size=14).map("".join))
+    def check(text):
+        stripped = text.strip()
+        assert think_format_ok(stripped) == bool(pattern.fullmatch(stripped))
+
+    check()
