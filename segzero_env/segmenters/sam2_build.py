@@ -63,13 +63,19 @@ def load_checkpoint(model: Any, path: str | os.PathLike, spec: ModelSpec) -> Non
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "model" in state:
         state = state["model"]
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    hint = f"Check that model= and version= match the file (expected file name {spec.checkpoint_filename})."
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensor shapes differ: another model size
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise ValueError(
+            f"checkpoint {path} does not fit SAM2 {spec.version} {spec.size} ({spec.config_name}): {first} {hint}"
+        ) from err
     if missing or unexpected:
         raise ValueError(
             f"checkpoint {path} does not fit SAM2 {spec.version} {spec.size} ({spec.config_name}): "
             f"{len(missing)} missing keys (e.g. {list(missing)[:3]}), {len(unexpected)} unexpected keys "
-            f"(e.g. {list(unexpected)[:3]}). Check that model= and version= match the file "
-            f"(expected file name {spec.checkpoint_filename})."
+            f"(e.g. {list(unexpected)[:3]}). {hint}"
         )
 
 

@@ -185,9 +185,12 @@ def resolve_checkpoint(
             return ResolvedWeights(path, f"env:{CHECKPOINT_ENV}")
         tried.append(f"${CHECKPOINT_ENV}={env_file!r}: no such file")
         raise _not_found(spec, tried)
+    tried.append(f"${CHECKPOINT_ENV}: not set")
     folders = []
     if os.environ.get(DIR_ENV):
         folders.append((Path(os.environ[DIR_ENV]).expanduser(), f"${DIR_ENV}"))
+    else:
+        tried.append(f"${DIR_ENV}: not set")
     folders.append((default_cache_dir(), "default cache folder"))
     for folder, label in folders:
         path = folder / spec.checkpoint_filename
