@@ -115,3 +115,48 @@ def format_reply(
     if schema is AnswerSchema.VISION_REASONER:
         return f"<think>{think}</think>\n<answer>{answer}</answer>"
     return f"```json\n{answer}\n```"
+
+
+def format_refinement(
+    positive_points: Sequence[Sequence[float]] = (),
+    negative_points: Sequence[Sequence[float]] = (),
+    *,
+    box: Sequence[float] | None = None,
+    stop: bool = False,
+    think: str = "...",
+) -> str:
+    r"""Write a refinement reply (multi-turn episodes) that the parser reads back as the same clicks.
+
+    >>> from segzero_env.parsing import parse_reply
+    >>> reply = format_refinement([(5, 6)], [(7, 8)])
+    >>> reply
+    '<think>...</think>\n<answer>{"positive_points": [[5, 6]], "negative_points": [[7, 8]]}</answer>'
+    >>> parse_reply(reply).refinement.negative_points
+    ((7.0, 8.0),)
+    >>> format_refinement(stop=True)
+    '<think>...</think>\n<answer>{"stop": true}</answer>'
+
+    Args:
+        positive_points: Foreground clicks ``(x, y)`` in the observation frame.
+        negative_points: Background clicks.
+        box: A restated box, or ``None`` to keep the current one.
+        stop: End the episode (after applying any clicks).
+        think: Text inside ``<think>...</think>``.
+
+    Raises:
+        ValueError: Nothing to say (no box, no click, no stop), or bad coordinates.
+    """
+    if any(tag in think for tag in _FORBIDDEN_IN_THINK):
+        raise ValueError("format_refinement: think text must not contain <think>/<answer> tags")
+    answer: dict[str, object] = {}
+    if box is not None:
+        answer["bbox"] = _coords(box, 4, "bbox")
+    if positive_points:
+        answer["positive_points"] = [_coords(p, 2, "positive_points") for p in positive_points]
+    if negative_points:
+        answer["negative_points"] = [_coords(p, 2, "negative_points") for p in negative_points]
+    if stop:
+        answer["stop"] = True
+    if not answer:
+        raise ValueError("format_refinement: give a box, a click or stop=True; an empty refinement is unusable")
+    return f"<think>{think}</think>\n<answer>{json.dumps(answer)}</answer>"
