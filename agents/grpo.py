@@ -462,16 +462,9 @@ def train(args: Args) -> dict[str, Any]:
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     suppress = vision_token_ids(processor)
 
-    start_step = 0
-    if args.resume:
-        ckpt = latest_checkpoint(output_dir)
-        if ckpt is None:
-            raise FileNotFoundError(
-                f"--resume: no complete checkpoint under {output_dir / 'checkpoints'}; drop --resume to start fresh"
-            )
-        start_step = int(load_checkpoint(accelerator, ckpt)["step"])
-        accelerator.print(f"resumed from {ckpt} (step {start_step})")
-    if not args.resume and args.warm_start_steps:
+    if args.warm_start_steps:
+        # also run when resuming: it is deterministic and rebuilds the warm-started reference model;
+        # the checkpoint then overwrites the policy, optimizer and RNG states
         from segzero_agents.warm_start import oracle_reply, warm_start
 
         batches = []
@@ -490,6 +483,15 @@ def train(args: Args) -> dict[str, Any]:
             # the reference is the warm-started policy, so the KL only measures what GRPO changes
             accelerator.unwrap_model(ref_model).load_state_dict(accelerator.unwrap_model(model).state_dict())
         accelerator.print(f"warm start: NLL {sft_losses[0]:.3f} -> {sft_losses[-1]:.3f} over {len(sft_losses)} steps")
+    start_step = 0
+    if args.resume:
+        ckpt = latest_checkpoint(output_dir)
+        if ckpt is None:
+            raise FileNotFoundError(
+                f"--resume: no complete checkpoint under {output_dir / 'checkpoints'}; drop --resume to start fresh"
+            )
+        start_step = int(load_checkpoint(accelerator, ckpt)["step"])
+        accelerator.print(f"resumed from {ckpt} (step {start_step})")
     logger = MetricsLogger(
         output_dir, enabled=accelerator.is_main_process, resume_step=start_step if args.resume else None
     )

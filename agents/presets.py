@@ -17,7 +17,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny-cpu": {
         # offline tiny Qwen2.5-VL, 56 px images (4 image tokens), box segmenter: a few seconds a step on CPU
         "model_name_or_path": "tiny",
-        "tiny_hidden": 32,
+        "tiny_hidden": 64,
+        # a random model never writes a parseable answer (all rewards 0, nothing to learn): a short
+        # supervised warm start on oracle replies gives GRPO reward differences to work with
+        "warm_start_steps": 120,
+        "warm_start_lr": 5e-3,
         "device": "cpu",
         "torch_threads": 1,
         "segmenter": "box",
