@@ -301,3 +301,14 @@ def test_parse_kwargs_errors():
     assert parse_kwargs(["a=true", "b=null", "c=[1, 2]", "d=hello world"]) == {
         "a": True, "b": None, "c": [1, 2], "d": "hello world"
     }
+
+
+def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
+    args = ["eval", "--env", SHAPES, "--env-kwargs", "segmenter=box", "split=val", "image_size=56",
+            'dataset_kwargs={"size": 2}', "--policy", "full-image", "--out", str(tmp_path), "--no-progress"]
+    assert segzero_main(args) == 0
+    assert segzero_main(args) == 1
+    assert "already holds results" in capsys.readouterr().err
+    score = ["score", *args[1:7], "--replies", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "s")]
+    assert segzero_main(score) == 1
+    assert "not found" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,11 +89,10 @@ def add_subparser(subparsers: Any) -> None:
     score_parser.set_defaults(func=run_score, policy="replay", policy_kwargs=[])
 
 
-def _run(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -> int:
+def _evaluate(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     from segzero_env.evaluation.runner import evaluate
-    from segzero_env.evaluation.summary import summary_table
 
-    metrics = evaluate(
+    return evaluate(
         env_id=args.env,
         env_kwargs=parse_kwargs(args.env_kwargs, "--env-kwargs"),
         policy=policy,
@@ -106,6 +106,18 @@ def _run(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -
         seed=args.seed,
         progress=not args.no_progress,
     )
+
+
+def _run(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -> int:
+    from segzero_env.evaluation.summary import summary_table
+    from segzero_env.policies.openai_policy import ServerUnreachableError
+
+    try:
+        metrics = _evaluate(args, policy, policy_kwargs)
+    except (FileExistsError, FileNotFoundError, ServerUnreachableError) as err:
+        # expected, user-fixable conditions: a one-line message instead of a traceback
+        print(f"segzero {args.command}: error: {err}", file=sys.stderr)
+        return 1
     print(summary_table(metrics))
     stats = metrics.get("policy_stats") or {}
     if stats.get("missing_replies"):
