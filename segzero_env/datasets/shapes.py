@@ -9,7 +9,7 @@ Every query is generated from a structured form and kept only when an explicit r
 exactly one object under both a strict and a lenient reading of vague words (see
 :mod:`segzero_env.datasets.shapes_resolver`). The mask is the target's visible pixels, taken from the
 same rasterisation that painted the image: values 0 (background) and 1 (target), no ignore pixels.
-Level 3 softens the finished image with a 3x3 blur and noise; the mask stays the exact drawn region.
+Level 3 softens the finished image with a 5x5 blur and noise; the mask stays the exact drawn region.
 
 Levels (``level=``):
 
@@ -23,9 +23,10 @@ Levels (``level=``):
   the red star"), distances ("the shape closest to the green hexagon") and functions ("the shape that
   could roll").
 - **3**: six to nine objects drawn from a few colours and shapes (so distractors share attributes),
-  up to 30 degree rotation, partial occlusion (each object at least 60% visible), a cloudy textured
-  background with clutter lines in object colours, patterned surfaces (stripes, speckle, checker), blur
-  and noise. Queries add ordinals ("the second circle from the left"), negation ("the circle that is
+  up to 30 degree rotation, partial occlusion (each object at least 60% visible, overlapping objects
+  never share a colour), a cloudy colourful background with clutter lines in object colours, patterned
+  and slightly translucent surfaces (80-92% opaque, over the bare background), blur and noise.
+  Queries add ordinals ("the second circle from the left"), negation ("the circle that is
   not red"), counting ("the shape whose colour appears only once") and long paraphrases.
 
 Each query is a short phrase or a long sentence (``query_kind`` ``"short"`` / ``"long"``, about half

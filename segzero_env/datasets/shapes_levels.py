@@ -31,10 +31,12 @@ class LevelConfig:
         shape_pool: Same for shapes; ``None`` draws each object's shape from ``shapes`` freely.
         background: ``"plain"``, ``"gradient"`` or ``"textured"``.
         noise_sigma: Standard deviation of the pixel noise added to the whole image (0 = none).
-        blur: Soften the finished image with a 3x3 Gaussian (edges become less crisp).
+        blur: Side of the Gaussian kernel that softens the finished image (0 = none; edges become less crisp).
         clutter: ``(min, max)`` thin background lines in object colours (part of the background).
         patterns: Surface patterns an object may get (``flat``, ``shade``, ``stripes``, ``speckle``,
             ``checker``).
+        opacity: ``(min, max)`` opacity of object surfaces; below 1 the background shows through, so
+            colour alone no longer separates an object from its surroundings.
         occlusion_prob: Chance that an object may overlap one earlier object (mask = visible part).
         min_visible: Smallest visible fraction of any object's area.
         query_weights: Relative frequency of each query builder.
@@ -51,10 +53,11 @@ class LevelConfig:
     shape_pool: tuple[int, int] | None
     background: str
     noise_sigma: int
-    blur: bool
+    blur: int
     clutter: tuple[int, int]
     patterns: tuple[str, ...]
     occlusion_prob: float
+    opacity: tuple[float, float]
     min_visible: float
     query_weights: dict[str, float] = field(default_factory=dict)
     long_prob: float = 0.5
@@ -75,10 +78,11 @@ LEVELS: dict[int, LevelConfig] = {
         shape_pool=None,
         background="plain",
         noise_sigma=0,
-        blur=False,
+        blur=0,
         clutter=(0, 0),
         patterns=("flat",),
         occlusion_prob=0.0,
+        opacity=(1.0, 1.0),
         min_visible=1.0,
         query_weights={"attribute": 1.0},
     ),
@@ -93,10 +97,11 @@ LEVELS: dict[int, LevelConfig] = {
         shape_pool=None,
         background="plain",
         noise_sigma=0,
-        blur=False,
+        blur=0,
         clutter=(0, 0),
         patterns=("flat",),
         occlusion_prob=0.0,
+        opacity=(1.0, 1.0),
         min_visible=1.0,
         query_weights={"attribute": 1.0},
     ),
@@ -111,10 +116,11 @@ LEVELS: dict[int, LevelConfig] = {
         shape_pool=(3, 6),
         background="gradient",
         noise_sigma=4,
-        blur=False,
+        blur=0,
         clutter=(0, 0),
         patterns=("flat", "shade"),
         occlusion_prob=0.0,
+        opacity=(1.0, 1.0),
         min_visible=1.0,
         query_weights={"attribute": 0.15, "extreme": 0.3, "relation": 0.25, "distance": 0.1, "functional": 0.2},
     ),
@@ -128,11 +134,12 @@ LEVELS: dict[int, LevelConfig] = {
         colour_pool=(2, 4),
         shape_pool=(2, 4),
         background="textured",
-        noise_sigma=10,
-        blur=True,
-        clutter=(3, 8),
+        noise_sigma=12,
+        blur=5,
+        clutter=(6, 12),
         patterns=("flat", "shade", "stripes", "speckle", "checker"),
         occlusion_prob=0.3,
+        opacity=(0.8, 0.92),
         min_visible=0.6,
         query_weights={
             "attribute": 0.05,

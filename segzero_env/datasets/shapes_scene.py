@@ -134,9 +134,19 @@ def _layout(rng: np.random.Generator, cfg: LevelConfig, height: int, width: int,
                 break
             cx = float(rng.uniform(radius + 2, width - radius - 3))
             cy = float(rng.uniform(radius + 2, height - radius - 3))
-            dists = [(math.hypot(cx - p["cx"], cy - p["cy"]), radius + p["radius"]) for p in placed]
-            touching = [(d, reach) for d, reach in dists if d < reach + _GAP]
-            ok = not touching or (may_overlap and len(touching) == 1 and touching[0][0] >= 0.6 * touching[0][1])
+            touching = [
+                (math.hypot(cx - p["cx"], cy - p["cy"]), radius + p["radius"], p["colour"])
+                for p in placed
+                if math.hypot(cx - p["cx"], cy - p["cy"]) < radius + p["radius"] + _GAP
+            ]
+            # An overlap is allowed with one object of another colour: same-coloured objects would merge
+            # into one blob whose boundary nobody could see.
+            ok = not touching or (
+                may_overlap
+                and len(touching) == 1
+                and touching[0][0] >= 0.6 * touching[0][1]
+                and touching[0][2] != colour_names[i]
+            )
             if ok:
                 placed.append(
                     {
@@ -170,6 +180,8 @@ def render_scene(rng: np.random.Generator, cfg: LevelConfig, height: int, width:
             break
     else:
         return None
+    # Translucent objects blend with the background as it was before clutter: lines stay behind them.
+    bare = background.copy() if cfg.opacity[0] < 1.0 else background
     draw_clutter(rng, background, int(rng.integers(cfg.clutter[0], cfg.clutter[1] + 1)))
     image = background
     labels = np.zeros((height, width), dtype=np.uint8)
@@ -185,6 +197,11 @@ def render_scene(rng: np.random.Generator, cfg: LevelConfig, height: int, width:
         cv2.fillPoly(fill, [local], 1, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
         inside = fill.astype(bool)
         surface = object_surface(rng, COLOURS[obj["colour"]], obj["pattern"], y2 - y1, x2 - x1)
+        opacity = float(rng.uniform(*cfg.opacity)) if cfg.opacity[0] < 1.0 else 1.0
+        if opacity < 1.0:
+            # Never blend with objects below: a hidden part stays hidden.
+            behind = bare[y1:y2, x1:x2].astype(np.float32)
+            surface = (opacity * surface + (1.0 - opacity) * behind).astype(np.uint8)
         np.copyto(image[y1:y2, x1:x2], surface, where=inside[..., None])
         np.copyto(labels[y1:y2, x1:x2], np.uint8(index + 1), where=inside)
         obj["area"] = int(inside.sum())
@@ -210,7 +227,7 @@ def render_scene(rng: np.random.Generator, cfg: LevelConfig, height: int, width:
             }
         )
     if cfg.blur:
-        image = cv2.GaussianBlur(image, (3, 3), 0)
+        image = cv2.GaussianBlur(image, (cfg.blur, cfg.blur), 0)
     image = add_noise(rng, image, cfg.noise_sigma)
     return Scene(image=image, labels=labels, objects=objects)
 

@@ -59,7 +59,7 @@ def make_background(rng: np.random.Generator, kind: str, height: int, width: int
     Args:
         rng: The sample's generator.
         kind: ``"plain"`` (one tone), ``"gradient"`` (bilinear blend of four neutral corners) or
-            ``"textured"`` (a cloudy two-octave colour field, half neutral).
+            ``"textured"`` (a cloudy two-octave colour field, 30% neutral).
         height: Image height.
         width: Image width.
 
@@ -81,9 +81,9 @@ def make_background(rng: np.random.Generator, kind: str, height: int, width: int
         fine = rng.uniform(-60, 60, size=(int(rng.integers(16, 40)), int(rng.integers(16, 40)), 1)).astype(np.float32)
         field = cv2.resize(coarse, small, interpolation=cv2.INTER_CUBIC)
         field += cv2.resize(fine, small, interpolation=cv2.INTER_CUBIC)[..., None]
-        field = np.clip(0.5 * field + 0.5 * base, 0, 255).astype(np.uint8)
+        field = np.clip(0.7 * field + 0.3 * base, 0, 255).astype(np.uint8)
         image = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
-        return image, 0.5 * coarse.reshape(-1, 3).mean(axis=0).astype(np.float64) + 0.5 * base
+        return image, 0.7 * coarse.reshape(-1, 3).mean(axis=0).astype(np.float64) + 0.3 * base
     raise ValueError(f"unknown background kind {kind!r}; use 'plain', 'gradient' or 'textured'")
 
 
@@ -93,7 +93,7 @@ def draw_clutter(rng: np.random.Generator, image: np.ndarray, count: int) -> Non
     names = list(COLOURS)
     for _ in range(count):
         colour = tuple(int(c) for c in COLOURS[names[int(rng.integers(len(names)))]])
-        thickness = int(rng.integers(1, 4))
+        thickness = int(rng.integers(2, 6))
         if rng.random() < 0.5:
             p1 = (int(rng.integers(width)), int(rng.integers(height)))
             p2 = (int(rng.integers(width)), int(rng.integers(height)))
