@@ -187,3 +187,17 @@ def test_root_is_ignored():
     a = load_shapes(root="/nonexistent", split="val", size=2)
     b = load_shapes(split="val", size=2)
     assert np.array_equal(a[1].image, b[1].image)
+
+
+def test_meta_survives_json_and_the_dataset_pickles():
+    import json
+    import pickle
+
+    ds = load_shapes(split="val", size=30, level=3)
+    for i in range(0, 30, 3):
+        s = ds[i]
+        meta = json.loads(json.dumps(s.meta))
+        assert meta == s.meta
+        assert is_unique(meta["query_struct"], meta["objects"], s.width, s.height, meta["target_index"])
+    clone = pickle.loads(pickle.dumps(ds))
+    assert np.array_equal(clone[5].image, ds[5].image)
