@@ -58,6 +58,7 @@ import ast
 import json
 import math
 import re
+import warnings
 from typing import Any
 
 from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply, Refinement
@@ -177,7 +178,10 @@ def _decode(body: str) -> tuple[Any, bool]:
     if len(body) > MAX_LITERAL_CHARS:
         raise _ParseError(FailureReason.INVALID_JSON, f"answer is not JSON ({json_error})")
     try:
-        value = ast.literal_eval(body)
+        # Junk such as "1jx" makes the compiler warn; a policy's text must not spam the warnings log.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = ast.literal_eval(body)
     except Exception:  # noqa: BLE001 - ast raises many types on junk (Syntax, Value, Type, Memory, Recursion)
         raise _ParseError(
             FailureReason.INVALID_JSON, f"answer is neither JSON nor a Python literal ({json_error})"

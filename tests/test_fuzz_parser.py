@@ -21,6 +21,7 @@ FRAGMENTS = [
     '"bbox_2d"', '"point_2d"', '"label"', "NaN", "Infinity", "-Infinity", "1e999", "-1e308", "9" * 400, "true",
     "null", "None", '"12"', "0.5", "-3", "1_000", "0x1F", "1j", "猫", "\x00", "\u202e", "\ud800", "😀",
     "[[1, 2], [3, 4]]", "[1, 2, 3, 4]", "[1, 2]", "[]", "{}", "The cup. The cup.", "__import__('os')",
+    '"positive_points"', '"negative_points"', '"stop"', "1jx",
 ]
 
 fragment_soup = st.lists(
@@ -37,7 +38,8 @@ json_leaf = st.one_of(
     st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=5),
 )
-json_keys = st.one_of(st.sampled_from(["bbox", "points_1", "points_2", "bbox_2d", "point_2d", "label"]),
+json_keys = st.one_of(st.sampled_from(["bbox", "points_1", "points_2", "bbox_2d", "point_2d", "label", "stop",
+                                       "positive_points", "negative_points"]),
                       st.text(max_size=4))
 json_values = st.recursive(
     json_leaf,
@@ -79,8 +81,14 @@ coords_like = st.lists(st.one_of(st.integers(-(10**400), 10**400), json_leaf), m
 @st.composite
 def schema_shaped(draw):
     """Answers with the right keys but arbitrary values: exercises every number and length check."""
-    if draw(st.booleans()):
+    kind = draw(st.integers(0, 2))
+    if kind == 0:
         value = {k: draw(coords_like) for k in ("bbox", "points_1", "points_2") if draw(st.integers(0, 5))}
+    elif kind == 1:
+        clicks = st.lists(st.lists(st.integers(-50, 900) | json_leaf, min_size=1, max_size=3), max_size=3)
+        parts = {"bbox": coords_like, "points_1": coords_like, "positive_points": clicks, "negative_points": clicks,
+                 "stop": st.booleans() | json_leaf}
+        value = {k: draw(v) for k, v in parts.items() if draw(st.integers(0, 2))}
     else:
         value = [
             {k: draw(coords_like) for k in ("bbox_2d", "point_2d") if draw(st.integers(0, 5))}
@@ -102,9 +110,11 @@ WEIRD_PRESET = make_preset("seg-zero", {"think_format": -1.5, "mask_iou": 2.0, "
 
 def _check_reply(reply: object, parsed: ParsedReply, *, pred, gt, gt_box, gt_points) -> None:
     assert isinstance(parsed, ParsedReply)
-    assert (parsed.failure is None) == bool(parsed.objects) == parsed.ok
+    assert parsed.ok == (parsed.failure is None and bool(parsed.objects))
     if parsed.failure is not None:
         assert parsed.objects == () and parsed.schema is None and isinstance(parsed.detail, str)
+    elif not parsed.objects:  # only a refinement turn may keep the current box
+        assert parsed.refinement is not None and parsed.schema is AnswerSchema.REFINE
     for obj in parsed.objects:
         assert obj.box[0] <= obj.box[2] and obj.box[1] <= obj.box[3]
         assert all(math.isfinite(v) for v in obj.box)
