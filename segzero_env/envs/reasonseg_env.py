@@ -12,6 +12,15 @@ from gymnasium import spaces
 
 from segzero_env.datasets import SegDataset, load
 from segzero_env.envs.episode import QUERY_CHARSET, Episode, make_episode
+from segzero_env.envs.refinement import (
+    FEEDBACK_LEVELS,
+    TURN_REWARDS,
+    TurnState,
+    describe_objects_info,
+    feedback_text,
+    mask_iou_credit,
+    mask_to_obs,
+)
 from segzero_env.envs.render import draw_overlay
 from segzero_env.envs.scoring import Outcome, answer_to_info, score_replies
 from segzero_env.prompts import format_prompt, get_template
@@ -56,6 +65,20 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     The VisionReasoner list ``[{"bbox_2d": [...], "point_2d": [x, y]}, ...]`` and Qwen2.5-VL's
     native grounding JSON are read too; several objects are segmented and their masks united.
 
+    Refinement grammar (multi-turn episodes, ``max_turns > 1``; every key optional)::
+
+        <answer>{"positive_points": [[x, y], ...], "negative_points": [[x, y], ...], "bbox": [x1, y1, x2, y2]}</answer>
+        <answer>{"stop": true}</answer>
+
+    Positive clicks add a region, negative clicks remove one; ``bbox`` restates the box (omitted:
+    the current box stays). Clicks accumulate over the episode on the first object; a plain answer
+    replaces the objects and keeps the clicks. ``{"stop": true}`` ends the episode (with clicks or
+    a box, they are applied first). Every click so far goes to the segmenter with the previous
+    low-res mask logits as ``mask_input`` (SAM2; GrabCut draws clicks as sure foreground /
+    background; the box segmenter ignores clicks). A reply that cannot be used, and a bare stop,
+    keep the current prediction. Rules in :mod:`segzero_env.envs.refinement` and
+    :mod:`segzero_env.parsing`.
+
     ## Coordinate Frame
     Coordinates in replies are absolute pixels of the ``S x S`` observation image
     (``S = image_size``, Qwen2.5-VL's frame). The env maps them to the original ``W x H`` image
@@ -69,6 +92,14 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
       the aspect ratio.
     - ``query``: ``Text(max_length=max_query_length, charset=QUERY_CHARSET)``, the query folded to
       printable ASCII (the raw query is ``info["query"]``).
+
+    Only when ``max_turns > 1`` (so the single-turn space is unchanged), present on EVERY turn:
+
+    - ``prev_mask``: ``Box(0, 1, (S, S), uint8)``, the current prediction at ``S x S`` (nearest
+      neighbour); all zeros before the first answer.
+    - ``turn``: ``Discrete(max_turns + 1)``, answers scored so far (0 at reset).
+    - ``prev_iou``: ``Box(0, 1, (1,), float32)``, the current prediction's IoU (0 before the first
+      answer); only with ``feedback="mask-iou"``, which LEAKS the ground truth.
 
     ## Rewards
     Every term is computed on every step and reported in ``info["reward_terms"]``; the reward is
@@ -87,6 +118,14 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     | mask_iou | IoU of the segmenter's mask with the GT mask (LISA rules) | 0-1 | 1 | 0 | 0 |
 
     Preset ranges: ``mask-iou`` 0-3 (default), ``seg-zero`` 0-5, ``vision-reasoner`` 0-7.
+
+    Multi-turn (``max_turns > 1``): every term is computed on every turn for the current (merged)
+    answer, and the reward is ``sum(weight[t] * term[t])`` with ``mask_iou`` replaced by its
+    credit ``info["mask_iou_credit"]``, minus ``turn_cost`` on turns 2 and later.
+    ``turn_reward="gain"`` credits ``iou - prev_iou`` (the IoU before the first answer is 0, so
+    the credits of an episode sum to its final IoU); ``"final"`` credits the IoU on the last turn
+    only. Format terms are paid every turn; from turn 2 on ``answer_format`` accepts the Seg-Zero
+    answer or the refinement grammar (strict JSON).
     Ground-truth boxes and points come from the dataset, else from the mask (its extent; the
     maxima of its distance transform). On a dataset without masks ``mask_iou`` is 0 and
     ``info["mask_iou_available"]`` is False: use the ``seg-zero`` preset there.
@@ -96,7 +135,10 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     ``options={"sample_id": ...}`` (or ``options={"index": ...}``).
 
     ## Episode End
-    Single turn: the episode terminates after one step (``terminated=True``, ``truncated=False``).
+    Single turn (``max_turns=1``, default): the episode terminates after one step
+    (``terminated=True``, ``truncated=False``). Multi-turn: ``terminated=False`` while turns remain;
+    ``terminated=True`` after a reply with ``"stop": true`` (at any turn, the first included) or
+    after the ``max_turns``-th reply. ``truncated`` is always False.
 
     ## Information
     ``reset`` and ``step`` both return:
@@ -109,6 +151,20 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``image_size`` (int): ``S``.
     - ``gt_box`` (list or None): the ground-truth box in the ``S`` frame (for oracle baselines).
     - ``gt_points`` (list or None): the ground-truth points in the ``S`` frame.
+    - ``gt_mask`` (``S x S`` uint8 0/1/255): the ground-truth mask, only with
+      ``expose_gt_mask=True`` (for oracle refinement policies; zeros without a mask).
+
+    Multi-turn only (``max_turns > 1``), on ``reset`` and ``step``:
+
+    - ``turn`` (int): answers scored so far; ``max_turns`` (int).
+    - ``feedback`` (str): the text rendering of the current prediction for language policies
+      ("" before the first answer): the turn, the current answer, the mask's share of the image,
+      its box and an 8 x 8 occupancy map, the refinement grammar, and the IoU only with
+      ``feedback="mask-iou"``. ``prompt`` is the template followed by this text.
+    - ``feedback_level`` (str) and ``feedback_leaks_gt`` (bool): whether the observation and the
+      feedback text carry the IoU (a ground-truth leak, for curriculum studies only).
+    - ``iou_history`` (list of float): the IoU after each scored turn.
+    - ``current_answer`` (list): the merged answer, ``{"box", "points", "negative_points"}`` per object.
 
     ``step`` adds:
 
@@ -122,6 +178,10 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``parse_detail`` (str): a human-readable explanation.
     - ``answer`` (dict): the parsed answer in the ``S`` frame: ``schema`` (None when unusable) and
       ``objects`` (a list of ``{"box": [x1, y1, x2, y2], "points": [[x, y], ...]}``).
+
+    - multi-turn only: ``prev_iou`` (float, IoU before this turn), ``iou_gain`` (``iou - prev_iou``),
+      ``mask_iou_credit`` (what ``mask_iou`` was paid at), ``turn_cost`` (the cost subtracted),
+      ``stopped`` (bool, the reply asked to stop).
 
     The predicted mask is ``env.unwrapped.last_pred_mask`` (not in ``info``, to keep it light).
 
@@ -140,9 +200,18 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``max_query_length``: the ``query`` Text space's maximum length.
     - ``max_reply_length``: the action Text space's maximum length (``step`` accepts longer).
     - ``render_mode``: ``None``, ``"rgb_array"`` or ``"human"``.
+    - ``max_turns``: answers per episode (default 1: the single-turn task, unchanged). Above 1,
+      refinement turns follow the first answer.
+    - ``feedback``: ``"mask"`` (default; the policy sees its mask, no ground-truth leak) or
+      ``"mask-iou"`` (also its IoU: LEAKS the ground truth; ``info["feedback_leaks_gt"]`` says so).
+    - ``turn_reward``: ``"gain"`` (default; IoU gain per turn, the return telescopes to the final
+      IoU) or ``"final"`` (the IoU on the last turn only).
+    - ``turn_cost``: subtracted from the reward of every turn after the first (default 0).
+    - ``expose_gt_mask``: put the ``S x S`` ground-truth mask in ``info["gt_mask"]`` (oracle policies).
 
     ## Version History
-    - v0: initial release.
+    - v0: initial release; multi-turn refinement added behind ``max_turns`` (default 1 keeps
+      single-turn episodes, spaces, rewards and info exactly as before).
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 1}
@@ -162,11 +231,29 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         max_query_length: int = 2048,
         max_reply_length: int = 8192,
         render_mode: str | None = None,
+        max_turns: int = 1,
+        feedback: str = "mask",
+        turn_reward: str = "gain",
+        turn_cost: float = 0.0,
+        expose_gt_mask: bool = False,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
         if image_size < 28:
             raise ValueError(f"image_size must be at least 28 pixels, got {image_size}")
+        if int(max_turns) < 1:
+            raise ValueError(f"max_turns must be >= 1 (1 is the single-turn task), got {max_turns}")
+        if feedback not in FEEDBACK_LEVELS:
+            raise ValueError(f"feedback must be one of {FEEDBACK_LEVELS} ('mask-iou' leaks the IoU), got {feedback!r}")
+        if turn_reward not in TURN_REWARDS:
+            raise ValueError(f"turn_reward must be one of {TURN_REWARDS}, got {turn_reward!r}")
+        if not np.isfinite(turn_cost):
+            raise ValueError(f"turn_cost must be a finite number, got {turn_cost}")
+        self.max_turns = int(max_turns)
+        self.feedback = feedback
+        self.turn_reward = turn_reward
+        self.turn_cost = float(turn_cost)
+        self.expose_gt_mask = bool(expose_gt_mask)
         self.dataset = build_dataset(dataset, split, data_root, dataset_kwargs)
         if len(self.dataset) == 0:
             raise ValueError(f"dataset {getattr(self.dataset, 'name', dataset)!r} split {split!r} has no samples")
@@ -177,16 +264,31 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         self.max_query_length = int(max_query_length)
         self.render_mode = render_mode
         self.reward_range = self.preset.reward_range
-        self.observation_space = spaces.Dict(
-            {
-                "image": spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8),
-                "query": spaces.Text(max_length=self.max_query_length, min_length=0, charset=QUERY_CHARSET),
-            }
-        )
+        obs_spaces: dict[str, spaces.Space] = {
+            "image": spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8),
+            "query": spaces.Text(max_length=self.max_query_length, min_length=0, charset=QUERY_CHARSET),
+        }
+        if self.max_turns > 1:
+            obs_spaces["prev_mask"] = spaces.Box(0, 1, (self.image_size, self.image_size), np.uint8)
+            obs_spaces["turn"] = spaces.Discrete(self.max_turns + 1)
+            if self.feedback == "mask-iou":
+                obs_spaces["prev_iou"] = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.observation_space = spaces.Dict(obs_spaces)
         self.action_space = spaces.Text(max_length=int(max_reply_length), min_length=0, charset=REPLY_CHARSET)
         self.episode: Episode | None = None
         self.last_outcome: Outcome | None = None
+        self.turn_state = TurnState()
         self._terminated = False
+
+    @property
+    def multi_turn(self) -> bool:
+        """Whether episodes have refinement turns (``max_turns > 1``)."""
+        return self.max_turns > 1
+
+    @property
+    def turn_states(self) -> list[TurnState] | None:
+        """``[turn_state]`` for :func:`~segzero_env.envs.scoring.score_replies` in multi-turn mode, else ``None``."""
+        return [self.turn_state] if self.multi_turn else None
 
     @property
     def current_sample(self):  # noqa: ANN201 - Sample, imported lazily by users
@@ -217,13 +319,14 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         """Start an episode on a prepared :class:`Episode` (used by ``reset`` and the group vector env)."""
         self.episode = episode
         self.last_outcome = None
+        self.turn_state = TurnState()
         self._terminated = False
         return self._observation(), self.episode_info(episode)
 
     def episode_info(self, episode: Episode) -> dict[str, Any]:
-        """The info keys shared by ``reset`` and ``step``."""
+        """The info keys shared by ``reset`` and ``step`` (multi-turn: with the current turn's feedback)."""
         sample = episode.sample
-        return {
+        info = {
             "sample_id": sample.sample_id,
             "query": sample.query,
             "query_kind": sample.query_kind,
@@ -234,6 +337,27 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
             "gt_box": None if episode.gt_box is None else [float(v) for v in episode.gt_box],
             "gt_points": None if episode.gt_points is None else [[float(x), float(y)] for x, y in episode.gt_points],
         }
+        if self.expose_gt_mask:
+            info["gt_mask"] = self._gt_mask_obs(episode)
+        if self.multi_turn:
+            state = self.turn_state
+            text = feedback_text(state, self.max_turns, self.feedback)
+            if text:
+                info["prompt"] = f"{info['prompt']}\n\n{text}"
+            info.update(
+                turn=state.turn,
+                max_turns=self.max_turns,
+                feedback=text,
+                feedback_level=self.feedback,
+                feedback_leaks_gt=self.feedback == "mask-iou",
+                iou_history=list(state.iou_history),
+                current_answer=describe_objects_info(state.objects),
+            )
+        return info
+
+    def _gt_mask_obs(self, episode: Episode) -> np.ndarray:
+        """The ground-truth mask at ``S x S`` (uint8 0/1/255, nearest neighbour; zeros without a mask)."""
+        return mask_to_obs(episode.sample.mask, self.image_size)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -245,7 +369,16 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
 
     def _observation(self) -> dict[str, Any]:
         assert self.episode is not None
-        return {"image": self.episode.image_obs.copy(), "query": self.episode.query_obs}
+        obs: dict[str, Any] = {"image": self.episode.image_obs.copy(), "query": self.episode.query_obs}
+        if self.multi_turn:
+            state = self.turn_state
+            obs["prev_mask"] = (
+                state.mask_obs.copy() if state.mask_obs is not None else mask_to_obs(None, self.image_size)
+            )
+            obs["turn"] = np.int64(state.turn)
+            if self.feedback == "mask-iou":
+                obs["prev_iou"] = np.array([state.iou], dtype=np.float32)
+        return obs
 
     def step_info(self, outcome: Outcome) -> dict[str, Any]:
         """The info dict of a scored step."""
@@ -268,10 +401,40 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     def finish_step(self, outcome: Outcome) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Record a scored reply and build ``step``'s return value (used by the group vector env too)."""
         self.last_outcome = outcome
-        self._terminated = True
+        if not self.multi_turn:
+            self._terminated = True
+            if self.render_mode == "human":
+                self.render()
+            return self._observation(), float(outcome.reward), True, False, self.step_info(outcome)
+        previous = self.turn_state
+        turn = previous.turn + 1
+        done = outcome.parsed.stop or turn >= self.max_turns
+        iou = outcome.iou
+        self.turn_state = TurnState(
+            turn=turn,
+            objects=outcome.parsed.objects if outcome.parsed.ok else previous.objects,
+            logits=outcome.logits,
+            prompts=outcome.prompts,
+            pred_mask=outcome.pred_mask,
+            mask_obs=mask_to_obs(outcome.pred_mask, self.image_size),
+            iou=iou,
+            iou_history=(*previous.iou_history, iou),
+        )
+        credit = mask_iou_credit(self.turn_reward, iou, previous.iou, done)
+        cost = self.turn_cost if turn > 1 else 0.0
+        reward = self.preset.combine({**outcome.terms, "mask_iou": credit}) - cost
+        self._terminated = done
         if self.render_mode == "human":
             self.render()
-        return self._observation(), float(outcome.reward), True, False, self.step_info(outcome)
+        info = self.step_info(outcome)
+        info.update(
+            prev_iou=previous.iou,
+            iou_gain=iou - previous.iou,
+            mask_iou_credit=credit,
+            turn_cost=cost,
+            stopped=bool(outcome.parsed.stop),
+        )
+        return self._observation(), float(reward), done, False, info
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Score the reply ``action``; never raises on its content."""
@@ -279,7 +442,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
             raise RuntimeError("step() called before reset(); call env.reset() first")
         if self._terminated:
             raise RuntimeError("step() called on a finished episode; call env.reset() to start the next one")
-        (outcome,) = score_replies([self.episode], [action], self.segmenter, self.preset)
+        (outcome,) = score_replies([self.episode], [action], self.segmenter, self.preset, self.turn_states)
         return self.finish_step(outcome)
 
     def render(self) -> np.ndarray | None:
