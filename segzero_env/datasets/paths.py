@@ -68,6 +68,5 @@ def resolve_root(
     raise DatasetError(
         base,
         f"no {dataset} data found; looked in: " + ", ".join(str(p) for p in tried),
-        f"pass root=... (gym.make(..., data_root=...)), set {DATA_DIR_ENV}, "
-        f"or put the data in one of those folders",
+        f"pass root=... (gym.make(..., data_root=...)), set {DATA_DIR_ENV}, or put the data in one of those folders",
     )

@@ -42,7 +42,15 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from segzero_env.datasets.errors import SKIP_HINT, DatasetError, SkipLog, key_error, read_image, read_json
+from segzero_env.datasets.errors import (
+    SKIP_HINT,
+    DatasetError,
+    SkipLog,
+    key_error,
+    paused_gc,
+    read_image,
+    read_json,
+)
 from segzero_env.datasets.paths import resolve_root
 from segzero_env.types import Sample
 
@@ -144,7 +152,7 @@ def _read_refs(path: Path) -> list[Any]:
             path, "refs file not found" + (f" (found: {', '.join(found)})" if found else ""), "pass split_by=..."
         )
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, paused_gc():
             refs = pickle.load(f)
     except Exception as exc:  # a damaged pickle can raise nearly anything
         raise DatasetError(path, f"does not unpickle ({type(exc).__name__}: {exc})", "re-download it") from exc
@@ -243,7 +251,8 @@ class RefCocoDataset:
     def _instances(self) -> _Instances:
         """Parse instances.json once, keeping the images and annotations this split refers to."""
         if self._instances_cache is None:
-            data = read_json(self.instances_path)
+            with paused_gc():
+                data = read_json(self.instances_path)
             if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
                 raise DatasetError(self.instances_path, "lacks 'images' / 'annotations'", "re-download it")
             ann_ids = {e.ann_id for e in self._entries}
