@@ -31,9 +31,19 @@ class GroupVectorEnv(VectorEnv):
     - Observations are batched: ``{"image": N x S x S x 3 uint8, "query": tuple of N str}``;
       infos are the single env's, batched by Gymnasium's rules (``info["reward_terms"]["mask_iou"]``
       is an array of ``N``).
-    - Every episode is one step, so every sub-env terminates on every step. Autoreset follows
-      Gymnasium's next-step mode: a ``step`` after a terminating one resets each block (actions
-      ignored, reward 0). GRPO loops simply call ``reset()`` before each group of replies.
+    - Single turn (``max_turns=1``): every episode is one step, so every sub-env terminates on
+      every step. Autoreset follows Gymnasium's next-step mode: a ``step`` after a terminating one
+      resets each block (actions ignored, reward 0). GRPO loops simply call ``reset()`` before
+      each group of replies.
+    - Multi-turn (``max_turns > 1``): each sub-env carries its own refinement state (the members
+      of a block share the sample, not the answers); all refinement turns of a step are still
+      scored in one segmenter call. Members stop at different turns (a stop answer), but a block
+      STAYS TOGETHER: a member that has terminated WAITS (its actions are ignored, reward 0,
+      ``terminated=False``, ``info["waiting"]`` True, its last observation repeated) until every
+      member of its block has terminated; the step after that resets the whole block (next-step
+      autoreset, as above). Learners must drop waiting transitions (``info["waiting"]`` or
+      :attr:`waiting`). A GRPO loop calls ``reset()``, then steps until every sub-env has
+      terminated once (at most ``max_turns`` steps) and sums each member's rewards.
 
     Attributes:
         envs: The ``N`` single envs (sharing one dataset and one segmenter).
@@ -59,6 +69,21 @@ class GroupVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._needs_reset = np.ones(num_envs, dtype=bool)
+
+    @property
+    def multi_turn(self) -> bool:
+        """Whether episodes have refinement turns (``max_turns > 1``)."""
+        return self.envs[0].multi_turn
+
+    @property
+    def waiting(self) -> np.ndarray:
+        """Bool per sub-env: it has terminated and waits for the rest of its block (multi-turn)."""
+        waiting = self._needs_reset.copy()
+        for block in range(self.num_groups):
+            members = slice(block * self.group_size, (block + 1) * self.group_size)
+            if waiting[members].all():
+                waiting[members] = False
+        return waiting
 
     @property
     def num_groups(self) -> int:
@@ -119,6 +144,12 @@ class GroupVectorEnv(VectorEnv):
         return self._observations(), infos
 
     def _observations(self) -> dict[str, Any]:
+        if self.multi_turn:
+            singles = [env._observation() for env in self.envs]
+            return {
+                key: tuple(o[key] for o in singles) if key == "query" else np.stack([o[key] for o in singles])
+                for key in singles[0]
+            }
         return {
             "image": np.stack([env.episode.image_obs for env in self.envs]),  # type: ignore[union-attr]
             "query": tuple(env.episode.query_obs for env in self.envs),  # type: ignore[union-attr]
@@ -138,20 +169,28 @@ class GroupVectorEnv(VectorEnv):
         truncated = np.zeros(self.num_envs, dtype=bool)
         infos: dict[str, Any] = {}
         active = [i for i in range(self.num_envs) if not self._needs_reset[i]]
+        waiting = self.waiting
+        reset_now = np.zeros(self.num_envs, dtype=bool)
         for block in range(self.num_groups):
             members = range(block * self.group_size, (block + 1) * self.group_size)
             if all(self._needs_reset[i] for i in members):
                 self._reset_block(block, None)
+                reset_now[list(members)] = True
                 for i in members:
                     infos = self._add_info(infos, self.envs[i].episode_info(self.envs[i].episode), i)
+        for i in np.flatnonzero(waiting):
+            infos = self._add_info(infos, {"waiting": True}, int(i))
         if active:
             episodes = [self.envs[i].episode for i in active]
-            outcomes = score_replies(episodes, [actions[i] for i in active], self.segmenter, self.envs[0].preset)
+            states = [self.envs[i].turn_state for i in active] if self.multi_turn else None
+            replies = [actions[i] for i in active]
+            outcomes = score_replies(episodes, replies, self.segmenter, self.envs[0].preset, states)
             for i, outcome in zip(active, outcomes, strict=True):
                 _, reward, term, trunc, info = self.envs[i].finish_step(outcome)
                 rewards[i], terminated[i], truncated[i] = reward, term, trunc
                 infos = self._add_info(infos, info, i)
-        self._needs_reset = terminated | truncated
+        # Waiting members keep needing a reset until their whole block is reset together.
+        self._needs_reset = (self._needs_reset & ~reset_now) | terminated | truncated
         return self._observations(), rewards, terminated, truncated, infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
