@@ -95,6 +95,7 @@ _REGISTRY: dict[str, str | Callable[..., Policy]] = {
     "random": "segzero_env.policies.random_policy:RandomPolicy",
     "full-image": "segzero_env.policies.full_image:FullImagePolicy",
     "oracle": "segzero_env.policies.oracle:OraclePolicy",
+    "oracle-refine": "segzero_env.policies.oracle_refine:OracleRefinePolicy",
     "replay": "segzero_env.policies.replay:ReplayPolicy",
     "hf": "segzero_env.policies.hf_policy:HFPolicy",
     "openai": "segzero_env.policies.openai_policy:OpenAIPolicy",
