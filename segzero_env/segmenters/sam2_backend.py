@@ -58,8 +58,10 @@ class SAM2Segmenter(SegmenterBase):
     another image's features; LRU bounded by ``cache_bytes`` (default 1 GiB on CUDA, 512 MiB
     elsewhere; 0 disables it). Bytes per cached image, measured on the CPU with random weights
     (the same for every size, since the neck and the decoder's high-res projections have fixed
-    widths): 16,777,216 (16 MiB) in float32 for tiny, small, base+ and large; half that under
-    bfloat16 autocast (CUDA default). So 1 GiB holds 64 images in float32, 128 in bfloat16.
+    widths): 16,777,216 (16 MiB) in float32 for tiny, small, base+ and large (2.1 and 2.0);
+    10,485,760 (10 MiB) under bfloat16 autocast, the CUDA default (the two high-res maps become
+    bfloat16; the 64 x 64 embedding stays float32). So 1 GiB holds 64 images in float32, 102 in
+    bfloat16.
 
     Batching: ``segment`` encodes the image once (or takes it from the cache) and decodes ALL of
     its prompts in one decoder call (``B`` boxes with ``B x N`` points). Prompts of different
