@@ -25,10 +25,19 @@ def test_action_space_is_sb3_friendly():
     assert ENV.action_space == gym.spaces.Box(-1.0, 1.0, (8,), dtype=np.float32)
 
 
+ENV_CORNERS = make(box_format="corners")
+
+
 def test_extremes_map_to_first_and_last_pixel_and_corners_are_sorted():
-    answer = ENV.decode(np.array([1, 1, -1, -1, 0, 0, 0, 0], dtype=np.float32))
+    answer = ENV_CORNERS.decode(np.array([1, 1, -1, -1, 0, 0, 0, 0], dtype=np.float32))
     assert answer.box == (0.0, 0.0, 63.0, 63.0)
     assert answer.points == ((32.0, 32.0), (32.0, 32.0))  # 31.5 rounds half up
+
+
+def test_center_size_zero_action_is_a_centred_half_frame_box_and_overflow_is_clipped():
+    assert ENV.decode(np.zeros(8)).box == (16.0, 16.0, 47.0, 47.0)  # 15.75 and 47.25 rounded
+    assert ENV.decode(np.array([1, -1, 1, 1, 0, 0, 0, 0])).box == (32.0, 0.0, 63.0, 32.0)
+    assert ENV.decode(np.array([0, 0, -1, -1, 0, 0, 0, 0])).box == (32.0, 32.0, 32.0, 32.0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -46,8 +55,10 @@ def test_every_action_gives_a_valid_box_with_points_inside(values):
 @settings(max_examples=60, deadline=None)
 @given(unit_vectors)
 def test_encode_inverts_decode(values):
-    for env in (ENV_IMAGE_POINTS, make(integer_coords=False)):
+    for env in (ENV_IMAGE_POINTS, make(integer_coords=False, box_format="corners")):
         answer = env.decode(np.array(values))
+        if env.box_format == "center-size" and (answer.box[2] - answer.box[0]) * (answer.box[3] - answer.box[1]) == 0:
+            continue  # a zero-size box cannot place box-relative points; skip the degenerate case
         again = env.decode(env.encode(answer.box, answer.points))
         np.testing.assert_allclose(again.box, answer.box, atol=1e-3)
         np.testing.assert_allclose(again.points, answer.points, atol=1e-3)
@@ -60,6 +71,8 @@ def test_bad_actions_are_rejected_with_a_reason():
         ENV.decode(np.full(8, np.nan))
     with pytest.raises(ValueError, match="points_frame"):
         make(points_frame="pixels")
+    with pytest.raises(ValueError, match="box_format"):
+        make(box_format="xywh")
 
 
 def test_oracle_action_beats_whole_frame_and_frame_survives_resizing():
@@ -76,6 +89,6 @@ def test_oracle_action_beats_whole_frame_and_frame_survives_resizing():
     assert step_info["iou"] > 0.45 and step_info["iou"] == pytest.approx(exact_info["iou"], abs=0.1)
     np.testing.assert_allclose(step_info["answer"]["objects"][0]["box"], np.round(info["gt_box"]), atol=1.0)
     env.reset(seed=1)
-    _, _, _, _, whole = env.step(np.array([-1, -1, 1, 1, 0, 0, 0, 0], dtype=np.float32))
+    _, _, _, _, whole = env.step(np.array([0, 0, 1, 1, 0, 0, 0, 0], dtype=np.float32))
     assert whole["iou"] < step_info["iou"]
     assert whole["reply"].startswith("<think>")

@@ -3,7 +3,7 @@
 One wrapper per module, each named ``<Verb><Target>``; :func:`make_sb3_env` composes them.
 """
 
-from segzero_env.wrappers.box_action import ACTION_LAYOUT, ContinuousBoxAction
+from segzero_env.wrappers.box_action import ACTION_LAYOUT, ACTION_LAYOUTS, ContinuousBoxAction
 from segzero_env.wrappers.encode_query import EncodeQuery, build_vocabulary, tokenize
 from segzero_env.wrappers.flatten_info import FlattenInfo
 from segzero_env.wrappers.resize_image import ResizeImage
@@ -11,6 +11,7 @@ from segzero_env.wrappers.sb3 import info_keywords, make_sb3_env
 
 __all__ = [
     "ACTION_LAYOUT",
+    "ACTION_LAYOUTS",
     "ContinuousBoxAction",
     "EncodeQuery",
     "FlattenInfo",

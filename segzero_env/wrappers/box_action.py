@@ -18,8 +18,14 @@ from gymnasium import spaces
 from segzero_env.answers import format_reply
 from segzero_env.types import Box, ObjectAnswer, Point
 
-ACTION_LAYOUT = ("x1", "y1", "x2", "y2", "p1_x", "p1_y", "p2_x", "p2_y")
-"""Meaning of each action component, in order."""
+ACTION_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "center-size": ("center_x", "center_y", "width", "height", "p1_x", "p1_y", "p2_x", "p2_y"),
+    "corners": ("x1", "y1", "x2", "y2", "p1_x", "p1_y", "p2_x", "p2_y"),
+}
+"""Meaning of each action component, in order, for each ``box_format``."""
+
+ACTION_LAYOUT = ACTION_LAYOUTS["center-size"]
+"""The default layout."""
 
 POINTS_FRAMES = ("box", "image")
 
@@ -31,12 +37,19 @@ def _round_half_up(value: float) -> float:
 class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Replace the env's text action with ``Box(-1, 1, (8,), float32)``: a box and two points.
 
-    Action layout (see :data:`ACTION_LAYOUT`): ``[x1, y1, x2, y2, p1_x, p1_y, p2_x, p2_y]``, each in
-    ``[-1, 1]`` (values outside are clipped). A coordinate ``a`` maps to the ``S x S`` observation
-    frame of the wrapped env as ``(a + 1) / 2 * (S - 1)``, so ``-1`` is the first pixel and ``1`` the
-    last. The two corners are sorted, so every action is a valid box (no inverted boxes). With
-    ``points_frame="box"`` (default) the point coordinates are fractions of the box, so both points
-    always lie inside it; with ``points_frame="image"`` they use the whole frame like the box.
+    Each component lies in ``[-1, 1]`` (values outside are clipped) and stands for the fraction
+    ``u = (a + 1) / 2`` of the ``S x S`` observation frame of the wrapped env; a fraction ``u`` is
+    the pixel ``u * (S - 1)``, so ``-1`` is the first pixel and ``1`` the last. Layouts
+    (:data:`ACTION_LAYOUTS`):
+
+    - ``box_format="center-size"`` (default): ``[center_x, center_y, width, height, p1_x, p1_y,
+      p2_x, p2_y]``; the box is ``center -+ size / 2`` clipped to the frame. The zero action is a
+      centred box half the frame wide, a sensible first guess, and each box has one action.
+    - ``box_format="corners"``: ``[x1, y1, x2, y2, ...]`` as the reply writes them; the corners are
+      sorted so no box is inverted. The zero action is a one-pixel box in the centre.
+
+    With ``points_frame="box"`` (default) the point coordinates are fractions of the box, so both
+    points always lie inside it; with ``points_frame="image"`` they are fractions of the frame.
     ``S`` is read from ``info["image_size"]`` at each reset (the wrapped env's frame, even when a
     resizing wrapper shrinks the image the policy sees).
 
@@ -52,9 +65,10 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         >>> env.action_space
         Box(-1.0, 1.0, (8,), float32)
         >>> _ = env.reset(seed=0)
-        >>> whole_frame = np.array([-1, -1, 1, 1, -0.5, -0.5, 0.5, 0.5], dtype=np.float32)
-        >>> env.decode(whole_frame)
-        ObjectAnswer(box=(0.0, 0.0, 63.0, 63.0), points=((16.0, 16.0), (47.0, 47.0)))
+        >>> whole_frame = np.array([0, 0, 1, 1, -0.5, -0.5, 0.5, 0.5], dtype=np.float32)
+        >>> answer = env.decode(whole_frame)
+        >>> answer.box, answer.points
+        ((0.0, 0.0, 63.0, 63.0), ((16.0, 16.0), (47.0, 47.0)))
         >>> _, reward, terminated, _, info = env.step(whole_frame)
         >>> terminated, info["parse_failure"]
         (True, None)
@@ -62,6 +76,7 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     Args:
         env: Env whose action is a reply string and whose reset info holds ``image_size``.
         schema: Answer grammar the replies are written in (``"seg-zero"`` or ``"vision-reasoner"``).
+        box_format: ``"center-size"`` or ``"corners"`` (see above).
         points_frame: ``"box"`` (points relative to the box) or ``"image"`` (points in the frame).
         integer_coords: Round coordinates half up to whole pixels, as a language model writes them.
         think: Text of the ``<think>`` block of every reply.
@@ -73,17 +88,27 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         self,
         env: gym.Env,
         schema: str = "seg-zero",
+        box_format: str = "center-size",
         points_frame: str = "box",
         integer_coords: bool = True,
         think: str = "A box and two points from a continuous action.",
     ) -> None:
+        if box_format not in ACTION_LAYOUTS:
+            raise ValueError(f"box_format must be one of {tuple(ACTION_LAYOUTS)}, got {box_format!r}")
         if points_frame not in POINTS_FRAMES:
             raise ValueError(f"points_frame must be one of {POINTS_FRAMES}, got {points_frame!r}")
         gym.utils.RecordConstructorArgs.__init__(
-            self, schema=schema, points_frame=points_frame, integer_coords=integer_coords, think=think
+            self,
+            schema=schema,
+            box_format=box_format,
+            points_frame=points_frame,
+            integer_coords=integer_coords,
+            think=think,
         )
         gym.ActionWrapper.__init__(self, env)
         self.schema = schema
+        self.box_format = box_format
+        self.layout = ACTION_LAYOUTS[box_format]
         self.points_frame = points_frame
         self.integer_coords = integer_coords
         self.think = think
@@ -137,13 +162,17 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         values = np.asarray(action, dtype=np.float64).reshape(-1)
         if values.shape[0] != self.action_size:
             raise ValueError(
-                f"action must hold {self.action_size} numbers {ACTION_LAYOUT}, got shape {np.shape(action)}"
+                f"action must hold {self.action_size} numbers {self.layout}, got shape {np.shape(action)}"
             )
         if not np.all(np.isfinite(values)):
             raise ValueError(f"action holds NaN or infinite values: {values.tolist()}; clip or fix the policy output")
         unit = (np.clip(values, -1.0, 1.0) + 1.0) / 2.0
-        x_lo, x_hi = sorted((unit[0], unit[2]))
-        y_lo, y_hi = sorted((unit[1], unit[3]))
+        if self.box_format == "center-size":
+            x_lo, x_hi = max(unit[0] - unit[2] / 2, 0.0), min(unit[0] + unit[2] / 2, 1.0)
+            y_lo, y_hi = max(unit[1] - unit[3] / 2, 0.0), min(unit[1] + unit[3] / 2, 1.0)
+        else:
+            x_lo, x_hi = sorted((unit[0], unit[2]))
+            y_lo, y_hi = sorted((unit[1], unit[3]))
         box: Box = (self._to_pixel(x_lo), self._to_pixel(y_lo), self._to_pixel(x_hi), self._to_pixel(y_hi))
         if self.points_frame == "box":
             fractions = unit[4:8].reshape(2, 2)
@@ -183,5 +212,9 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
             ]
         else:
             point_units = [(px / scale, py / scale) for px, py in pts]
-        units = [x1 / scale, y1 / scale, x2 / scale, y2 / scale, *(c for p in point_units for c in p)]
+        if self.box_format == "center-size":
+            box_units = [(x1 + x2) / 2 / scale, (y1 + y2) / 2 / scale, (x2 - x1) / scale, (y2 - y1) / scale]
+        else:
+            box_units = [x1 / scale, y1 / scale, x2 / scale, y2 / scale]
+        units = [*box_units, *(c for p in point_units for c in p)]
         return np.clip(np.asarray(units, dtype=np.float32) * 2.0 - 1.0, -1.0, 1.0)

@@ -1,0 +1,463 @@
+"""Stable-Baselines3 algorithms on ReasonSegShapes-v0: a reference table of mask IoU after a fixed step budget.
+
+Each run trains one algorithm with one seed on one difficulty level of the synthetic set, through
+:func:`segzero_env.wrappers.make_sb3_env` (image resized for a CNN, query as a bag of words, an 8-number
+action turned into a well-formed reply, the ``box`` segmenter so a step costs milliseconds). Every episode
+is one step, so this is a contextual bandit: the reward is the immediate mask-IoU reward and the discount
+factor plays no part. During training the deterministic policy is scored at evenly spaced checkpoints on a
+fixed set of ``val`` samples (the learning curve); the last checkpoint is the table's number.
+
+Baselines, scored on the same samples through the same action wrapper:
+
+- ``random``: uniform actions in ``[-1, 1]^8`` (what an untrained stochastic policy starts near);
+- ``oracle``: the ground-truth box and points encoded as an action, the ceiling the ``box`` segmenter and
+  whole-pixel coordinates allow (a box covers more than a circle or a triangle, so it is below 1).
+
+Outputs (in ``--out-dir``): ``rl_algorithms.csv`` (one row per checkpoint: ``algo, level, seed, steps,
+mean_iou, ...``, ``final`` marking the table's row), ``rl_algorithms.md`` (mean and std over seeds per
+algorithm and level, the exact command) and ``rl_algorithms.png`` (IoU against steps, mean and std band).
+
+Usage::
+
+    python benchmarks/rl_algorithms.py --budget small --workers 2     # the committed table, ~25 min on 2 cores
+    python benchmarks/rl_algorithms.py --budget tiny --seeds 1        # smoke test, ~2 min
+    python benchmarks/rl_algorithms.py --algos PPO,A2C --levels 0 --steps 50000 --out-dir /tmp/rl
+
+Any algorithm class that ``stable_baselines3`` (or ``sb3_contrib``, when installed) exports can be named in
+``--algos``; :data:`HYPERPARAMETERS` holds the settings used for the four defaults, others get SB3's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+ENV_ID = "ReasonSegShapes-v0"
+BASELINES = ("random", "oracle")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-run sizes of one ``--budget`` preset."""
+
+    steps: int
+    """Environment steps (= episodes) of training per run."""
+    eval_episodes: int
+    """``val`` samples each checkpoint is scored on."""
+    checkpoints: int
+    """Evaluations along training, evenly spaced, the last at ``steps`` (plus one before training)."""
+
+
+BUDGETS: dict[str, Budget] = {
+    "tiny": Budget(steps=1_000, eval_episodes=50, checkpoints=2),
+    "small": Budget(steps=6_000, eval_episodes=200, checkpoints=6),
+    "medium": Budget(steps=30_000, eval_episodes=300, checkpoints=10),
+    "large": Budget(steps=100_000, eval_episodes=500, checkpoints=10),
+}
+
+HYPERPARAMETERS: dict[str, dict[str, Any]] = {
+    # Short rollouts: every step is a whole episode, so long horizons buy nothing and updates come sooner.
+    "PPO": {"n_steps": 256, "batch_size": 64, "n_epochs": 4, "learning_rate": 3e-4},
+    "A2C": {"n_steps": 16, "learning_rate": 3e-4},
+    # Off-policy: a replay buffer as long as the run; learning starts after a short random warm-up.
+    "SAC": {"batch_size": 64, "learning_starts": 500, "train_freq": 1, "gradient_steps": 1},
+    "TD3": {"batch_size": 64, "learning_starts": 500, "train_freq": 1, "gradient_steps": 1, "action_noise_sigma": 0.2},
+}
+
+
+@dataclass
+class Args:
+    """Command-line arguments (each field's docstring is its ``--help``)."""
+
+    algos: str = "PPO,A2C,SAC,TD3"
+    """Comma-separated SB3 algorithm class names; the random and oracle baselines are always added."""
+    levels: str = "0,1"
+    """Comma-separated shapes levels: 0 = one large object (easiest), 1 = two objects told apart by the query."""
+    seeds: int = 3
+    """Seeds per algorithm and level (0 .. seeds-1)."""
+    budget: str = "small"
+    """Preset of steps, eval episodes and checkpoints: tiny, small, medium, large."""
+    steps: int | None = None
+    """Override the budget's training steps per run."""
+    eval_episodes: int | None = None
+    """Override the budget's eval episodes per checkpoint."""
+    image_size: int = 64
+    """The env's frame side S (the coordinate frame of the replies)."""
+    obs_size: int = 64
+    """Side of the image the policy sees (SB3's default CNN needs >= 36)."""
+    query_encoding: str = "bag-of-words"
+    """Query encoding of the EncodeQuery wrapper: bag-of-words, hashed or token-ids."""
+    segmenter: str = "box"
+    """Segmenter inside the env; box is milliseconds per step, grabcut is ~10x slower."""
+    workers: int = 1
+    """Runs in parallel (processes). Use the number of idle cores."""
+    torch_threads: int = 1
+    """Torch threads per run."""
+    out_dir: str = "benchmarks/results"
+    """Where the CSV, markdown and plot go."""
+    name: str = "rl_algorithms"
+    """Base name of the output files."""
+
+    @property
+    def budget_spec(self) -> Budget:
+        """The budget with any overrides applied."""
+        base = BUDGETS[self.budget]
+        return Budget(
+            steps=self.steps if self.steps is not None else base.steps,
+            eval_episodes=self.eval_episodes if self.eval_episodes is not None else base.eval_episodes,
+            checkpoints=base.checkpoints,
+        )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Args:
+    """Build an argparse parser from :class:`Args` (types and help from the dataclass) and parse ``argv``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    docs = _field_docs()
+    for field in dataclasses.fields(Args):
+        kind = {"int | None": int, "int": int, "str": str}[str(field.type)]
+        flag = f"--{field.name.replace('_', '-')}"
+        parser.add_argument(flag, type=kind, default=field.default, help=docs[field.name])
+    args = Args(**vars(parser.parse_args(argv)))
+    if args.budget not in BUDGETS:
+        parser.error(f"--budget must be one of {sorted(BUDGETS)}, got {args.budget!r}")
+    if args.seeds < 1 or args.workers < 1:
+        parser.error("--seeds and --workers must be >= 1")
+    return args
+
+
+def _field_docs() -> dict[str, str]:
+    # Field docstrings are the help texts, read from this file's source so they cannot drift apart.
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(Args))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr):
+            docs[node.target.id] = following.value.value  # type: ignore[union-attr]
+    return docs
+
+
+def env_kwargs(args: Args, level: int, split: str) -> dict[str, Any]:
+    """Keyword arguments of ``make_sb3_env`` for one level and split."""
+    return {
+        "image_size": args.image_size,
+        "obs_size": args.obs_size,
+        "segmenter": args.segmenter,
+        "split": split,
+        "dataset_kwargs": {"level": level},
+        "query_encoding": args.query_encoding,
+    }
+
+
+class Evaluator:
+    """Scores a deterministic policy on the first ``episodes`` samples of the ``val`` split.
+
+    The eval env builds its query vocabulary from its own split; the training env's vocabulary is passed
+    in so both encode a query the same way.
+    """
+
+    def __init__(self, args: Args, level: int, episodes: int, vocabulary: Sequence[str] | None) -> None:
+        from segzero_env.wrappers import make_sb3_env
+
+        kwargs = env_kwargs(args, level, "val")
+        if vocabulary is not None:
+            kwargs["query_kwargs"] = {"vocabulary": list(vocabulary)}
+        self.env = make_sb3_env(ENV_ID, **kwargs)
+        self.episodes = episodes
+        observations, self.infos = [], []
+        for index in range(episodes):
+            obs, info = self.env.reset(options={"index": index})
+            observations.append(obs)
+            self.infos.append(info)
+        self.batch = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+
+    def score(self, actions: np.ndarray) -> dict[str, float]:
+        """Step every eval sample with its action; return mean IoU, its std, mean reward and parse failures."""
+        ious, rewards, failures = [], [], []
+        for index, action in enumerate(actions):
+            self.env.reset(options={"index": index})
+            _, reward, _, _, info = self.env.step(action)
+            ious.append(info["iou"])
+            rewards.append(float(reward))
+            failures.append(info["parse_failed"])
+        return {
+            "mean_iou": float(np.mean(ious)),
+            "std_iou": float(np.std(ious)),
+            "mean_reward": float(np.mean(rewards)),
+            "parse_failure_rate": float(np.mean(failures)),
+        }
+
+    def policy_actions(self, model: Any) -> np.ndarray:
+        """Deterministic actions of an SB3 model for every eval sample, in one batch."""
+        actions, _ = model.predict(self.batch, deterministic=True)
+        return np.asarray(actions, dtype=np.float32).reshape(self.episodes, -1)
+
+    def oracle_actions(self) -> np.ndarray:
+        """The ground-truth box and points of every eval sample, encoded as actions."""
+        encode = self.env.get_wrapper_attr("encode")
+        return np.stack([encode(info["gt_box"], info["gt_points"]) for info in self.infos])
+
+    def random_actions(self, seed: int) -> np.ndarray:
+        """Uniform actions in ``[-1, 1]^8``."""
+        return np.random.default_rng(seed).uniform(-1.0, 1.0, (self.episodes, 8)).astype(np.float32)
+
+
+def resolve_algorithm(name: str) -> type:
+    """The SB3 (or sb3_contrib) class called ``name``; raises ``ValueError`` listing where it looked."""
+    import stable_baselines3
+
+    found = getattr(stable_baselines3, name, None)
+    if found is None:
+        try:
+            import sb3_contrib
+
+            found = getattr(sb3_contrib, name, None)
+        except ImportError:
+            pass
+    if found is None:
+        raise ValueError(f"unknown algorithm {name!r}: not exported by stable_baselines3 (or sb3_contrib)")
+    return found
+
+
+def build_model(name: str, env: Any, seed: int, steps: int) -> Any:
+    """The algorithm with :data:`HYPERPARAMETERS` (off-policy replay buffers sized to the run)."""
+    import inspect
+
+    algorithm = resolve_algorithm(name)
+    params = dict(HYPERPARAMETERS.get(name, {}))
+    sigma = params.pop("action_noise_sigma", None)
+    accepted = inspect.signature(algorithm.__init__).parameters
+    if sigma is not None:
+        from stable_baselines3.common.noise import NormalActionNoise
+
+        params["action_noise"] = NormalActionNoise(np.zeros(8), np.full(8, sigma))
+    if "buffer_size" in accepted:
+        params.setdefault("buffer_size", steps)
+        params["learning_starts"] = min(params.get("learning_starts", 100), steps // 4)
+    return algorithm("MultiInputPolicy", env, seed=seed, device="cpu", verbose=0, **params)
+
+
+def run_one(args: Args, algo: str, level: int, seed: int) -> list[dict[str, Any]]:
+    """Train (or score a baseline) once; return one row per checkpoint."""
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from segzero_env.wrappers import make_sb3_env
+
+    budget = args.budget_spec
+    base = {"algo": algo, "level": level, "seed": seed, "eval_episodes": budget.eval_episodes}
+    if algo in BASELINES:
+        evaluator = Evaluator(args, level, budget.eval_episodes, vocabulary=None)
+        actions = evaluator.oracle_actions() if algo == "oracle" else evaluator.random_actions(seed)
+        return [{**base, "steps": 0, **evaluator.score(actions), "train_seconds": 0.0, "final": 1}]
+
+    train_env = make_sb3_env(ENV_ID, monitor=True, **env_kwargs(args, level, "train"))
+    train_env.reset(seed=seed)
+    evaluator = Evaluator(args, level, budget.eval_episodes, train_env.get_wrapper_attr("vocabulary"))
+    model = build_model(algo, train_env, seed, budget.steps)
+    marks = [round(budget.steps * (i + 1) / budget.checkpoints) for i in range(budget.checkpoints)]
+    rows: list[dict[str, Any]] = []
+    clock = {"train": 0.0, "since": time.process_time()}
+
+    def checkpoint(steps: int) -> None:
+        clock["train"] += time.process_time() - clock["since"]
+        scores = evaluator.score(evaluator.policy_actions(model))
+        rows.append({**base, "steps": steps, **scores, "train_seconds": round(clock["train"], 1), "final": 0})
+        clock["since"] = time.process_time()
+
+    class Checkpoints(BaseCallback):
+        def _on_step(self) -> bool:
+            while marks and self.num_timesteps >= marks[0]:
+                checkpoint(marks.pop(0))
+            return True
+
+    checkpoint(0)
+    model.learn(total_timesteps=budget.steps, callback=Checkpoints())
+    while marks:  # algorithms that stop a step short of the budget still report every checkpoint
+        checkpoint(marks.pop(0))
+    rows[-1]["final"] = 1
+    train_env.close()
+    return rows
+
+
+def _run_job(job: tuple[Args, str, int, int]) -> list[dict[str, Any]]:
+    args, algo, level, seed = job
+    start = time.time()
+    rows = run_one(args, algo, level, seed)
+    final = rows[-1]
+    print(
+        f"{algo:>7} level {level} seed {seed}: IoU {final['mean_iou']:.3f} after {final['steps']} steps "
+        f"({time.time() - start:.0f} s wall, {final['train_seconds']:.0f} s train CPU)",
+        flush=True,
+    )
+    return rows
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and std over seeds of each (level, algo)'s final IoU, levels then algorithms in order of first run."""
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["final"]:
+            groups.setdefault((row["level"], row["algo"]), []).append(row)
+    table = []
+    for (level, algo), group in sorted(groups.items(), key=lambda item: item[0][0]):
+        ious = np.array([r["mean_iou"] for r in group])
+        table.append(
+            {
+                "level": level,
+                "algo": algo,
+                "steps": int(group[0]["steps"]),
+                "mean_iou": float(ious.mean()),
+                "std_iou": float(ious.std(ddof=1)) if len(ious) > 1 else 0.0,
+                "seeds": len(group),
+                "train_seconds": float(np.mean([r["train_seconds"] for r in group])),
+            }
+        )
+    return table
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str) -> None:
+    """All checkpoints, one row each."""
+    columns = ["algo", "level", "seed", "steps", "mean_iou", "std_iou", "mean_reward", "parse_failure_rate"]
+    columns += ["eval_episodes", "train_seconds", "final"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: (round(v, 4) if isinstance(v, float) else v) for key, v in row.items()})
+
+
+def write_markdown(args: Args, table: Sequence[dict[str, Any]], path: str, command: str, wall: float) -> None:
+    """The table, the best-minus-random margin per level, and how the numbers were made."""
+    budget = args.budget_spec
+    lines = [
+        "# SB3 algorithms on ReasonSegShapes-v0",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Budget `{args.budget}`: {budget.steps} training steps (= episodes) per run, scored on the first "
+        f"{budget.eval_episodes} `val` samples with the deterministic policy. Env: image_size={args.image_size}, "
+        f"policy image {args.obs_size}x{args.obs_size}, query `{args.query_encoding}`, segmenter `{args.segmenter}`, "
+        "reward preset `mask-iou` (think + answer format + mask IoU; the action wrapper always writes a "
+        "well-formed reply, so only the IoU varies). One step per episode: a contextual bandit. "
+        f"IoU is the LISA per-sample mask IoU. Mean and sample std over seeds. {args.workers} worker(s), "
+        f"{args.torch_threads} torch thread(s) each, on {os.cpu_count()} CPU cores "
+        f"({platform.processor() or platform.machine()}); total wall time {wall / 60:.1f} min. "
+        "`train s` is the CPU seconds of one run's training (evaluation excluded).",
+        "",
+        "| level | algo | steps | mean IoU | std | seeds | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        lines.append(
+            f"| {row['level']} | {row['algo']} | {row['steps']} | {row['mean_iou']:.3f} | {row['std_iou']:.3f} "
+            f"| {row['seeds']} | {row['train_seconds']:.0f} |"
+        )
+    lines.append("")
+    for level in sorted({row["level"] for row in table}):
+        learners = [r for r in table if r["level"] == level and r["algo"] not in BASELINES]
+        random_row = next((r for r in table if r["level"] == level and r["algo"] == "random"), None)
+        if learners and random_row is not None:
+            best = max(learners, key=lambda r: r["mean_iou"])
+            margin = best["mean_iou"] - random_row["mean_iou"]
+            lines.append(
+                f"- Level {level}: best learner {best['algo']} {best['mean_iou']:.3f} vs random "
+                f"{random_row['mean_iou']:.3f}: margin {margin:+.3f} mean IoU."
+            )
+    lines += [
+        "",
+        f"Learning curves: `{args.name}.png`; every checkpoint: `{args.name}.csv`.",
+        "",
+        "Hyperparameters (SB3 defaults otherwise; `MultiInputPolicy`: NatureCNN on the image + MLP on the query):",
+        "",
+    ]
+    for algo in [a for a in args.algos.split(",") if a]:
+        lines.append(f"- {algo}: `{HYPERPARAMETERS.get(algo, {})}`")
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: str) -> None:
+    """IoU against steps per level: learners as mean lines with a std band, baselines as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = sorted({row["level"] for row in rows})
+    figure, axes = plt.subplots(1, len(levels), figsize=(5.5 * len(levels), 4), squeeze=False)
+    for axis, level in zip(axes[0], levels, strict=True):
+        level_rows = [r for r in rows if r["level"] == level]
+        algos = list(dict.fromkeys(r["algo"] for r in level_rows))
+        for algo in algos:
+            algo_rows = [r for r in level_rows if r["algo"] == algo]
+            if algo in BASELINES:
+                value = float(np.mean([r["mean_iou"] for r in algo_rows]))
+                style = "--" if algo == "random" else ":"
+                axis.axhline(value, linestyle=style, color="grey", label=f"{algo} {value:.2f}")
+                continue
+            steps = sorted({r["steps"] for r in algo_rows})
+            curves = np.array([[r["mean_iou"] for r in algo_rows if r["steps"] == s] for s in steps], dtype=object)
+            means = np.array([np.mean(c) for c in curves])
+            stds = np.array([np.std(c) for c in curves])
+            axis.plot(steps, means, marker="o", markersize=3, label=algo)
+            axis.fill_between(steps, means - stds, means + stds, alpha=0.2)
+        axis.set_title(f"ReasonSegShapes-v0, level {level}")
+        axis.set_xlabel("environment steps (episodes)")
+        axis.set_ylabel("mean mask IoU (val)")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    algos = [a for a in args.algos.split(",") if a]
+    for algo in algos:
+        resolve_algorithm(algo)  # fail before any run starts
+    levels = [int(level) for level in args.levels.split(",")]
+    names = (*algos, *BASELINES)
+    jobs = [(args, algo, level, seed) for level in levels for algo in names for seed in range(args.seeds)]
+    command = "python " + " ".join([os.path.relpath(sys.argv[0]), *(sys.argv[1:] if argv is None else argv)])
+    start = time.time()
+    if args.workers == 1:
+        results = [_run_job(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_run_job, jobs))
+    wall = time.time() - start
+    rows = [row for result in results for row in result]
+    os.makedirs(args.out_dir, exist_ok=True)
+    base = os.path.join(args.out_dir, args.name)
+    table = summarise(rows)
+    write_csv(rows, base + ".csv")
+    write_markdown(args, table, base + ".md", command, wall)
+    plot_curves(rows, base + ".png")
+    with open(base + ".md") as handle:
+        print(handle.read())
+
+
+if __name__ == "__main__":
+    main()
