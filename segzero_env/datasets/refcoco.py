@@ -222,7 +222,8 @@ class RefCocoDataset:
         if not self.instances_path.is_file():
             raise DatasetError(self.instances_path, "instances file not found", "it ships beside the refs file")
         self.skip_log = SkipLog(f"{name} {split} ({self.refs_path})", strict=strict)
-        self._entries = self._build_index(sentence_field)
+        with paused_gc():  # the whole refs structure is built and dropped inside
+            self._entries = self._build_index(sentence_field)
         self._instances_cache: _Instances | None = None
         if verify:
             self._entries = self._verified(self._entries)
@@ -249,22 +250,26 @@ class RefCocoDataset:
         return entries
 
     def _instances(self) -> _Instances:
-        """Parse instances.json once, keeping the images and annotations this split refers to."""
+        """Return the split's images and annotations, parsing instances.json on first use."""
         if self._instances_cache is None:
-            with paused_gc():
-                data = read_json(self.instances_path)
-            if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-                raise DatasetError(self.instances_path, "lacks 'images' / 'annotations'", "re-download it")
-            ann_ids = {e.ann_id for e in self._entries}
-            image_ids = {e.image_id for e in self._entries}
-            images = {
-                int(im["id"]): (str(im["file_name"]), int(im["height"]), int(im["width"]))
-                for im in data["images"]
-                if int(im["id"]) in image_ids
-            }
-            annotations = {int(a["id"]): a for a in data["annotations"] if int(a["id"]) in ann_ids}
-            self._instances_cache = _Instances(images, annotations)
+            with paused_gc():  # the parsed file is built and dropped inside
+                self._instances_cache = self._parse_instances()
         return self._instances_cache
+
+    def _parse_instances(self) -> _Instances:
+        """Parse instances.json, keeping only the images and annotations of this split's refs."""
+        data = read_json(self.instances_path)
+        if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+            raise DatasetError(self.instances_path, "lacks 'images' / 'annotations'", "re-download it")
+        ann_ids = {e.ann_id for e in self._entries}
+        image_ids = {e.image_id for e in self._entries}
+        images = {
+            int(im["id"]): (str(im["file_name"]), int(im["height"]), int(im["width"]))
+            for im in data["images"]
+            if int(im["id"]) in image_ids
+        }
+        annotations = {int(a["id"]): a for a in data["annotations"] if int(a["id"]) in ann_ids}
+        return _Instances(images, annotations)
 
     def _lookup(self, entry: _Entry) -> tuple[dict[str, Any], str, int, int]:
         instances = self._instances()
