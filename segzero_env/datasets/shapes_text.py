@@ -28,11 +28,14 @@ LONG_FRAMES: tuple[str, ...] = (
     "Identify {d} among the shapes drawn in this image.",
     "Somebody asked for {d}. Which part of the picture is that?",
     "Examine the picture carefully and mark {d}.",
+    "A child is asked to pick {d} from all the shapes on the table. Which one should the child pick?",
+    "Suppose you are describing this picture to a friend who cannot see it. Which region is {d}?",
+    "Think about each shape in turn and decide which one is {d}; show me that shape.",
 )
 """Sentence frames for long queries; ``{d}`` is a noun phrase starting with "the"."""
 
 SINGLE_OBJECT_FRAMES: tuple[str, ...] = tuple(
-    f for f in LONG_FRAMES if not any(word in f for word in ("several", "all the shapes", "among the shapes"))
+    f for f in LONG_FRAMES if not any(word in f for word in ("several", "all the shapes", "among the shapes", "each"))
 )
 """Frames that stay true when the picture holds a single shape."""
 
