@@ -92,7 +92,7 @@ class Args:
     # --- environment ---
     env_id: str = field(default="ReasonSegShapes-v0", metadata={"help": "Gymnasium id; ReasonSeg-v0 for real data."})
     dataset: str | None = field(
-        default=None, metadata={"help": "Dataset name overriding the id's default (e.g. 'refcoco_9k')."}
+        default=None, metadata={"help": "Dataset name overriding the id's default (e.g. 'segzero-train')."}
     )
     split: str = field(default="train", metadata={"help": "Training split."})
     data_root: str | None = field(default=None, metadata={"help": "Dataset folder (local copy)."})
@@ -165,6 +165,10 @@ class Args:
     eval_every: int = field(
         default=0, metadata={"help": "Steps between evaluations (greedy replies, gIoU / cIoU); 0 = never."}
     )
+    eval_dataset: str | None = field(
+        default=None, metadata={"help": "Dataset evaluated; None = the env id's default (ReasonSeg for ReasonSeg-v0)."}
+    )
+    eval_data_root: str | None = field(default=None, metadata={"help": "Folder of the evaluated dataset."})
     eval_split: str = field(default="val", metadata={"help": "Split evaluated."})
     eval_samples: int = field(
         default=32, metadata={"help": "Samples per evaluation (the first ones of the split, always the same)."}
@@ -215,7 +219,9 @@ def scheduled_sample_ids(
     return out
 
 
-def make_envs(args: Args, num_envs: int, group_size: int, split: str) -> Any:
+def make_envs(
+    args: Args, num_envs: int, group_size: int, split: str, dataset: str | None, data_root: str | None
+) -> Any:
     """The group vector env: ``num_envs`` sub-envs in blocks of ``group_size`` sharing one sample."""
     import gymnasium as gym
 
@@ -231,10 +237,11 @@ def make_envs(args: Args, num_envs: int, group_size: int, split: str) -> Any:
         "prompt_template": args.prompt_template,
         "dataset_kwargs": json.loads(args.dataset_kwargs),
     }
-    if args.dataset is not None:
-        kwargs["dataset"] = args.dataset
-    if args.data_root is not None:
-        kwargs["data_root"] = args.data_root
+    if dataset is not None:
+        kwargs["dataset"] = dataset
+        kwargs["dataset_kwargs"] = json.loads(args.dataset_kwargs) if dataset == args.dataset else {}
+    if data_root is not None:
+        kwargs["data_root"] = data_root
     return gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
 
 
@@ -455,8 +462,11 @@ def train(args: Args) -> dict[str, Any]:
         ref_model = accelerator.prepare_model(ref_model, evaluation_mode=True)
 
     G = args.group_size  # noqa: N806 - the paper's name
-    envs = make_envs(args, args.prompts_per_step * G, G, args.split)
-    eval_envs = make_envs(args, min(args.eval_samples, 8), 1, args.eval_split) if args.eval_every else None
+    envs = make_envs(args, args.prompts_per_step * G, G, args.split, args.dataset, args.data_root)
+    eval_envs = None
+    if args.eval_every:
+        eval_width = min(args.eval_samples, 8)
+        eval_envs = make_envs(args, eval_width, 1, args.eval_split, args.eval_dataset, args.eval_data_root)
     all_ids = list(envs.envs[0].dataset.sample_ids)
     frame = coordinate_frame(accelerator.unwrap_model(model).config.model_type)
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")

@@ -40,7 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # one 24-80 GB GPU: LoRA on the language model, reference = adapter disabled (no second copy)
         "model_name_or_path": "Qwen/Qwen2.5-VL-3B-Instruct",
         "env_id": "ReasonSeg-v0",
-        "dataset": "refcoco_9k",
+        "dataset": "segzero-train",
         "segmenter": "sam2",
         "segmenter_kwargs": '{"model": "large", "device": "cuda"}',
         "use_lora": True,
@@ -54,7 +54,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # Seg-Zero's recipe: full fine-tuning, 2 prompts x 8 GPUs = 16 prompts a step, G = 8
         "model_name_or_path": "Qwen/Qwen2.5-VL-3B-Instruct",
         "env_id": "ReasonSeg-v0",
-        "dataset": "refcoco_9k",
+        "dataset": "segzero-train",
         "segmenter": "sam2",
         "segmenter_kwargs": '{"model": "large", "device": "cuda"}',
         "prompts_per_step": 2,
@@ -65,7 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "qwen2.5-vl-7b-full-8gpu": {
         "model_name_or_path": "Qwen/Qwen2.5-VL-7B-Instruct",
         "env_id": "ReasonSeg-v0",
-        "dataset": "refcoco_9k",
+        "dataset": "segzero-train",
         "segmenter": "sam2",
         "segmenter_kwargs": '{"model": "large", "device": "cuda"}',
         "prompts_per_step": 2,
