@@ -78,3 +78,15 @@ def test_check_refcocog_finds_splits_and_bad_masks(tmp_path: Path) -> None:
     text = out.getvalue()
     assert "refcocog val" in text and "refcocog test" in text and "samples: 2\n" in text
     assert "annotation 2: polygon 0 has 2 points (needs 3)" in text
+
+
+def test_loaders_satisfy_the_dataset_protocol(tmp_path: Path) -> None:
+    from segzero_env.datasets import SegDataset
+
+    make_reasonseg(tmp_path / "rs")
+    ann = {"id": 1, "image_id": 1, "bbox": [1, 1, 5, 5], "segmentation": [[1, 1, 6, 1, 6, 6]]}
+    write_refer(tmp_path / "refer", "refcocog", "umd", [make_ref(1, 1, 1, "val", ["a"])], {1: (10, 10)}, [ann])
+    loaded = [load("reasonseg", root=str(tmp_path / "rs"), split="test"), load("refcocog", root=tmp_path / "refer")]
+    for ds in loaded:
+        assert isinstance(ds, SegDataset)
+        assert ds.has_masks and ds.index_of(ds.sample_ids[0]) == 0 and ds[0].sample_id == ds.sample_ids[0]
