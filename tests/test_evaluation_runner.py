@@ -312,3 +312,25 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
     score = ["score", *args[1:7], "--replies", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "s")]
     assert segzero_main(score) == 1
     assert "not found" in capsys.readouterr().err
+
+
+class OracleThenStop(OraclePolicy):
+    """Multi-turn: the oracle answer first; then samples with an even id stop, odd ones repeat the answer."""
+
+    def act_one(self, observation, info):
+        from segzero_env.answers import format_refinement
+
+        if info.get("turn", 0) >= 1 and int(info["sample_id"][-1]) % 2 == 0:
+            return format_refinement(stop=True)
+        return super().act_one(observation, info)
+
+
+def test_multi_turn_episodes_play_to_the_end(tmp_path):
+    single = evaluate(SHAPES, SHAPES_KWARGS, "oracle", tmp_path / "single", limit=7, progress=False)
+    kwargs = {**SHAPES_KWARGS, "max_turns": 3}
+    multi = evaluate(SHAPES, kwargs, OracleThenStop(), tmp_path / "multi", limit=7, batch_size=4, progress=False)
+    assert multi["n"] == 7 and multi["giou"] == pytest.approx(single["giou"])
+    for record in read_results(tmp_path / "multi" / "results.jsonl")[0]:
+        expected_turns = 2 if int(record["sample_id"][-1]) % 2 == 0 else 3
+        assert record["turns"] == expected_turns and len(record["replies"]) == expected_turns
+        assert record["iou"] == pytest.approx(record["env_iou"])

@@ -22,12 +22,13 @@ def overlay_filename(index: int, sample_id: str, iou: float) -> str:
     return f"{index:05d}_{safe}_iou{iou:.3f}.png"
 
 
-def save_overlay(path: str | Path, env: Any, iou: float) -> Path:
-    """Draw the env's current sample with its last prediction and write it as a PNG.
+def save_overlay(path: str | Path, sample: Any, outcome: Any, iou: float) -> Path:
+    """Draw a sample with its prediction and write it as a PNG.
 
     Args:
         path: Output file.
-        env: A stepped :class:`~segzero_env.envs.reasonseg_env.ReasonSegEnv` (unwrapped or not).
+        sample: The :class:`~segzero_env.types.Sample` (original frame).
+        outcome: The env's last scored outcome for it (``pred_mask`` and ``prompts``), or ``None``.
         iou: The IoU to print under the picture (the evaluation metric's value for this sample).
 
     Returns:
@@ -35,11 +36,6 @@ def save_overlay(path: str | Path, env: Any, iou: float) -> Path:
     """
     from PIL import Image
 
-    base = getattr(env, "unwrapped", env)
-    sample = base.current_sample
-    if sample is None:
-        raise RuntimeError("save_overlay needs an env that has been reset and stepped")
-    outcome = base.last_outcome
     picture = draw_overlay(
         sample.image,
         sample.query,

@@ -3,8 +3,9 @@
 The loop: take the split's sample ids in index order (the first ``limit``), skip those already in
 ``results.jsonl`` when resuming, and for each batch of ``batch_size`` samples reset the group
 vector env on them, ask the policy for all replies in one call, score them in one ``step`` (one
-segmenter call for the batch), and append one flushed line per sample. Metrics are recomputed
-from the whole results file at the end.
+segmenter call for the batch), and append one flushed line per sample. Multi-turn envs
+(``max_turns > 1``) are played turn by turn until each episode terminates; the policy sees each
+turn's feedback in ``info["prompt"]``. Metrics are recomputed from the whole results file at the end.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from segzero_env.evaluation.results import METRICS_FILE, RESULTS_FILE, RUN_FILE, ResultsWriter, by_index, write_json
 from segzero_env.evaluation.summary import (
@@ -70,22 +74,99 @@ def _check_run(out_dir: Path, run: dict[str, Any], resume: bool) -> None:
         )
 
 
+@dataclass
+class PlayedEpisode:
+    """What one sample's episode left behind, captured when it terminated.
+
+    Attributes:
+        replies: The policy's reply on every turn (one for single-turn envs).
+        reward: The episode's return (sum of its step rewards).
+        info: The last step's info.
+        sample: The sample (original frame).
+        outcome: The last scored outcome (prediction and the prompts sent to the segmenter).
+        pred_mask: The final predicted mask (``env.last_pred_mask``), ``None`` when unusable.
+    """
+
+    replies: list[Any]
+    reward: float
+    info: dict[str, Any]
+    sample: Any
+    outcome: Any
+    pred_mask: np.ndarray | None
+
+
+def _check_replies(replies: Any, expected: int, label: str) -> None:
+    if isinstance(replies, str) or not isinstance(replies, Sequence) or len(replies) != expected:
+        got = len(replies) if hasattr(replies, "__len__") else "?"
+        raise RuntimeError(
+            f"policy {label!r} returned {type(replies).__name__} of {got} replies for {expected} observations; "
+            "act() must return a list with one string per observation"
+        )
+
+
+def _play_batch(
+    vec: Any, agent: Policy, sample_ids: list[str], batch_size: int, seed: int, label: str
+) -> tuple[list[PlayedEpisode], dict[str, float]]:
+    """Play one episode per sample id on the vector env's first ``len(sample_ids)`` sub-envs.
+
+    All live episodes are answered in one policy call and scored in one ``step`` per turn; a
+    multi-turn episode is captured the moment it terminates (its sub-env may be reset afterwards).
+    The vector env always steps ``batch_size`` sub-envs: spare ones repeat the last sample and get
+    the empty reply, which the env scores without calling the segmenter.
+    """
+    envs = vec.unwrapped.envs
+    n = len(sample_ids)
+    t0 = time.perf_counter()
+    obs, _ = vec.reset(seed=seed, options={"sample_ids": sample_ids + [sample_ids[-1]] * (batch_size - n)})
+    infos = [envs[i].episode_info(envs[i].episode) for i in range(n)]
+    reset_s, policy_s, step_s = time.perf_counter() - t0, 0.0, 0.0
+    replies: list[list[Any]] = [[] for _ in range(n)]
+    returns = [0.0] * n
+    played: list[PlayedEpisode | None] = [None] * n
+    live = list(range(n))
+    while live:
+        observations = [{key: value[i] for key, value in obs.items()} for i in live]
+        t0 = time.perf_counter()
+        answers = agent.act(observations, [infos[i] for i in live])
+        policy_s += time.perf_counter() - t0
+        _check_replies(answers, len(live), label)
+        actions: list[Any] = [""] * batch_size
+        for i, reply in zip(live, answers, strict=True):
+            actions[i] = reply
+            replies[i].append(reply)
+        t0 = time.perf_counter()
+        obs, rewards, terminated, truncated, _ = vec.step(actions)
+        step_s += time.perf_counter() - t0
+        still_live = []
+        for i in live:
+            env = envs[i]
+            returns[i] += float(rewards[i])
+            info = env.step_info(env.last_outcome)
+            if terminated[i] or truncated[i]:
+                played[i] = PlayedEpisode(
+                    replies[i], returns[i], info, env.current_sample, env.last_outcome, env.last_pred_mask
+                )
+            else:
+                infos[i] = info
+                still_live.append(i)
+        live = still_live
+    timings = {"reset_s": reset_s / n, "policy_s": policy_s / n, "step_s": step_s / n}
+    return [p for p in played if p is not None], timings
+
+
 def _record(
-    index: int,
-    reply: Any,
-    info: dict[str, Any],
-    reward: float,
-    counts: SampleIoU | None,
-    iou: float | None,
-    timings: dict[str, float],
+    index: int, episode: PlayedEpisode, counts: SampleIoU | None, iou: float | None, timings: dict[str, float]
 ) -> dict[str, Any]:
     """One line of ``results.jsonl``."""
-    return {
+    info = episode.info
+    reply = episode.replies[-1]
+    record = {
         "index": index,
         "sample_id": str(info["sample_id"]),
         "query": info.get("query"),
         "query_kind": info.get("query_kind"),
         "reply": reply if isinstance(reply, str) else repr(reply),
+        "turns": len(episode.replies),
         "answer": info.get("answer"),
         "parse_failure": info.get("parse_failure"),
         "parse_detail": info.get("parse_detail"),
@@ -94,10 +175,13 @@ def _record(
         "intersection": None if counts is None else counts.intersection,
         "union": None if counts is None else counts.union,
         "env_iou": info.get("iou"),
-        "reward": float(reward),
+        "reward": float(episode.reward),
         "reward_terms": {k: float(v) for k, v in (info.get("reward_terms") or {}).items()},
         "timings": {k: round(v, 6) for k, v in timings.items()},
     }
+    if len(episode.replies) > 1:
+        record["replies"] = [r if isinstance(r, str) else repr(r) for r in episode.replies]
+    return record
 
 
 def evaluate(
@@ -164,11 +248,10 @@ def evaluate(
     writer = ResultsWriter(out / RESULTS_FILE, resume=resume)
     write_json(out / RUN_FILE, run)
     vec = gym.make_vec(env_id, num_envs=batch_size, vectorization_mode="vector_entry_point", group_size=1, **env_kwargs)
-    envs = vec.unwrapped.envs
     agent: Policy | None = None
     started = time.perf_counter()
     try:
-        sample_ids = list(envs[0].dataset.sample_ids)
+        sample_ids = list(vec.unwrapped.envs[0].dataset.sample_ids)
         if limit is not None:
             sample_ids = sample_ids[:limit]
         selected = set(sample_ids)
@@ -186,46 +269,27 @@ def evaluate(
             bar = tqdm(total=len(sample_ids), initial=len(records), desc=f"eval {env_id}", unit="sample")
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            n = len(batch)
-            # the vector env always steps batch_size sub-envs; spare ones repeat the last sample and
-            # get the empty reply, which the env scores without calling the segmenter
-            block_ids = [sid for _, sid in batch] + [batch[-1][1]] * (batch_size - n)
-            t0 = time.perf_counter()
-            obs, _ = vec.reset(seed=seed, options={"sample_ids": block_ids})
-            observations = [{"image": obs["image"][i], "query": obs["query"][i]} for i in range(n)]
-            infos = [envs[i].episode_info(envs[i].episode) for i in range(n)]
-            t1 = time.perf_counter()
-            replies = agent.act(observations, infos)
-            t2 = time.perf_counter()
-            if not isinstance(replies, Sequence) or isinstance(replies, str) or len(replies) != n:
-                raise RuntimeError(
-                    f"policy {_policy_label(policy)!r} returned {type(replies).__name__} of "
-                    f"{len(replies) if hasattr(replies, '__len__') else '?'} replies for {n} observations; "
-                    "act() must return one string per observation"
-                )
-            _, rewards, _, _, _ = vec.step(list(replies) + [""] * (batch_size - n))
-            t3 = time.perf_counter()
-            timings = {"reset_s": (t1 - t0) / n, "policy_s": (t2 - t1) / n, "step_s": (t3 - t2) / n}
-            for i, (index, _sid) in enumerate(batch):
-                env = envs[i]
-                info = env.step_info(env.last_outcome)
-                gt_mask = env.current_sample.mask
+            ids = [sid for _, sid in batch]
+            played, timings = _play_batch(vec, agent, ids, batch_size, seed, _policy_label(policy))
+            for (index, _sid), episode in zip(batch, played, strict=True):
+                gt_mask = episode.sample.mask
                 sample_count = None
                 if gt_mask is not None:
-                    sample_count = sample_counts(env.last_pred_mask, gt_mask, metric_definition)
+                    sample_count = sample_counts(episode.pred_mask, gt_mask, metric_definition)
                 iou = None if sample_count is None or math.isnan(sample_count.iou) else sample_count.iou
-                record = _record(index, replies[i], info, float(rewards[i]), sample_count, iou, timings)
+                record = _record(index, episode, sample_count, iou, timings)
                 if index < save_overlays:
                     from segzero_env.evaluation.overlays import overlay_filename, save_overlay
 
                     shown = iou if iou is not None else float("nan")
-                    save_overlay(out / OVERLAY_DIR / overlay_filename(index, record["sample_id"], shown), env, shown)
+                    name = overlay_filename(index, record["sample_id"], shown)
+                    save_overlay(out / OVERLAY_DIR / name, episode.sample, episode.outcome, shown)
                 writer.append(record)
                 records.append(record)
                 if sample_count is not None:
                     counts.append(sample_count)
             if bar is not None:
-                bar.update(n)
+                bar.update(len(batch))
                 running = aggregate(counts, metric_definition)
                 bar.set_postfix(giou=f"{running['giou']:.4f}", ciou=f"{running['ciou']:.4f}")
         if bar is not None:
