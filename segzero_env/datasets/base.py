@@ -63,7 +63,8 @@ def load(name: str, root: str | None = None, split: str = "val", **kwargs: Any) 
     factory = _REGISTRY.get(name, name)
     if isinstance(factory, str):
         if ":" not in factory:
-            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}, or pass 'module:callable'")
+            known = ", ".join(dataset_names())
+            raise ValueError(f"unknown dataset {name!r}; known: {known}, or pass 'module:callable'")
         import importlib
 
         module_name, attr = factory.split(":", 1)

@@ -28,7 +28,7 @@ def make_segmenter(spec: str | Segmenter, **kwargs: Any) -> Segmenter:
     """Build a segmenter from a name, a ``"module:Class"`` string, or return an instance unchanged."""
     if not isinstance(spec, str):
         if kwargs:
-            raise ValueError("segmenter_kwargs given together with a segmenter instance; configure the instance instead")
+            raise ValueError("segmenter_kwargs given with a segmenter instance; configure the instance instead")
         return spec
     target = _REGISTRY.get(spec, spec)
     if ":" not in target:
