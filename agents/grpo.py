@@ -207,7 +207,7 @@ def scheduled_sample_ids(
     """Sample ids process ``rank`` trains on at ``step`` (epoch-wise shuffling without replacement).
 
     >>> scheduled_sample_ids(["a", "b", "c"], step=0, per_process=2, rank=0, world_size=1, seed=0)
-    ['c', 'b']
+    ['c', 'a']
     """
     n = len(sample_ids)
     start = (step * world_size + rank) * per_process
