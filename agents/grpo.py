@@ -344,7 +344,8 @@ def grpo_update(
             for key in ("policy", "kl", "clip_frac"):
                 totals[key] += stats[key] * weight / args.num_iterations
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        totals["grad_norm"] = float(grad_norm)
+        # some distributed backends (DeepSpeed) clip inside their engine and return no norm
+        totals["grad_norm"] = math.nan if grad_norm is None else float(grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     scheduler.step()
