@@ -247,10 +247,13 @@ def evaluate(
     definition_text(metric_definition)  # fail on an unknown definition before any work
     writer = ResultsWriter(out / RESULTS_FILE, resume=resume)
     write_json(out / RUN_FILE, run)
-    vec = gym.make_vec(env_id, num_envs=batch_size, vectorization_mode="vector_entry_point", group_size=1, **env_kwargs)
+    vec: Any = None
     agent: Policy | None = None
     started = time.perf_counter()
     try:
+        vec = gym.make_vec(
+            env_id, num_envs=batch_size, vectorization_mode="vector_entry_point", group_size=1, **env_kwargs
+        )
         sample_ids = list(vec.unwrapped.envs[0].dataset.sample_ids)
         if limit is not None:
             sample_ids = sample_ids[:limit]
@@ -298,7 +301,8 @@ def evaluate(
         writer.close()
         if agent is not None and callable(getattr(agent, "close", None)) and agent is not policy:
             agent.close()
-        vec.close()
+        if vec is not None:
+            vec.close()
     ordered = by_index(records)
     metrics = summarise(ordered, metric_definition)
     metrics["env_id"] = env_id
