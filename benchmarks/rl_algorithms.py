@@ -211,7 +211,7 @@ class Evaluator:
 
     def oracle_actions(self) -> np.ndarray:
         """The ground-truth box and points of every eval sample, encoded as actions."""
-        encode = self.env.get_wrapper_attr("encode")
+        encode = self.env.get_wrapper_attr("encode_answer")
         return np.stack([encode(info["gt_box"], info["gt_points"]) for info in self.infos])
 
     def random_actions(self, seed: int) -> np.ndarray:

@@ -59,7 +59,7 @@ def test_encode_inverts_decode(values):
         answer = env.decode(np.array(values))
         if env.box_format == "center-size" and (answer.box[2] - answer.box[0]) * (answer.box[3] - answer.box[1]) == 0:
             continue  # a zero-size box cannot place box-relative points; skip the degenerate case
-        again = env.decode(env.encode(answer.box, answer.points))
+        again = env.decode(env.encode_answer(answer.box, answer.points))
         np.testing.assert_allclose(again.box, answer.box, atol=1e-3)
         np.testing.assert_allclose(again.points, answer.points, atol=1e-3)
 
@@ -79,7 +79,7 @@ def test_oracle_action_beats_whole_frame_and_frame_survives_resizing():
     env = ContinuousBoxAction(ResizeImage(gym.make("ReasonSegShapes-v0", **SMALL), size=40))
     obs, info = env.reset(seed=1)
     assert obs["image"].shape == (40, 40, 3) and env.frame_size == 64
-    oracle = env.encode(info["gt_box"], info["gt_points"])
+    oracle = env.encode_answer(info["gt_box"], info["gt_points"])
     _, _, terminated, truncated, step_info = env.step(oracle)
     assert terminated and not truncated and step_info["parse_failure"] is None
     # The box segmenter caps IoU by the shape's fill of its box; whole-pixel rounding at S=64 costs a little more.

@@ -31,7 +31,7 @@ def test_bag_of_words_vocabulary_comes_from_the_dataset():
     words = set(tokenize(info["query"]))
     hot = {env.vocabulary[i] for i in np.flatnonzero(obs["query"][:-1])}
     assert hot == words and obs["query"][-1] == 0.0
-    assert env.encode("zebra")[-1] == 1.0 and env.encode("zebra")[:-1].sum() == 0
+    assert env.encode_query("zebra")[-1] == 1.0 and env.encode_query("zebra")[:-1].sum() == 0
 
 
 def test_queries_that_differ_encode_differently():
@@ -45,11 +45,11 @@ def test_queries_that_differ_encode_differently():
 
 def test_hashed_encoding_is_stable_across_processes():
     env = EncodeQuery(base(), encoding="hashed", dim=64)
-    here = np.flatnonzero(env.encode("the large red circle")).tolist()
+    here = np.flatnonzero(env.encode_query("the large red circle")).tolist()
     code = (
         "import gymnasium as gym, segzero_env; from segzero_env.wrappers import EncodeQuery; import numpy as np;"
         "e = EncodeQuery(gym.make('ReasonSegShapes-v0', image_size=64, segmenter='box', dataset_kwargs={'size': 2}),"
-        " encoding='hashed', dim=64); print(np.flatnonzero(e.encode('the large red circle')).tolist())"
+        " encoding='hashed', dim=64); print(np.flatnonzero(e.encode_query('the large red circle')).tolist())"
     )
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert there == str(here)
@@ -59,8 +59,8 @@ def test_hashed_encoding_is_stable_across_processes():
 def test_token_ids_pad_cut_and_mark_unknown_words():
     env = EncodeQuery(base(), encoding="token-ids", vocabulary=["circle", "red", "the"], max_tokens=4)
     assert env.observation_space["query"] == gym.spaces.MultiDiscrete([5, 5, 5, 5])
-    assert env.encode("the red zebra").tolist() == [4, 3, 1, 0]
-    assert env.encode("the red circle the circle").tolist() == [4, 3, 2, 4]
+    assert env.encode_query("the red zebra").tolist() == [4, 3, 1, 0]
+    assert env.encode_query("the red circle the circle").tolist() == [4, 3, 2, 4]
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
 

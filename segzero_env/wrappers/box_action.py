@@ -188,7 +188,7 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         """Return the reply text for one answer object, in :attr:`schema`."""
         return format_reply([answer], schema=self.schema, think=self.think)
 
-    def encode(self, box: Sequence[float], points: Sequence[Point] = ()) -> np.ndarray:
+    def encode_answer(self, box: Sequence[float], points: Sequence[Point] = ()) -> np.ndarray:
         """Return the action that decodes to ``box`` and ``points`` (``S``-frame pixels), inverting :meth:`decode`.
 
         Used to replay scripted answers (the oracle) through the same action path as a learner.
@@ -196,7 +196,7 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
         >>> import gymnasium as gym, segzero_env
         >>> env = ContinuousBoxAction(gym.make("ReasonSegShapes-v0", image_size=64, segmenter="box"))
-        >>> env.decode(env.encode((10, 20, 40, 50), [(20, 30), (30, 40)])).box
+        >>> env.decode(env.encode_answer((10, 20, 40, 50), [(20, 30), (30, 40)])).box
         (10.0, 20.0, 40.0, 50.0)
         """
         scale = float(self.frame_size - 1)

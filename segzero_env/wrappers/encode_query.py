@@ -84,7 +84,7 @@ class EncodeQuery(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         >>> env.observation_space["query"]
         Box(0.0, 1.0, (32,), float32)
         >>> obs, info = env.reset(seed=0)
-        >>> bool(obs["query"].sum() >= 1), env.encode("red red red").sum()
+        >>> bool(obs["query"].sum() >= 1), env.encode_query("red red red").sum()
         (True, np.float32(1.0))
 
     Args:
@@ -140,7 +140,7 @@ class EncodeQuery(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
             query_space = spaces.MultiDiscrete(np.full(max_tokens, len(self.vocabulary) + 2, dtype=np.int64))
         self.observation_space = spaces.Dict({**env.observation_space.spaces, key: query_space})
 
-    def encode(self, query: str) -> np.ndarray:
+    def encode_query(self, query: str) -> np.ndarray:
         """Return the encoding of one query string."""
         words = tokenize(query)
         if self.encoding == "token-ids":
@@ -160,4 +160,4 @@ class EncodeQuery(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
     def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
         """Swap the query text for its encoding."""
-        return {**observation, self.key: self.encode(str(observation[self.key]))}
+        return {**observation, self.key: self.encode_query(str(observation[self.key]))}
