@@ -166,7 +166,8 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
             )
         if not np.all(np.isfinite(values)):
             raise ValueError(f"action holds NaN or infinite values: {values.tolist()}; clip or fix the policy output")
-        unit = (np.clip(values, -1.0, 1.0) + 1.0) / 2.0
+        # Subclasses append components after the box and points; those are theirs to read.
+        unit = (np.clip(values[: len(ACTION_LAYOUT)], -1.0, 1.0) + 1.0) / 2.0
         if self.box_format == "center-size":
             x_lo, x_hi = max(unit[0] - unit[2] / 2, 0.0), min(unit[0] + unit[2] / 2, 1.0)
             y_lo, y_hi = max(unit[1] - unit[3] / 2, 0.0), min(unit[1] + unit[3] / 2, 1.0)

@@ -7,6 +7,9 @@ Stable-Baselines3 accepts ``Box`` / ``Discrete`` / ``MultiDiscrete`` / ``MultiBi
   :class:`~segzero_env.wrappers.ResizeImage` and :class:`~segzero_env.wrappers.EncodeQuery`);
   any other text key is dropped;
 - action ``Box(-1, 1, (8,), float32)``: a box and two points (:class:`~segzero_env.wrappers.ContinuousBoxAction`);
+  for multi-turn envs (``max_turns > 1``) ``Box(-1, 1, (11,), float32)``, the same plus a refinement
+  click and its sign (:class:`~segzero_env.wrappers.ContinuousClickAction`), and the observation
+  keeps ``turn`` and ``prev_mask`` as an ``R x R x 1`` image (:class:`~segzero_env.wrappers.MaskToImage`);
 - reward: the env's reward preset, unchanged;
 - info: the env's keys plus flat ``iou``, ``parse_failed`` and ``reward_term_<name>``
   (:class:`~segzero_env.wrappers.FlattenInfo`), ready for ``Monitor(info_keywords=...)``.
@@ -24,8 +27,10 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from segzero_env.wrappers.box_action import ContinuousBoxAction
+from segzero_env.wrappers.click_action import ContinuousClickAction
 from segzero_env.wrappers.encode_query import EncodeQuery
 from segzero_env.wrappers.flatten_info import FlattenInfo
+from segzero_env.wrappers.mask_image import MaskToImage
 from segzero_env.wrappers.resize_image import ResizeImage
 
 SB3_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -71,11 +76,15 @@ def make_sb3_env(
         env = env_id
     else:
         env = gym.make(env_id, **env_kwargs)
+    multi_turn = getattr(env.unwrapped, "max_turns", 1) > 1
     env = FlattenInfo(env)
-    env = ContinuousBoxAction(env, **(action_kwargs or {}))
+    action_wrapper = ContinuousClickAction if multi_turn else ContinuousBoxAction
+    env = action_wrapper(env, **(action_kwargs or {}))
     env = EncodeQuery(env, encoding=query_encoding, **(query_kwargs or {}))
     if obs_size is not None:
         env = ResizeImage(env, size=obs_size)
+    if multi_turn:
+        env = MaskToImage(env, size=obs_size)
     obs_spaces = env.observation_space.spaces
     leftover = [key for key, space in obs_spaces.items() if not isinstance(space, SB3_OBSERVATION_SPACES)]
     if leftover:
