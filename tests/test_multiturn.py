@@ -312,3 +312,21 @@ def test_group_vector_multi_turn_rewards_equal_single_env_and_one_call_per_turn(
         for t, replies in enumerate(turns):
             reward = single.step(replies[i])[1]
             assert reward == pytest.approx(vec_rewards[t][i], abs=1e-12)
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+
+
+def test_evaluate_reports_iou_after_each_turn(tmp_path):
+    import json
+
+    from segzero_env.evaluation.runner import evaluate
+
+    env_kwargs = {"split": "val", "image_size": 112, "max_turns": 3, "expose_gt_mask": True, "segmenter": "grabcut"}
+    metrics = evaluate("ReasonSegShapes-v0", env_kwargs, policy="oracle-refine", out_dir=tmp_path, limit=4,
+                       batch_size=2, progress=False)
+    curve = metrics["miou_after_turn"]
+    assert len(curve) == 3 and curve[-1] == pytest.approx(metrics["giou"], abs=1e-6)
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert all(1 <= len(r["iou_per_turn"]) <= 3 and r["iou_per_turn"][-1] == r["env_iou"] for r in records)
+    assert all(len(r["iou_per_turn"]) == r["turns"] for r in records)

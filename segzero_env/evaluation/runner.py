@@ -181,7 +181,27 @@ def _record(
     }
     if len(episode.replies) > 1:
         record["replies"] = [r if isinstance(r, str) else repr(r) for r in episode.replies]
+    if info.get("iou_history") is not None:
+        # multi-turn envs: the env's (LISA) IoU after each scored turn
+        record["iou_per_turn"] = [float(v) for v in info["iou_history"]]
     return record
+
+
+def iou_after_turn(records: Sequence[dict[str, Any]]) -> list[float] | None:
+    """Mean env IoU after each turn over records with ``iou_per_turn`` (multi-turn runs), else ``None``.
+
+    An episode that stopped early keeps its last IoU for the later turns, so every point of the
+    curve averages the same samples.
+
+    >>> iou_after_turn([{"iou_per_turn": [0.5, 0.7]}, {"iou_per_turn": [0.9]}])
+    [0.7, 0.8]
+    """
+    curves = [r["iou_per_turn"] for r in records if r.get("iou_per_turn")]
+    if not curves:
+        return None
+    turns = max(len(c) for c in curves)
+    padded = [list(c) + [c[-1]] * (turns - len(c)) for c in curves]
+    return [round(sum(c[t] for c in padded) / len(padded), 6) for t in range(turns)]
 
 
 def evaluate(
@@ -307,6 +327,9 @@ def evaluate(
     metrics = summarise(ordered, metric_definition)
     metrics["env_id"] = env_id
     metrics["policy"] = _policy_label(policy)
+    curve = iou_after_turn(ordered)
+    if curve is not None:
+        metrics["miou_after_turn"] = curve
     stats = agent.stats() if callable(getattr(agent, "stats", None)) else {}
     # counters of this session only (a resumed run reports the resumed part)
     metrics["policy_stats"] = _jsonable(stats)

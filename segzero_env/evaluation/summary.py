@@ -116,4 +116,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
     lines.append(f"unusable replies: {100 * metrics.get('unusable_reply_rate', 0.0):.1f}%")
     if metrics.get("reward_mean") is not None:
         lines.append(f"mean reward: {metrics['reward_mean']:.4f}")
+    if metrics.get("miou_after_turn"):
+        curve = ", ".join(f"{t + 1}: {v:.4f}" for t, v in enumerate(metrics["miou_after_turn"]))
+        lines.append(f"mIoU after each turn: {curve}")
     return "\n".join(lines)
