@@ -193,3 +193,16 @@ def test_bfloat16_autocast_shrinks_the_cached_bytes():
     bf16 = SAM2Segmenter("tiny", random_weights=True, device="cpu", dtype="bfloat16")
     masks = bf16.segment(image(0, 64, 80), group_prompts()[:2], "x")
     assert masks.shape == (2, 64, 80) and bf16.cache.current_bytes == 10 * 1024 * 1024  # as documented
+
+
+def test_importing_the_backends_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, segzero_env, segzero_env.devices, segzero_env.segmenters.sam2_backend, "
+        "segzero_env.segmenters.grabcut, segzero_env.segmenters.box; "
+        "print('torch' in sys.modules, 'sam2' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
