@@ -161,9 +161,7 @@ class ContinuousBoxAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         """
         values = np.asarray(action, dtype=np.float64).reshape(-1)
         if values.shape[0] != self.action_size:
-            raise ValueError(
-                f"action must hold {self.action_size} numbers {self.layout}, got shape {np.shape(action)}"
-            )
+            raise ValueError(f"action must hold {self.action_size} numbers {self.layout}, got shape {np.shape(action)}")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"action holds NaN or infinite values: {values.tolist()}; clip or fix the policy output")
         # Subclasses append components after the box and points; those are theirs to read.

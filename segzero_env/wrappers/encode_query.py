@@ -72,8 +72,10 @@ class EncodeQuery(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
     See the module docstring for the three encodings and their spaces. With ``"bag-of-words"`` or
     ``"token-ids"`` and no ``vocabulary`` given, the vocabulary is built from the wrapped env's
-    dataset (``env.unwrapped.dataset``, first ``max_samples`` queries). The raw query stays in
-    ``info["query"]`` as the env returns it.
+    dataset (``env.unwrapped.dataset``, first ``max_samples`` queries). Envs on other splits build
+    their own, possibly different, vocabulary: give an evaluation env the training env's words
+    (``vocabulary=train_env.get_wrapper_attr("vocabulary")``) so both encode a query alike. The raw
+    query stays in ``info["query"]`` as the env returns it.
 
     Example:
         >>> import gymnasium as gym

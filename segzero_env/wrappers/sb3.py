@@ -5,7 +5,8 @@ Stable-Baselines3 accepts ``Box`` / ``Discrete`` / ``MultiDiscrete`` / ``MultiBi
 
 - observation ``Dict(image=Box(0, 255, (R, R, 3), uint8), query=<encoding>)`` (see
   :class:`~segzero_env.wrappers.ResizeImage` and :class:`~segzero_env.wrappers.EncodeQuery`);
-  any other text key is dropped;
+  other uint8 maps of the image's size are resized with it, other numeric keys pass through,
+  and any other text key is dropped;
 - action ``Box(-1, 1, (8,), float32)``: a box and two points (:class:`~segzero_env.wrappers.ContinuousBoxAction`);
   for multi-turn envs (``max_turns > 1``) ``Box(-1, 1, (11,), float32)``, the same plus a refinement
   click and its sign (:class:`~segzero_env.wrappers.ContinuousClickAction`), and the observation
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
 from segzero_env.wrappers.box_action import ContinuousBoxAction
@@ -66,6 +68,7 @@ def make_sb3_env(
             default CNN needs at least 36.
         query_encoding: ``"bag-of-words"``, ``"hashed"`` or ``"token-ids"`` (see :class:`EncodeQuery`).
         query_kwargs: Extra arguments for :class:`EncodeQuery` (``vocabulary``, ``dim``, ``max_tokens``, ...).
+            For an evaluation env pass ``{"vocabulary": train_env.get_wrapper_attr("vocabulary")}``.
         action_kwargs: Extra arguments for :class:`ContinuousBoxAction` (``schema``, ``points_frame``, ...).
         monitor: Wrap the result in Stable-Baselines3's ``Monitor`` logging :func:`info_keywords`.
         **env_kwargs: Passed to ``gym.make`` (``image_size``, ``segmenter``, ``dataset_kwargs``, ``reward``, ...).
@@ -82,7 +85,7 @@ def make_sb3_env(
     env = action_wrapper(env, **(action_kwargs or {}))
     env = EncodeQuery(env, encoding=query_encoding, **(query_kwargs or {}))
     if obs_size is not None:
-        env = ResizeImage(env, size=obs_size)
+        env = ResizeImage(env, size=obs_size, keys=_image_like_keys(env.observation_space))
     if multi_turn:
         env = MaskToImage(env, size=obs_size)
     obs_spaces = env.observation_space.spaces
@@ -96,6 +99,19 @@ def make_sb3_env(
 
         env = Monitor(env, info_keywords=info_keywords(env))
     return env
+
+
+def _image_like_keys(space: spaces.Dict) -> tuple[str, ...]:
+    # Every uint8 map the size of the image (e.g. a previous-mask key of refinement episodes) is resized with it.
+    image = space.spaces["image"]
+    return tuple(
+        key
+        for key, sub in space.spaces.items()
+        if isinstance(sub, spaces.Box)
+        and sub.dtype == np.uint8
+        and sub.shape[:2] == image.shape[:2]
+        and len(sub.shape) in (2, 3)
+    )
 
 
 def info_keywords(env: gym.Env) -> tuple[str, ...]:
