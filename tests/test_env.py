@@ -150,3 +150,18 @@ def test_reasonseg_without_data_names_where_it_looked(tmp_path, monkeypatch):
         gym.make("ReasonSeg-v0", segmenter="box")
     message = str(excinfo.value)
     assert "nowhere" in message and "data_root" in message
+
+
+def test_answer_format_follows_the_prompt_templates_schema():
+    from segzero_env.types import AnswerSchema
+
+    obj = ObjectAnswer(box=(10.0, 20.0, 50.0, 60.0), points=((30.0, 40.0),))
+    vr_reply = format_reply([obj], schema=AnswerSchema.VISION_REASONER)
+    seg_zero_reply = format_reply([ObjectAnswer(box=obj.box, points=((30.0, 40.0), (31.0, 41.0)))])
+    vr_env = make(prompt_template="vision-reasoner")
+    sz_env = make()
+    for env, good, bad in [(vr_env, vr_reply, seg_zero_reply), (sz_env, seg_zero_reply, vr_reply)]:
+        env.reset(seed=0)
+        assert env.step(good)[4]["reward_terms"]["answer_format"] == 1.0
+        env.reset(seed=0)
+        assert env.step(bad)[4]["reward_terms"]["answer_format"] == 0.0

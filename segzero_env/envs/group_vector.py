@@ -184,7 +184,9 @@ class GroupVectorEnv(VectorEnv):
             episodes = [self.envs[i].episode for i in active]
             states = [self.envs[i].turn_state for i in active] if self.multi_turn else None
             replies = [actions[i] for i in active]
-            outcomes = score_replies(episodes, replies, self.segmenter, self.envs[0].preset, states)
+            outcomes = score_replies(
+                episodes, replies, self.segmenter, self.envs[0].preset, states, self.envs[0].template.schema
+            )
             for i, outcome in zip(active, outcomes, strict=True):
                 _, reward, term, trunc, info = self.envs[i].finish_step(outcome)
                 rewards[i], terminated[i], truncated[i] = reward, term, trunc

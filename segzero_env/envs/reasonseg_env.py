@@ -108,7 +108,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     | term | formula | range | mask-iou | seg-zero | vision-reasoner |
     |---|---|---|---|---|---|
     | think_format | reply matches ``<think>.*?</think>\s*<answer>.*?</answer>`` | 0/1 | 1 | 1 | 0 |
-    | answer_format | answer is strict JSON with bbox (4), points_1 (2), points_2 (2) | 0/1 | 1 | 1 | 0 |
+    | answer_format | strict JSON in the template's schema (Seg-Zero: bbox 4, points_1/_2 2) | 0/1 | 1 | 1 | 0 |
     | box_iou | IoU(pred box, GT box) > 0.5, inclusive pixels, S frame | 0/1 | 0 | 1 | 0 |
     | box_l1 | mean abs difference of the 4 coordinates < 10 px, S frame | 0/1 | 0 | 1 | 0 |
     | points | both points in the pred box and best-order mean distance to GT points < 100 px | 0/1 | 0 | 1 | 0 |
@@ -442,7 +442,9 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
             raise RuntimeError("step() called before reset(); call env.reset() first")
         if self._terminated:
             raise RuntimeError("step() called on a finished episode; call env.reset() to start the next one")
-        (outcome,) = score_replies([self.episode], [action], self.segmenter, self.preset, self.turn_states)
+        (outcome,) = score_replies(
+            [self.episode], [action], self.segmenter, self.preset, self.turn_states, self.template.schema
+        )
         return self.finish_step(outcome)
 
     def render(self) -> np.ndarray | None:

@@ -126,11 +126,13 @@ def merge_reply(parsed: ParsedReply, state: TurnState) -> MergedReply:
     return MergedReply(dataclasses.replace(parsed, objects=objects), changed=True, mask_inputs=mask_inputs)
 
 
-def expected_schema(parsed: ParsedReply, turn: int) -> AnswerSchema:
-    """The schema ``answer_format`` rewards: Seg-Zero on turn 1; Seg-Zero or the refinement grammar later."""
+def expected_schema(
+    parsed: ParsedReply, turn: int, first_turn: AnswerSchema = AnswerSchema.SEG_ZERO
+) -> AnswerSchema:
+    """The schema ``answer_format`` rewards: the template's on turn 1; it or the refinement grammar later."""
     if turn > 0 and parsed.schema is AnswerSchema.REFINE:
         return AnswerSchema.REFINE
-    return AnswerSchema.SEG_ZERO
+    return first_turn
 
 
 def mask_to_obs(mask: np.ndarray | None, image_size: int) -> np.ndarray:

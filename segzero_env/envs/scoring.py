@@ -162,6 +162,7 @@ def score_replies(
     segmenter: Segmenter,
     preset: RewardPreset,
     states: Sequence[TurnState] | None = None,
+    answer_schema: AnswerSchema = AnswerSchema.SEG_ZERO,
 ) -> list[Outcome]:
     """Parse, segment and reward each reply against its episode. Never raises on reply content.
 
@@ -174,12 +175,13 @@ def score_replies(
             Replies are then merged into the current answer (clicks accumulate, previous logits go
             back as ``mask_input``), a reply that changes nothing keeps the previous prediction,
             and ``answer_format`` accepts the refinement grammar after turn 1. ``None``: single turn.
+        answer_schema: The schema the prompt template asks for; ``answer_format`` rewards it.
     """
     parsed = [parse_reply(reply) for reply in replies]
     n = len(parsed)
     if states is None:
         scored = parsed
-        schemas = [AnswerSchema.SEG_ZERO] * n
+        schemas = [answer_schema] * n
         prompt_groups = [answer_to_prompts(p, e) for p, e in zip(parsed, episodes, strict=True)]
         masks = segment_prompt_groups(segmenter, episodes, prompt_groups)
         logit_groups: list[tuple[np.ndarray | None, ...]] = [()] * n
@@ -187,7 +189,7 @@ def score_replies(
     else:
         merged = [merge_reply(p, s) for p, s in zip(parsed, states, strict=True)]
         scored = [m.parsed for m in merged]
-        schemas = [expected_schema(p, s.turn) for p, s in zip(parsed, states, strict=True)]
+        schemas = [expected_schema(p, s.turn, answer_schema) for p, s in zip(parsed, states, strict=True)]
         changed = [m.changed for m in merged]
         prompt_groups = [
             answer_to_prompts(m.parsed, e, m.mask_inputs) if m.changed else ()
