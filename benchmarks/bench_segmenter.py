@@ -99,7 +99,7 @@ def naive_sam2(segmenter, episodes, replies) -> tuple[float, list[float], list[n
     predictor = SAM2ImagePredictor(segmenter.model)
     encode_times, masks = [], []
     start = time.perf_counter()
-    with segmenter._inference():
+    with segmenter.inference_context():
         for episode, reply in zip(episodes, replies, strict=True):
             prompts = answer_to_prompts(parse_reply(reply), episode)
             t0 = time.perf_counter()

@@ -163,7 +163,8 @@ class SAM2Segmenter(SegmenterBase):
         )
 
     @contextlib.contextmanager
-    def _inference(self) -> Iterator[None]:
+    def inference_context(self) -> Iterator[None]:
+        """Inference mode plus this segmenter's autocast: wrap direct uses of ``self.model`` / ``self.predictor``."""
         torch = self._torch
         with torch.inference_mode():
             if self._autocast_device is None:
@@ -208,7 +209,7 @@ class SAM2Segmenter(SegmenterBase):
                 missing[key] = image
             else:
                 features[key] = cached
-        with self._inference():
+        with self.inference_context():
             pending = list(missing.items())
             for start in range(0, len(pending), self.encode_batch_size):
                 chunk = pending[start : start + self.encode_batch_size]
