@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from segzero_env.devices import resolve_device
-from segzero_env.segmenters._prompts import MASK_INPUT_SIZE, CleanPrompt, check_image, clean_prompts
-from segzero_env.segmenters.base import SegmentationOutput, SegmenterBase, SegmentRequest
-from segzero_env.segmenters.cache import ByteLRUCache, image_digest
+from segzero_env.segmenters._prompts import CleanPrompt
+from segzero_env.segmenters.cached_backend import EMPTY_LOGIT, CachedPromptSegmenter, ImageFeatures, tensor_bytes
 from segzero_env.segmenters.sam2_build import build_network
 from segzero_env.segmenters.weights import model_spec
-from segzero_env.types import Prompt
 
-EMPTY_LOGIT = -32.0
-"""Low-res logit given to empty prompts: SAM2 clamps its logits to [-32, 32], so this is "surely not"."""
-GIB = 1 << 30
+__all__ = ["EMPTY_LOGIT", "ImageFeatures", "SAM2Segmenter"]
 
 
-@dataclass(frozen=True)
-class ImageFeatures:
-    """One image's encoder output, as cached.
-
-    Attributes:
-        image_embed: ``1 x 256 x 64 x 64`` tensor.
-        high_res_feats: ``(1 x 32 x 256 x 256, 1 x 64 x 128 x 128)`` tensors.
-        orig_hw: Original ``(height, width)``.
-        nbytes: Bytes held by the tensors (the cache's size for this entry).
-    """
-
-    image_embed: Any
-    high_res_feats: tuple[Any, ...]
-    orig_hw: tuple[int, int]
-    nbytes: int
-
-
-class SAM2Segmenter(SegmenterBase):
+class SAM2Segmenter(CachedPromptSegmenter):
     """SAM2 (``sam2`` package) with an image-embedding cache and batched prompt decoding.
 
     Weights: from ``checkpoint``, ``$SEGZERO_SAM2_CHECKPOINT``, ``$SEGZERO_SAM2_DIR`` or
@@ -125,36 +101,15 @@ class SAM2Segmenter(SegmenterBase):
         allow_hub: bool = True,
         seed: int = 0,
     ) -> None:
-        import torch
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-        if multimask not in ("best", "single"):
-            raise ValueError(f"multimask must be 'best' (Seg-Zero) or 'single'; got {multimask!r}")
-        if dtype not in ("auto", "bfloat16", "float32"):
-            raise ValueError(f"dtype must be 'auto', 'bfloat16' or 'float32'; got {dtype!r}")
-        if encode_batch_size < 1 or (decode_batch_size is not None and decode_batch_size < 1):
-            raise ValueError("encode_batch_size and decode_batch_size must be >= 1 (decode_batch_size may be None)")
+        self._setup(device, multimask, cache_bytes, dtype, encode_batch_size, decode_batch_size)
         self.spec = model_spec(model, version)
-        self.device = resolve_device(device)
-        self.multimask = multimask
-        self.encode_batch_size = int(encode_batch_size)
-        self.decode_batch_size = decode_batch_size
-        device_type = self.device.split(":")[0]
-        use_bf16 = dtype == "bfloat16" or (dtype == "auto" and device_type == "cuda")
-        self.dtype = "bfloat16" if use_bf16 else "float32"
-        self._autocast_device = device_type if use_bf16 else None
         network, self.weights_source = build_network(
             self.spec, checkpoint=checkpoint, random_weights=random_weights, allow_hub=allow_hub, seed=seed
         )
         self.model = network.to(self.device).eval()
         self.predictor = SAM2ImagePredictor(self.model)
-        if cache_bytes is None:
-            cache_bytes = GIB if device_type == "cuda" else GIB // 2
-        self.cache: ByteLRUCache[ImageFeatures] = ByteLRUCache(cache_bytes)
-        self.encode_calls = 0
-        self.encoder_batches = 0
-        self.decode_calls = 0
-        self._torch = torch
 
     def __repr__(self) -> str:
         return (
@@ -162,76 +117,13 @@ class SAM2Segmenter(SegmenterBase):
             f"multimask={self.multimask!r}, dtype={self.dtype!r}, weights={self.weights_source!r})"
         )
 
-    @contextlib.contextmanager
-    def inference_context(self) -> Iterator[None]:
-        """Inference mode plus this segmenter's autocast: wrap direct uses of ``self.model`` / ``self.predictor``."""
-        torch = self._torch
-        with torch.inference_mode():
-            if self._autocast_device is None:
-                yield
-            else:
-                with torch.autocast(self._autocast_device, dtype=torch.bfloat16):
-                    yield
-
-    # -- protocol -------------------------------------------------------------------------------
-
-    def segment(self, image: np.ndarray, prompts: Sequence[Prompt], image_key: str | None = None) -> np.ndarray:
-        """Return ``B x H x W`` bool masks; encodes ``image`` at most once, decodes all prompts together."""
-        return self.segment_with_logits(image, prompts, image_key).masks
-
-    def segment_many(self, requests: Sequence[SegmentRequest]) -> list[np.ndarray]:
-        """Masks for several images; distinct uncached images are encoded in batches."""
-        return [out.masks for out in self.segment_many_with_logits(requests)]
-
-    def segment_with_logits(
-        self, image: np.ndarray, prompts: Sequence[Prompt], image_key: str | None = None
-    ) -> SegmentationOutput:
-        """Masks plus each chosen mask's ``256 x 256`` low-res logits and predicted IoU."""
-        return self.segment_many_with_logits([SegmentRequest(image, prompts, image_key)])[0]
-
-    def segment_many_with_logits(self, requests: Sequence[SegmentRequest]) -> list[SegmentationOutput]:
-        """``segment_with_logits`` for several images: encode what is missing in batches, then decode per image."""
-        images, cleaned, keys = [], [], []
-        for i, request in enumerate(requests):
-            image = check_image(request.image, f"requests[{i}].image")
-            prompts = clean_prompts(request.prompts, image.shape[0], image.shape[1])
-            needs_model = any(not p.is_empty for p in prompts)
-            images.append(image)
-            cleaned.append(prompts)
-            keys.append((request.image_key or "", image_digest(image)) if needs_model else None)
-        features: dict[tuple[str, str], ImageFeatures] = {}
-        missing: dict[tuple[str, str], np.ndarray] = {}
-        for key, image in zip(keys, images, strict=True):
-            if key is None or key in features or key in missing:
-                continue
-            cached = self.cache.get(key)
-            if cached is None:
-                missing[key] = image
-            else:
-                features[key] = cached
-        with self.inference_context():
-            pending = list(missing.items())
-            for start in range(0, len(pending), self.encode_batch_size):
-                chunk = pending[start : start + self.encode_batch_size]
-                for (key, _), feats in zip(chunk, self._encode([image for _, image in chunk]), strict=True):
-                    features[key] = feats
-                    self.cache.put(key, feats, feats.nbytes)
-            return [
-                self._empty_output(prompts, image.shape[:2]) if key is None else self._decode(features[key], prompts)
-                for key, prompts, image in zip(keys, cleaned, images, strict=True)
-            ]
-
     def close(self) -> None:
-        """Drop the cache and free accelerator memory."""
-        self.cache.clear()
+        """Drop the cache and the predictor's state; free accelerator memory."""
         self.predictor.reset_predictor()
-        if self.device.startswith("cuda"):
-            self._torch.cuda.empty_cache()
-
-    # -- encoder / decoder ------------------------------------------------------------------------
+        super().close()
 
     def _encode(self, images: list[np.ndarray]) -> list[ImageFeatures]:
-        """One encoder pass over ``images`` (already validated); returns per-image features."""
+        """One encoder pass over ``images`` through the predictor's batch path."""
         self.predictor.set_image_batch(images)
         # set_image_batch leaves the encoder output in the predictor's state; take it and let the
         # predictor forget it, so the cache alone decides what stays in memory.
@@ -240,83 +132,35 @@ class SAM2Segmenter(SegmenterBase):
         several = len(images) > 1
         out = []
         for i, image in enumerate(images):
-            # Clone slices of a batch so each cache entry owns exactly its own bytes.
-            embed = batch["image_embed"][i : i + 1]
-            high = tuple(f[i : i + 1] for f in batch["high_res_feats"])
-            if several:
-                embed, high = embed.clone(), tuple(f.clone() for f in high)
-            nbytes = sum(t.element_size() * t.nelement() for t in (embed, *high))
-            out.append(ImageFeatures(embed, high, (int(image.shape[0]), int(image.shape[1])), nbytes))
-        self.encode_calls += len(images)
-        self.encoder_batches += 1
+            tensors = (batch["image_embed"][i : i + 1], *(f[i : i + 1] for f in batch["high_res_feats"]))
+            if several:  # clone slices of a batch so each cache entry owns exactly its own bytes
+                tensors = tuple(t.clone() for t in tensors)
+            out.append(ImageFeatures(tensors, (int(image.shape[0]), int(image.shape[1])), tensor_bytes(tensors)))
         return out
 
-    @staticmethod
-    def _empty_output(prompts: Sequence[CleanPrompt], hw: tuple[int, int]) -> SegmentationOutput:
-        n = len(prompts)
-        return SegmentationOutput(
-            masks=np.zeros((n, hw[0], hw[1]), dtype=bool),
-            low_res_logits=np.full((n, MASK_INPUT_SIZE, MASK_INPUT_SIZE), EMPTY_LOGIT, dtype=np.float32),
-            scores=np.zeros(n, dtype=np.float32),
-        )
-
-    def _decode(self, feats: ImageFeatures, prompts: Sequence[CleanPrompt]) -> SegmentationOutput:
-        """Decode every non-empty prompt, one decoder call per prompt shape (and ``decode_batch_size``)."""
-        out = self._empty_output(prompts, feats.orig_hw)
-        groups: dict[tuple[bool, int, bool], list[int]] = {}
-        for i, prompt in enumerate(prompts):
-            if not prompt.is_empty:
-                shape = (prompt.box is not None, len(prompt.points), prompt.mask_input is not None)
-                groups.setdefault(shape, []).append(i)
-        for members in groups.values():
-            step = self.decode_batch_size or len(members)
-            for start in range(0, len(members), step):
-                chunk = members[start : start + step]
-                masks, logits, scores = self._decode_group(feats, [prompts[i] for i in chunk])
-                out.masks[chunk], out.low_res_logits[chunk], out.scores[chunk] = masks, logits, scores
-        return out
-
-    def _decode_group(
-        self, feats: ImageFeatures, prompts: Sequence[CleanPrompt]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One decoder call for prompts of one shape; returns masks, low-res logits and scores of the chosen masks."""
+    def _decode_group(self, feats: ImageFeatures, prompts: Sequence[CleanPrompt]) -> tuple[Any, Any]:
+        """Prompt encoder + mask decoder for prompts of one shape, exactly as the predictor runs them."""
         torch = self._torch
-        import torch.nn.functional as functional
-
         height, width = feats.orig_hw
-        coords, labels = [], []
-        for prompt in prompts:
-            # The box enters as two corner points labelled 2 and 3, ahead of the clicks.
-            if prompt.box is not None:
-                coords.append(np.concatenate([prompt.box.reshape(2, 2), prompt.points]))
-                labels.append(np.concatenate([[2, 3], prompt.labels]))
-            else:
-                coords.append(prompt.points)
-                labels.append(prompt.labels)
-        points = torch.as_tensor(np.stack(coords), dtype=torch.float32, device=self.device)
+        coords, labels = self._prompt_arrays(prompts)
+        points = torch.as_tensor(coords, dtype=torch.float32, device=self.device)
         points[..., 0] = points[..., 0] / width
         points[..., 1] = points[..., 1] / height
         points = points * self.model.image_size
-        point_labels = torch.as_tensor(np.stack(labels), dtype=torch.int32, device=self.device)
+        point_labels = torch.as_tensor(labels, dtype=torch.int32, device=self.device)
         mask_input = None
         if prompts[0].mask_input is not None:
             stacked = np.stack([p.mask_input for p in prompts])[:, None]
             mask_input = torch.as_tensor(stacked, dtype=torch.float32, device=self.device)
         sparse, dense = self.model.sam_prompt_encoder(points=(points, point_labels), boxes=None, masks=mask_input)
+        image_embed, *high_res = feats.tensors
         low_res, iou, _, _ = self.model.sam_mask_decoder(
-            image_embeddings=feats.image_embed,
+            image_embeddings=image_embed,
             image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=self.multimask == "best",
             repeat_image=len(prompts) > 1,
-            high_res_features=list(feats.high_res_feats),
+            high_res_features=high_res,
         )
-        self.decode_calls += 1
-        rows = torch.arange(len(prompts), device=low_res.device)
-        best = iou.argmax(dim=1)
-        chosen = low_res[rows, best].float()
-        full = functional.interpolate(chosen[:, None], (height, width), mode="bilinear", align_corners=False)[:, 0]
-        masks = (full > self.predictor.mask_threshold).cpu().numpy()
-        logits = chosen.clamp(EMPTY_LOGIT, -EMPTY_LOGIT).cpu().numpy().astype(np.float32, copy=False)
-        return masks, logits, iou[rows, best].float().cpu().numpy()
+        return low_res, iou
