@@ -91,3 +91,23 @@ def test_next_step_autoreset_and_sample_ids_option():
 def test_bad_group_configuration_is_rejected():
     with pytest.raises(ValueError, match="multiple of group_size"):
         make_vec(6, 4, segmenter="box")
+
+
+def test_grouped_rewards_equal_single_env_rewards_with_sam2_random_weights():
+    torch = pytest.importorskip("torch")
+    from segzero_env.segmenters.sam2_backend import SAM2Segmenter
+
+    torch.set_num_threads(2)
+    sam2_kwargs = {"model": "tiny", "random_weights": True, "device": "cpu"}
+    envs = make_vec(8, 4, segmenter="sam2", segmenter_kwargs=sam2_kwargs)
+    _, infos = envs.reset(seed=3)
+    replies = replies_for(8, seed=4)
+    _, rewards, _, _, step_infos = envs.step(replies)
+    assert envs.unwrapped.segmenter.encode_calls == 2  # one encode per distinct image
+    # A separate segmenter instance: nothing is shared with the vector env but the seeded weights.
+    single = gym.make("ReasonSegShapes-v0", image_size=112, segmenter=SAM2Segmenter(**sam2_kwargs))
+    for i, reply in enumerate(replies):
+        single.reset(options={"sample_id": infos["sample_id"][i]})
+        _, reward, _, _, info = single.step(reply)
+        assert reward == rewards[i]
+        assert (info["intersection"], info["union"]) == (step_infos["intersection"][i], step_infos["union"][i])

@@ -65,6 +65,7 @@ class CachedPromptSegmenter(SegmenterBase):
         dtype: str,
         encode_batch_size: int,
         decode_batch_size: int | None,
+        pad_decode_batch: bool = True,
     ) -> None:
         """Validate and store the shared options (called first by subclass constructors)."""
         import torch
@@ -80,6 +81,7 @@ class CachedPromptSegmenter(SegmenterBase):
         self.multimask = multimask
         self.encode_batch_size = int(encode_batch_size)
         self.decode_batch_size = decode_batch_size
+        self.pad_decode_batch = bool(pad_decode_batch)
         device_type = self.device.split(":")[0]
         use_bf16 = dtype == "bfloat16" or (dtype == "auto" and device_type == "cuda")
         self.dtype = "bfloat16" if use_bf16 else "float32"
@@ -192,7 +194,13 @@ class CachedPromptSegmenter(SegmenterBase):
             step = self.decode_batch_size or len(members)
             for start in range(0, len(members), step):
                 chunk = members[start : start + step]
-                low_res, iou = self._decode_group(feats, [prompts[i] for i in chunk])
+                batch = [prompts[i] for i in chunk]
+                if self.pad_decode_batch and self.decode_batch_size is not None:
+                    # A fixed call size makes each prompt's result independent of its companions,
+                    # so one reply decoded alone and inside a group give bit-identical masks.
+                    batch += [batch[-1]] * (step - len(batch))
+                low_res, iou = self._decode_group(feats, batch)
+                low_res, iou = low_res[: len(chunk)], iou[: len(chunk)]
                 self.decode_calls += 1
                 masks, logits, scores = self._choose(low_res, iou, feats.orig_hw)
                 out.masks[chunk], out.low_res_logits[chunk], out.scores[chunk] = masks, logits, scores

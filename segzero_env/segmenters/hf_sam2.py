@@ -42,6 +42,7 @@ class HFSam2Segmenter(CachedPromptSegmenter):
         dtype: ``"auto"`` (bfloat16 autocast on CUDA), ``"bfloat16"`` or ``"float32"``.
         encode_batch_size: Images per encoder pass.
         decode_batch_size: Prompts per decoder call; ``None`` for all of an image's prompts.
+        pad_decode_batch: Pad every decoder call to ``decode_batch_size`` prompts (bit-exact masks).
         seed: Initialisation seed for ``random_weights``.
     """
 
@@ -55,13 +56,14 @@ class HFSam2Segmenter(CachedPromptSegmenter):
         multimask: str = "best",
         cache_bytes: int | None = None,
         dtype: str = "auto",
-        encode_batch_size: int = 4,
-        decode_batch_size: int | None = None,
+        encode_batch_size: int = 1,
+        decode_batch_size: int | None = 8,
+        pad_decode_batch: bool = True,
         seed: int = 0,
     ) -> None:
         from transformers import Sam2Config, Sam2ImageProcessor, Sam2Model
 
-        self._setup(device, multimask, cache_bytes, dtype, encode_batch_size, decode_batch_size)
+        self._setup(device, multimask, cache_bytes, dtype, encode_batch_size, decode_batch_size, pad_decode_batch)
         torch = self._torch
         if (model_path is None) == (not random_weights):
             raise ValueError("pass exactly one of model_path= (HF folder or hub id) and random_weights=True")

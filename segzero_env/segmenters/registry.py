@@ -11,6 +11,7 @@ _REGISTRY: dict[str, str] = {
     "box": "segzero_env.segmenters.box:BoxSegmenter",
     "grabcut": "segzero_env.segmenters.grabcut:GrabCutSegmenter",
     "sam2": "segzero_env.segmenters.sam2_backend:SAM2Segmenter",
+    "hf-sam2": "segzero_env.segmenters.hf_sam2:HFSam2Segmenter",
 }
 
 

@@ -42,11 +42,17 @@ class SAM2Segmenter(CachedPromptSegmenter):
     Batching: ``segment`` encodes the image once (or takes it from the cache) and decodes ALL of
     its prompts in one decoder call (``B`` boxes with ``B x N`` points). Prompts of different
     shapes (with / without box, different click counts, with / without ``mask_input``) go in
-    one call per shape rather than being padded, so a prompt's mask does not depend on the other
-    prompts in its batch beyond float rounding (batched and one-by-one masks agree to about one
-    pixel in a million on the CPU). ``decode_batch_size`` caps a call's size (``None``: no cap;
-    1: bit-exact one-by-one decoding). ``segment_many`` encodes the distinct uncached images of
-    all requests together, ``encode_batch_size`` at a time.
+    one call per shape. Every decoder call holds exactly ``decode_batch_size`` prompts (default 8,
+    Seg-Zero's group size; a short call is padded by repeating its last prompt), because the
+    decoder's float rounding depends on the batch size: with a fixed size a prompt's mask is
+    bit-identical whether it is decoded alone or inside a group, so the single env and the group
+    vector env give exactly the same rewards. ``pad_decode_batch=False`` drops the padding
+    (masks then agree with one-by-one decoding to about one pixel in a million);
+    ``decode_batch_size=None`` decodes all of an image's prompts in one call.
+    ``segment_many`` encodes the distinct uncached images of all requests, ``encode_batch_size``
+    at a time. The default of 1 keeps features bit-identical to a single image's; larger
+    batches are faster on a GPU but change the features by float rounding (about one mask pixel
+    in ten thousand).
 
     Prompts: the shared rules of ``segmenters._prompts`` (non-finite boxes dropped, boxes clipped,
     boxes outside the image dropped, points clipped to the border). A zero-area box is passed to
@@ -73,6 +79,7 @@ class SAM2Segmenter(CachedPromptSegmenter):
         dtype: ``"auto"`` (bfloat16 autocast on CUDA, float32 elsewhere), ``"bfloat16"`` or ``"float32"``.
         encode_batch_size: Images per encoder pass in ``segment_many``.
         decode_batch_size: Prompts per decoder call; ``None`` for all of an image's prompts at once.
+        pad_decode_batch: Pad every decoder call to ``decode_batch_size`` prompts (bit-exact masks).
         allow_hub: Whether the hub may be consulted for weights.
         seed: Initialisation seed for ``random_weights``.
 
@@ -96,14 +103,15 @@ class SAM2Segmenter(CachedPromptSegmenter):
         multimask: str = "best",
         cache_bytes: int | None = None,
         dtype: str = "auto",
-        encode_batch_size: int = 4,
-        decode_batch_size: int | None = None,
+        encode_batch_size: int = 1,
+        decode_batch_size: int | None = 8,
+        pad_decode_batch: bool = True,
         allow_hub: bool = True,
         seed: int = 0,
     ) -> None:
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-        self._setup(device, multimask, cache_bytes, dtype, encode_batch_size, decode_batch_size)
+        self._setup(device, multimask, cache_bytes, dtype, encode_batch_size, decode_batch_size, pad_decode_batch)
         self.spec = model_spec(model, version)
         network, self.weights_source = build_network(
             self.spec, checkpoint=checkpoint, random_weights=random_weights, allow_hub=allow_hub, seed=seed
