@@ -40,11 +40,11 @@ from segzero_env.datasets.errors import (
     SKIP_HINT,
     DatasetError,
     SkipLog,
-    key_error,
     paused_gc,
     read_image,
     read_json,
 )
+from segzero_env.datasets.indexed import IndexedDataset
 from segzero_env.datasets.paths import resolve_root
 from segzero_env.types import Sample
 
@@ -171,8 +171,10 @@ def _split_dir(root: str | os.PathLike[str] | None, split: str) -> Path:
     )
 
 
-class ReasonSegDataset:
+class ReasonSegDataset(IndexedDataset):
     """ReasonSeg (LISA layout), one sample per image (or per text with ``all_texts=True``).
+
+    Samples are sorted by file stem.
 
     Args:
         root: Folder holding ``train/ val/ test/`` (or the split folder itself); default: see
@@ -200,7 +202,7 @@ class ReasonSegDataset:
         self.folder = _split_dir(root, split)
         self.skip_log = SkipLog(f"reasonseg {split} ({self.folder})", strict=strict)
         self._entries = self._build_index(all_texts, verify)
-        self._positions = {e.sample_id: i for i, e in enumerate(self._entries)}
+        self._set_ids([e.sample_id for e in self._entries])
         self.skip_log.warn_once(len(self._entries))
 
     def _build_index(self, all_texts: bool, verify: bool) -> list[_Entry]:
@@ -242,9 +244,6 @@ class ReasonSegDataset:
                 sample_id = f"{stem}_{k}" if all_texts else stem
                 entries.append(_Entry(sample_id, image_path, json_path, k, len(texts), texts[k], kind))
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def __getitem__(self, index: int) -> Sample:
         """Decode the image and rasterise the mask of sample ``index``."""
         entry = self._entries[index]
@@ -266,21 +265,9 @@ class ReasonSegDataset:
         )
 
     @property
-    def sample_ids(self) -> list[str]:
-        """Every sample id, in index order (sorted by file stem)."""
-        return [e.sample_id for e in self._entries]
-
-    @property
     def query_kinds(self) -> list[str | None]:
         """Every sample's query kind, in index order, without decoding anything."""
         return [e.query_kind for e in self._entries]
-
-    def index_of(self, sample_id: str) -> int:
-        """Index of ``sample_id``."""
-        try:
-            return self._positions[sample_id]
-        except KeyError:
-            raise key_error(sample_id, f"reasonseg {self.split}") from None
 
 
 def load_reasonseg(root: str | os.PathLike[str] | None = None, split: str = "val", **kwargs: Any) -> ReasonSegDataset:

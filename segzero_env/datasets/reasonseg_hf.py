@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from segzero_env.datasets.errors import SKIP_HINT, DatasetError, SkipLog, key_error
+from segzero_env.datasets.errors import SKIP_HINT, DatasetError, SkipLog
+from segzero_env.datasets.indexed import IndexedDataset
 from segzero_env.datasets.paths import resolve_root
 from segzero_env.types import Sample
 
@@ -144,11 +145,59 @@ def image_to_rgb(value: Any, where: str) -> np.ndarray:
     return np.ascontiguousarray(array[:, :, :3].astype(np.uint8))
 
 
+class HFTableDataset(IndexedDataset):
+    """Base for the loaders that read one row per sample from a ``datasets`` table.
+
+    A subclass sets ``name``, calls :meth:`_open_table` first, fills the per-sample lists named
+    in ``_per_sample`` (parallel: one value per kept row, ``_rows`` and ``_ids`` among them),
+    then calls :meth:`_finish_index`.
+    """
+
+    _per_sample: tuple[str, ...] = ("_rows", "_ids")
+    _rows: list[int]
+
+    def _open_table(
+        self,
+        root: str | os.PathLike[str] | None,
+        split: str,
+        subfolders: Sequence[str],
+        required: Sequence[str],
+        hf_split: str | None,
+        cache_dir: str | None,
+        strict: bool,
+    ) -> None:
+        """Open the table (see :func:`open_hf_table`) and start the skip log."""
+        self.split = split
+        self._table, self.hf_split, self.source = open_hf_table(
+            root, split, self.name, subfolders, required, hf_split, cache_dir
+        )
+        self.skip_log = SkipLog(f"{self.name} {split} ({self.source})", strict=strict)
+
+    def _finish_index(self, verify: bool) -> None:
+        """Decode every kept row when ``verify`` (skipping or raising per ``strict``), then fix the ids."""
+        if verify:
+            self._verify()
+        self._set_ids(self._ids)
+        self.skip_log.warn_once(len(self._ids))
+
+    def _verify(self) -> None:
+        keep = []
+        for i in range(len(self._rows)):
+            try:
+                self[i]  # type: ignore[index]
+                keep.append(i)
+            except DatasetError as exc:
+                self.skip_log.record(exc)
+        for name in self._per_sample:
+            values = getattr(self, name)
+            setattr(self, name, [values[i] for i in keep])
+
+
 def _default_subfolders(split: str) -> tuple[str, ...]:
     return (f"ReasonSeg_{split}", f"reasonseg_hf/{split}")
 
 
-class ReasonSegHFDataset:
+class ReasonSegHFDataset(HFTableDataset):
     """Seg-Zero's ReasonSeg copy (one row per sample), decoded lazily through ``datasets``.
 
     Args:
@@ -162,6 +211,7 @@ class ReasonSegHFDataset:
     """
 
     has_masks = True
+    _per_sample = ("_rows", "_ids", "_queries", "_kinds")
 
     def __init__(
         self,
@@ -174,11 +224,7 @@ class ReasonSegHFDataset:
         verify: bool = False,
     ) -> None:
         self.name = "reasonseg-hf"
-        self.split = split
-        self._table, self.hf_split, self.source = open_hf_table(
-            root, split, "reasonseg-hf", _default_subfolders(split), REASONSEG_HF_COLUMNS, hf_split, cache_dir
-        )
-        self.skip_log = SkipLog(f"reasonseg-hf {split} ({self.source})", strict=strict)
+        self._open_table(root, split, _default_subfolders(split), REASONSEG_HF_COLUMNS, hf_split, cache_dir, strict)
         # Views built once: a row read decodes only the columns it needs.
         self._image_view = self._table.select_columns(["image", "img_height", "img_width"])
         self._mask_view = self._table.select_columns(["mask"]).with_format("numpy")
@@ -200,25 +246,7 @@ class ReasonSegHFDataset:
             self._ids.append(image_id if unique else f"{image_id}_{ann_id}")
             self._queries.append(query)
             self._kinds.append(None if is_sentence is None else ("long" if is_sentence else "short"))
-        if verify:
-            self._verify()
-        self._positions = {sample_id: i for i, sample_id in enumerate(self._ids)}
-        self.skip_log.warn_once(len(self._ids))
-
-    def _verify(self) -> None:
-        keep = []
-        for i in range(len(self._rows)):
-            try:
-                self[i]
-                keep.append(i)
-            except DatasetError as exc:
-                self.skip_log.record(exc)
-        self._rows, self._ids, self._queries, self._kinds = (
-            [values[i] for i in keep] for values in (self._rows, self._ids, self._queries, self._kinds)
-        )
-
-    def __len__(self) -> int:
-        return len(self._ids)
+        self._finish_index(verify)
 
     def __getitem__(self, index: int) -> Sample:
         """Decode the image and mask of sample ``index``."""
@@ -246,18 +274,6 @@ class ReasonSegHFDataset:
             query_kind=self._kinds[index],
             meta={"row": row, "ignore_as_target": True},
         )
-
-    @property
-    def sample_ids(self) -> list[str]:
-        """Every sample id, in row order."""
-        return list(self._ids)
-
-    def index_of(self, sample_id: str) -> int:
-        """Index of ``sample_id``."""
-        try:
-            return self._positions[sample_id]
-        except KeyError:
-            raise key_error(sample_id, f"reasonseg-hf {self.split}") from None
 
 
 def list_hf_splits(root: str | os.PathLike[str], cache_dir: str | None = None) -> list[str]:

@@ -46,11 +46,11 @@ from segzero_env.datasets.errors import (
     SKIP_HINT,
     DatasetError,
     SkipLog,
-    key_error,
     paused_gc,
     read_image,
     read_json,
 )
+from segzero_env.datasets.indexed import IndexedDataset
 from segzero_env.datasets.paths import resolve_root
 from segzero_env.types import Sample
 
@@ -181,8 +181,10 @@ def _ref_entries(ref: Any, refs_path: Path, sentence_field: str) -> list[_Entry]
     return entries
 
 
-class RefCocoDataset:
+class RefCocoDataset(IndexedDataset):
     """One of RefCOCO / RefCOCO+ / RefCOCOg (refer layout), one sample per sentence.
+
+    Samples (ids ``"<ref_id>_<sent_id>"``) are in refs-file order.
 
     Args:
         root: Folder holding ``<name>/`` and ``images/`` (or ``<name>/`` itself); default: see
@@ -227,7 +229,7 @@ class RefCocoDataset:
         self._instances_cache: _Instances | None = None
         if verify:
             self._entries = self._verified(self._entries)
-        self._positions = {e.sample_id: i for i, e in enumerate(self._entries)}
+        self._set_ids([e.sample_id for e in self._entries])
         self.skip_log.warn_once(len(self._entries))
 
     def _build_index(self, sentence_field: str) -> list[_Entry]:
@@ -334,24 +336,9 @@ class RefCocoDataset:
                 self.skip_log.record(error)
         return kept
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def __getitem__(self, index: int) -> Sample:
         """Decode the image and the mask of sample ``index``."""
         return self._load(self._entries[index])
-
-    @property
-    def sample_ids(self) -> list[str]:
-        """Every sample id (``"<ref_id>_<sent_id>"``), in refs-file order."""
-        return [e.sample_id for e in self._entries]
-
-    def index_of(self, sample_id: str) -> int:
-        """Index of ``sample_id``."""
-        try:
-            return self._positions[sample_id]
-        except KeyError:
-            raise key_error(sample_id, f"{self.name} {self.split}") from None
 
 
 def load_refcoco(root: str | os.PathLike[str] | None = None, split: str = "val", **kwargs: Any) -> RefCocoDataset:

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from segzero_env.datasets.errors import SKIP_HINT, DatasetError, SkipLog, key_error
-from segzero_env.datasets.reasonseg_hf import column_values, image_to_rgb, open_hf_table
+from segzero_env.datasets.errors import SKIP_HINT, DatasetError
+from segzero_env.datasets.reasonseg_hf import HFTableDataset, column_values, image_to_rgb
 from segzero_env.geometry import to_original_frame_box, to_original_frame_point
 from segzero_env.types import Box, Point, Sample
 
@@ -112,8 +112,10 @@ def to_original(objects: list[GtObject], width: int, height: int, frame: int = G
     ]
 
 
-class SegZeroTrainDataset:
+class SegZeroTrainDataset(HFTableDataset):
     """Seg-Zero's training set: query, image and GT box / points, no mask.
+
+    Samples are in row order; ids are the ``id`` column.
 
     Args:
         root: Folder, parquet file or hub id (e.g. ``Ricky06662/refCOCOg_9k_840`` when online);
@@ -127,6 +129,7 @@ class SegZeroTrainDataset:
     """
 
     has_masks = False
+    _per_sample = ("_rows", "_ids", "_queries", "_sizes", "_objects")
 
     def __init__(
         self,
@@ -141,11 +144,7 @@ class SegZeroTrainDataset:
     ) -> None:
         self.name = "segzero-train"
         self.gt_image_size = gt_image_size
-        self.split = split
-        self._table, self.hf_split, self.source = open_hf_table(
-            root, split, "segzero-train", ("refCOCOg_9k_840", "segzero_train"), TRAIN_COLUMNS, hf_split, cache_dir
-        )
-        self.skip_log = SkipLog(f"segzero-train {split} ({self.source})", strict=strict)
+        self._open_table(root, split, ("refCOCOg_9k_840", "segzero_train"), TRAIN_COLUMNS, hf_split, cache_dir, strict)
         self._image_view = self._table.select_columns(["image"])
         cols = column_values(self._table, ["id", "problem", "solution", "img_height", "img_width"])
         self._rows: list[int] = []
@@ -165,10 +164,7 @@ class SegZeroTrainDataset:
             self._queries.append(query)
             self._sizes.append(size)
             self._objects.append(objects)
-        if verify:
-            self._verify()
-        self._positions = {sample_id: i for i, sample_id in enumerate(self._ids)}
-        self.skip_log.warn_once(len(self._ids))
+        self._finish_index(verify)
 
     @staticmethod
     def _check_row(
@@ -186,21 +182,6 @@ class SegZeroTrainDataset:
         except ValueError as exc:
             raise DatasetError(where, f"'solution' {str(solution)[:60]!r} {exc}", SKIP_HINT) from exc
         return query, (height, width), to_original(objects, width, height, frame)
-
-    def _verify(self) -> None:
-        keep = []
-        for i in range(len(self._rows)):
-            try:
-                self[i]
-                keep.append(i)
-            except DatasetError as exc:
-                self.skip_log.record(exc)
-        for name in ("_rows", "_ids", "_queries", "_sizes", "_objects"):
-            values = getattr(self, name)
-            setattr(self, name, [values[i] for i in keep])
-
-    def __len__(self) -> int:
-        return len(self._ids)
 
     def __getitem__(self, index: int) -> Sample:
         """Decode the image of sample ``index`` and resize it back to the original size."""
@@ -227,18 +208,6 @@ class SegZeroTrainDataset:
             gt_points=points or None,
             meta={"row": row, "gt_objects": objects, "gt_image_size": side},
         )
-
-    @property
-    def sample_ids(self) -> list[str]:
-        """Every sample id (the ``id`` column), in row order."""
-        return list(self._ids)
-
-    def index_of(self, sample_id: str) -> int:
-        """Index of ``sample_id``."""
-        try:
-            return self._positions[sample_id]
-        except KeyError:
-            raise key_error(sample_id, f"segzero-train {self.split}") from None
 
 
 def load_segzero_train(
