@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from segzero_agents.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
+from segzero_agents.evaluation import evaluate
 from segzero_agents.grpo_math import group_advantages, grpo_loss
 from segzero_agents.metrics_logger import MetricsLogger
 from segzero_agents.policy_model import load_policy
@@ -358,46 +359,6 @@ class _null_context:  # noqa: N801 - used like contextlib.nullcontext, kept loca
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluation: greedy replies on a fixed slice of a split, scored with LISA gIoU / cIoU.
-# ---------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def evaluate(policy: Any, processor: Any, args: Args, eval_envs: Any) -> dict[str, float]:
-    """GIoU / cIoU (LISA definition) of greedy replies on the first ``eval_samples`` samples."""
-    from segzero_agents.grpo_math import completion_mask
-
-    from segzero_env.hf.chat import batch_inputs, decode_replies
-    from segzero_env.metrics import IoUAccumulator
-
-    acc = IoUAccumulator("lisa")
-    ids = list(eval_envs.envs[0].dataset.sample_ids)[: args.eval_samples]
-    width = eval_envs.num_envs
-    eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    was_training = policy.training
-    policy.eval()
-    for start in range(0, len(ids), width):
-        block = ids[start : start + width]
-        block = block + [block[-1]] * (width - len(block))
-        obs, info = eval_envs.reset(seed=args.seed, options={"sample_ids": block})
-        batch = batch_inputs(processor, list(obs["image"]), list(info["prompt"]))
-        batch = {k: v.to(policy.device) for k, v in batch.items()}
-        out = policy.generate(
-            **batch, do_sample=False, max_new_tokens=args.max_new_tokens, suppress_tokens=vision_token_ids(processor)
-        )
-        completion = out[:, batch["input_ids"].shape[1] :]
-        replies = decode_replies(processor, completion, completion_mask(completion, eos))
-        eval_envs.step(replies)
-        for i in range(len(ids[start : start + width])):
-            env = eval_envs.envs[i]
-            gt = env.current_sample.mask
-            if gt is not None:
-                acc.update(env.last_pred_mask, gt)
-    policy.train(was_training)
-    return {"eval/giou": acc.giou, "eval/ciou": acc.ciou, "eval/n": float(acc.n)}
 
 
 # ---------------------------------------------------------------------------------------------

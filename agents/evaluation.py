@@ -1,0 +1,45 @@
+"""The GRPO trainer's periodic evaluation: greedy replies on a fixed slice of a split, scored with LISA gIoU / cIoU."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from segzero_agents.grpo_math import completion_mask
+from segzero_agents.rollout import vision_token_ids
+
+if TYPE_CHECKING:
+    from segzero_agents.grpo import Args
+
+
+@torch.no_grad()
+def evaluate(policy: Any, processor: Any, args: Args, eval_envs: Any) -> dict[str, float]:
+    """GIoU / cIoU (LISA definition) of greedy replies on the first ``eval_samples`` samples."""
+    from segzero_env.hf.chat import batch_inputs, decode_replies
+    from segzero_env.metrics import IoUAccumulator
+
+    acc = IoUAccumulator("lisa")
+    ids = list(eval_envs.envs[0].dataset.sample_ids)[: args.eval_samples]
+    width = eval_envs.num_envs
+    eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    was_training = policy.training
+    policy.eval()
+    for start in range(0, len(ids), width):
+        block = ids[start : start + width]
+        block = block + [block[-1]] * (width - len(block))
+        obs, info = eval_envs.reset(seed=args.seed, options={"sample_ids": block})
+        batch = batch_inputs(processor, list(obs["image"]), list(info["prompt"]))
+        batch = {k: v.to(policy.device) for k, v in batch.items()}
+        out = policy.generate(
+            **batch, do_sample=False, max_new_tokens=args.max_new_tokens, suppress_tokens=vision_token_ids(processor)
+        )
+        completion = out[:, batch["input_ids"].shape[1] :]
+        replies = decode_replies(processor, completion, completion_mask(completion, eos))
+        eval_envs.step(replies)
+        for i in range(len(ids[start : start + width])):
+            env = eval_envs.envs[i]
+            gt = env.current_sample.mask
+            if gt is not None:
+                acc.update(env.last_pred_mask, gt)
+    policy.train(was_training)
+    return {"eval/giou": acc.giou, "eval/ciou": acc.ciou, "eval/n": float(acc.n)}
