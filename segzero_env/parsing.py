@@ -56,12 +56,20 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import re
 import warnings
 from typing import Any
 
-from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply, Refinement
+from segzero_env.parsing_schemas import MAX_CLICKS as MAX_CLICKS  # re-exported: the grammar above cites it
+from segzero_env.parsing_schemas import (
+    REFINE_KEYS,
+    ParseError,
+    read_object_list,
+    read_refinement,
+    read_seg_zero,
+    short_repr,
+)
+from segzero_env.types import AnswerSchema, FailureReason, ParsedReply
 
 DEFAULT_MAX_CHARS = 200_000
 """Replies longer than this are rejected as ``TOO_LONG`` without being scanned."""
@@ -72,12 +80,6 @@ MAX_LITERAL_CHARS = 20_000
 ANSWER_TEXT_CHARS = 2_000
 """How much of the answer body is kept in ``ParsedReply.answer_text``."""
 
-MAX_CLICKS = 64
-"""A refinement's ``positive_points`` / ``negative_points`` may hold at most this many clicks each."""
-
-REFINE_KEYS = frozenset({"positive_points", "negative_points", "stop"})
-"""Keys that make a dict answer a refinement."""
-
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
 _ANSWER_OPEN = "<answer>"
@@ -85,15 +87,6 @@ _ANSWER_CLOSE = "</answer>"
 _FENCE = "```"
 _WS_THEN_ANSWER = re.compile(r"\s*<answer>")
 _FENCE_LANGUAGE = re.compile(r"[A-Za-z0-9_+-]*[ \t]*\r?\n?")
-
-
-class _ParseError(Exception):
-    """Internal: a typed failure raised while walking the decoded answer."""
-
-    def __init__(self, reason: FailureReason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 def think_format_ok(text: str) -> bool:
@@ -122,152 +115,24 @@ def think_format_ok(text: str) -> bool:
         pos = k + 1
 
 
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _numbers(value: Any, n: int, key: str) -> tuple[float, ...]:
-    """Read exactly ``n`` finite numbers from a list, or raise a typed failure naming ``key``."""
-    if type(value) is not list and not isinstance(value, (list, tuple)):
-        raise _ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of {n} numbers, got {type(value).__name__}")
-    if len(value) != n:
-        raise _ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} values, expected {n}")
-    out = []
-    for i, v in enumerate(value):
-        t = type(v)
-        if t is float:
-            f = v
-        elif t is int:
-            try:
-                f = float(v)
-            except OverflowError:
-                raise _ParseError(FailureReason.NON_FINITE, f"{key}[{i}] is too large for a float") from None
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            f = float(v)
-        else:
-            raise _ParseError(
-                FailureReason.NOT_A_NUMBER, f"{key}[{i}] is {type(v).__name__} {_short(v)}, expected a number"
-            )
-        if not math.isfinite(f):
-            raise _ParseError(FailureReason.NON_FINITE, f"{key}[{i}] is {f}")
-        out.append(f)
-    return tuple(out)
-
-
-def _box(value: Any, key: str) -> tuple[tuple[float, float, float, float], bool]:
-    x1, y1, x2, y2 = _numbers(value, 4, key)
-    inverted = x2 < x1 or y2 < y1
-    if inverted:
-        x1, x2 = min(x1, x2), max(x1, x2)
-        y1, y2 = min(y1, y2), max(y1, y2)
-    return (x1, y1, x2, y2), inverted
-
-
-def _point(value: Any, key: str) -> tuple[float, float]:
-    x, y = _numbers(value, 2, key)
-    return (x, y)
-
-
 def _decode(body: str) -> tuple[Any, bool]:
-    """Decode an answer body: strict JSON first, then a Python literal. Raises ``_ParseError``."""
+    """Decode an answer body: strict JSON first, then a Python literal. Raises ``ParseError``."""
     try:
         return json.loads(body), True
     except (ValueError, RecursionError) as err:
         json_error = str(err)
     if len(body) > MAX_LITERAL_CHARS:
-        raise _ParseError(FailureReason.INVALID_JSON, f"answer is not JSON ({json_error})")
+        raise ParseError(FailureReason.INVALID_JSON, f"answer is not JSON ({json_error})")
     try:
         # Junk such as "1jx" makes the compiler warn; a policy's text must not spam the warnings log.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             value = ast.literal_eval(body)
     except Exception:  # noqa: BLE001 - ast raises many types on junk (Syntax, Value, Type, Memory, Recursion)
-        raise _ParseError(
+        raise ParseError(
             FailureReason.INVALID_JSON, f"answer is neither JSON nor a Python literal ({json_error})"
         ) from None
     return value, False
-
-
-def _seg_zero(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool]:
-    box, inverted = _box(value["bbox"], "bbox")
-    for key in ("points_1", "points_2"):
-        if key not in value:
-            raise _ParseError(
-                FailureReason.MISSING_KEY, f"answer has no {key!r} key (Seg-Zero answers need bbox, points_1, points_2)"
-            )
-    points = (_point(value["points_1"], "points_1"), _point(value["points_2"], "points_2"))
-    return (ObjectAnswer(box=box, points=points),), inverted
-
-
-def _point_list(value: Any, key: str) -> tuple[tuple[float, float], ...]:
-    if not isinstance(value, (list, tuple)):
-        raise _ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of [x, y] pairs, got {type(value).__name__}")
-    if len(value) > MAX_CLICKS:
-        raise _ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} clicks, at most {MAX_CLICKS} allowed")
-    if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise _ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of [x, y] pairs; wrap one click: [[x, y]]")
-    return tuple(_point(v, f"{key}[{i}]") for i, v in enumerate(value))
-
-
-def _refinement(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool, AnswerSchema, Refinement, bool]:
-    """Read a refinement answer: objects (empty without a box), inverted flag, schema, clicks, stop."""
-    stop = value.get("stop", False)
-    if type(stop) is not bool:
-        raise _ParseError(FailureReason.WRONG_TYPE, f"stop must be true or false, got {_short(stop)}")
-    box, inverted = _box(value["bbox"], "bbox") if "bbox" in value else (None, False)
-    named = tuple(_point(value[key], key) for key in ("points_1", "points_2") if key in value)
-    positives = named + _point_list(value.get("positive_points", []), "positive_points")
-    negatives = _point_list(value.get("negative_points", []), "negative_points")
-    if box is None and not positives and not negatives and not stop:
-        raise _ParseError(
-            FailureReason.MISSING_KEY,
-            'refinement answer has no bbox, no clicks and no "stop": true; add positive_points or negative_points',
-        )
-    seg_zero = "bbox" in value and "points_1" in value and "points_2" in value
-    schema = AnswerSchema.SEG_ZERO if seg_zero else AnswerSchema.REFINE
-    objects = () if box is None else (ObjectAnswer(box=box, points=positives, negative_points=negatives),)
-    return objects, inverted, schema, Refinement(box, positives, negatives), stop
-
-
-def _object_list(
-    items: list | tuple,
-) -> tuple[tuple[ObjectAnswer, ...], bool, AnswerSchema, tuple[tuple[bool, bool], ...], _ParseError | None]:
-    """Read a list of ``bbox_2d`` objects; every element is checked so the format reward can count them."""
-    objects: list[ObjectAnswer] = []
-    checks: list[tuple[bool, bool]] = []
-    inverted = False
-    all_points = True
-    first_failure: _ParseError | None = None
-    for i, item in enumerate(items):
-        box_ok = point_ok = False
-        try:
-            if not isinstance(item, dict):
-                raise _ParseError(FailureReason.WRONG_TYPE, f"[{i}] is {type(item).__name__}, expected an object")
-            if "bbox_2d" not in item:
-                raise _ParseError(FailureReason.MISSING_KEY, f"[{i}] has no 'bbox_2d' key")
-            point_failure: _ParseError | None = None
-            points: tuple[tuple[float, float], ...] = ()
-            if "point_2d" in item:
-                try:
-                    points = (_point(item["point_2d"], f"[{i}].point_2d"),)
-                    point_ok = True
-                except _ParseError as fail:
-                    point_failure = fail
-            else:
-                all_points = False
-            box, box_inverted = _box(item["bbox_2d"], f"[{i}].bbox_2d")
-            box_ok = True
-            if point_failure is not None:
-                raise point_failure
-            inverted = inverted or box_inverted
-            objects.append(ObjectAnswer(box=box, points=points))
-        except _ParseError as fail:
-            if first_failure is None:
-                first_failure = fail
-        checks.append((box_ok, point_ok))
-    schema = AnswerSchema.VISION_REASONER if all_points else AnswerSchema.QWEN_GROUNDING
-    return tuple(objects), inverted, schema, tuple(checks), first_failure
 
 
 def _strip_fence(body: str) -> str:
@@ -291,7 +156,7 @@ def _interpret(
     common = {"think_format": think, "strict_json": strict, "n_answer_tags": n_tags, "answer_text": answer_text}
     try:
         if isinstance(value, dict) and not untagged and not REFINE_KEYS.isdisjoint(value):
-            objects, inverted, schema, refinement, stop = _refinement(value)
+            objects, inverted, schema, refinement, stop = read_refinement(value)
             return ParsedReply(
                 objects=objects,
                 schema=schema,
@@ -303,7 +168,7 @@ def _interpret(
             )
         if isinstance(value, dict):
             if "bbox" in value and not untagged:
-                objects, inverted = _seg_zero(value)
+                objects, inverted = read_seg_zero(value)
                 notes = _notes(strict, inverted, n_tags)
                 return ParsedReply(
                     objects=objects, schema=AnswerSchema.SEG_ZERO, detail=notes, box_inverted=inverted, **common
@@ -311,15 +176,15 @@ def _interpret(
             if "bbox_2d" in value:
                 value = [value]
             else:
-                keys = ", ".join(_short(k, 20) for k in list(value)[:6])
-                raise _ParseError(
+                keys = ", ".join(short_repr(k, 20) for k in list(value)[:6])
+                raise ParseError(
                     FailureReason.MISSING_KEY,
                     f"answer has no 'bbox' key (keys: {keys}); expected bbox, points_1, points_2 or a bbox_2d list",
                 )
         if isinstance(value, (list, tuple)) and not isinstance(value, str):
             if len(value) == 0:
-                raise _ParseError(FailureReason.NO_OBJECTS, "answer is an empty list")
-            objects, inverted, schema, checks, fail = _object_list(value)
+                raise ParseError(FailureReason.NO_OBJECTS, "answer is an empty list")
+            objects, inverted, schema, checks, fail = read_object_list(value)
             if untagged:
                 schema = AnswerSchema.QWEN_GROUNDING
             if fail is not None:
@@ -332,8 +197,8 @@ def _interpret(
                 item_checks=checks,
                 **common,
             )
-        raise _ParseError(FailureReason.WRONG_TYPE, f"answer is {type(value).__name__}, expected an object or a list")
-    except _ParseError as fail:
+        raise ParseError(FailureReason.WRONG_TYPE, f"answer is {type(value).__name__}, expected an object or a list")
+    except ParseError as fail:
         return _failure(fail.reason, fail.detail, **common)
 
 
@@ -365,7 +230,7 @@ def _parse_untagged(text: str, think: bool) -> ParsedReply:
         return _failure(FailureReason.NO_ANSWER_TAG, no_tag, think_format=think)
     try:
         value, strict = _decode(candidate)
-    except _ParseError:
+    except ParseError:
         return _failure(FailureReason.NO_ANSWER_TAG, no_tag + " (and no readable grounding JSON)", think_format=think)
     grounding = (isinstance(value, dict) and "bbox_2d" in value) or (
         isinstance(value, list) and len(value) > 0 and isinstance(value[0], dict) and "bbox_2d" in value[0]
@@ -426,6 +291,6 @@ def _parse_stripped(text: str) -> ParsedReply:
         )
     try:
         value, strict = _decode(body)
-    except _ParseError as fail:
+    except ParseError as fail:
         return _failure(fail.reason, fail.detail, think_format=think, n_answer_tags=n_tags, answer_text=answer_text)
     return _interpret(value, strict, think, n_tags, answer_text, untagged=False)

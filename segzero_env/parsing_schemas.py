@@ -1,0 +1,162 @@
+"""Schema readers for :func:`segzero_env.parsing.parse_reply`: decoded answer values in, typed objects out.
+
+Each reader walks one answer schema (the Seg-Zero dict, the VisionReasoner / Qwen grounding list, the
+refinement dict) and returns :class:`~segzero_env.types.ObjectAnswer` tuples, or raises
+:class:`ParseError` with the failure reason and a detail naming the key. The grammar they implement is
+documented once, in :mod:`segzero_env.parsing`; only the parser calls them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, Refinement
+
+MAX_CLICKS = 64
+"""A refinement's ``positive_points`` / ``negative_points`` may hold at most this many clicks each."""
+
+REFINE_KEYS = frozenset({"positive_points", "negative_points", "stop"})
+"""Keys that make a dict answer a refinement."""
+
+
+class ParseError(Exception):
+    """A typed failure raised while walking the decoded answer; the parser turns it into a ParsedReply."""
+
+    def __init__(self, reason: FailureReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def short_repr(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for failure details."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_numbers(value: Any, n: int, key: str) -> tuple[float, ...]:
+    """Read exactly ``n`` finite numbers from a list, or raise a typed failure naming ``key``."""
+    if type(value) is not list and not isinstance(value, (list, tuple)):
+        raise ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of {n} numbers, got {type(value).__name__}")
+    if len(value) != n:
+        raise ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} values, expected {n}")
+    out = []
+    for i, v in enumerate(value):
+        t = type(v)
+        if t is float:
+            f = v
+        elif t is int:
+            try:
+                f = float(v)
+            except OverflowError:
+                raise ParseError(FailureReason.NON_FINITE, f"{key}[{i}] is too large for a float") from None
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            f = float(v)
+        else:
+            raise ParseError(
+                FailureReason.NOT_A_NUMBER, f"{key}[{i}] is {type(v).__name__} {short_repr(v)}, expected a number"
+            )
+        if not math.isfinite(f):
+            raise ParseError(FailureReason.NON_FINITE, f"{key}[{i}] is {f}")
+        out.append(f)
+    return tuple(out)
+
+
+def read_box(value: Any, key: str) -> tuple[tuple[float, float, float, float], bool]:
+    """Read a box ``[x1, y1, x2, y2]``, swapping inverted corners; returns the box and whether it was inverted."""
+    x1, y1, x2, y2 = read_numbers(value, 4, key)
+    inverted = x2 < x1 or y2 < y1
+    if inverted:
+        x1, x2 = min(x1, x2), max(x1, x2)
+        y1, y2 = min(y1, y2), max(y1, y2)
+    return (x1, y1, x2, y2), inverted
+
+
+def read_point(value: Any, key: str) -> tuple[float, float]:
+    """Read a point ``[x, y]``."""
+    x, y = read_numbers(value, 2, key)
+    return (x, y)
+
+
+def read_seg_zero(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool]:
+    """Read Seg-Zero's ``{"bbox", "points_1", "points_2"}`` answer: its one object and the inverted flag."""
+    box, inverted = read_box(value["bbox"], "bbox")
+    for key in ("points_1", "points_2"):
+        if key not in value:
+            raise ParseError(
+                FailureReason.MISSING_KEY, f"answer has no {key!r} key (Seg-Zero answers need bbox, points_1, points_2)"
+            )
+    points = (read_point(value["points_1"], "points_1"), read_point(value["points_2"], "points_2"))
+    return (ObjectAnswer(box=box, points=points),), inverted
+
+
+def read_point_list(value: Any, key: str) -> tuple[tuple[float, float], ...]:
+    """Read a list of at most :data:`MAX_CLICKS` ``[x, y]`` clicks."""
+    if not isinstance(value, (list, tuple)):
+        raise ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of [x, y] pairs, got {type(value).__name__}")
+    if len(value) > MAX_CLICKS:
+        raise ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} clicks, at most {MAX_CLICKS} allowed")
+    if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of [x, y] pairs; wrap one click: [[x, y]]")
+    return tuple(read_point(v, f"{key}[{i}]") for i, v in enumerate(value))
+
+
+def read_refinement(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool, AnswerSchema, Refinement, bool]:
+    """Read a refinement answer: objects (empty without a box), inverted flag, schema, clicks, stop."""
+    stop = value.get("stop", False)
+    if type(stop) is not bool:
+        raise ParseError(FailureReason.WRONG_TYPE, f"stop must be true or false, got {short_repr(stop)}")
+    box, inverted = read_box(value["bbox"], "bbox") if "bbox" in value else (None, False)
+    named = tuple(read_point(value[key], key) for key in ("points_1", "points_2") if key in value)
+    positives = named + read_point_list(value.get("positive_points", []), "positive_points")
+    negatives = read_point_list(value.get("negative_points", []), "negative_points")
+    if box is None and not positives and not negatives and not stop:
+        raise ParseError(
+            FailureReason.MISSING_KEY,
+            'refinement answer has no bbox, no clicks and no "stop": true; add positive_points or negative_points',
+        )
+    seg_zero = "bbox" in value and "points_1" in value and "points_2" in value
+    schema = AnswerSchema.SEG_ZERO if seg_zero else AnswerSchema.REFINE
+    objects = () if box is None else (ObjectAnswer(box=box, points=positives, negative_points=negatives),)
+    return objects, inverted, schema, Refinement(box, positives, negatives), stop
+
+
+def read_object_list(
+    items: list | tuple,
+) -> tuple[tuple[ObjectAnswer, ...], bool, AnswerSchema, tuple[tuple[bool, bool], ...], ParseError | None]:
+    """Read a list of ``bbox_2d`` objects; every element is checked so the format reward can count them."""
+    objects: list[ObjectAnswer] = []
+    checks: list[tuple[bool, bool]] = []
+    inverted = False
+    all_points = True
+    first_failure: ParseError | None = None
+    for i, item in enumerate(items):
+        box_ok = point_ok = False
+        try:
+            if not isinstance(item, dict):
+                raise ParseError(FailureReason.WRONG_TYPE, f"[{i}] is {type(item).__name__}, expected an object")
+            if "bbox_2d" not in item:
+                raise ParseError(FailureReason.MISSING_KEY, f"[{i}] has no 'bbox_2d' key")
+            point_failure: ParseError | None = None
+            points: tuple[tuple[float, float], ...] = ()
+            if "point_2d" in item:
+                try:
+                    points = (read_point(item["point_2d"], f"[{i}].point_2d"),)
+                    point_ok = True
+                except ParseError as fail:
+                    point_failure = fail
+            else:
+                all_points = False
+            box, box_inverted = read_box(item["bbox_2d"], f"[{i}].bbox_2d")
+            box_ok = True
+            if point_failure is not None:
+                raise point_failure
+            inverted = inverted or box_inverted
+            objects.append(ObjectAnswer(box=box, points=points))
+        except ParseError as fail:
+            if first_failure is None:
+                first_failure = fail
+        checks.append((box_ok, point_ok))
+    schema = AnswerSchema.VISION_REASONER if all_points else AnswerSchema.QWEN_GROUNDING
+    return tuple(objects), inverted, schema, tuple(checks), first_failure
