@@ -121,6 +121,43 @@ def write_refer(
             write_jpeg(root / "images/mscoco/images/train2014" / coco_image_name(image_id), noise_image(h, w, image_id))
 
 
+def write_segzero_train(
+    folder: Path,
+    ids: Sequence[str],
+    problems: Sequence[str],
+    solutions: Sequence[str],
+    images: Sequence[np.ndarray],
+    sizes: Sequence[tuple[int, int]],
+) -> None:
+    """Seg-Zero's training table (refCOCOg_9k_840 columns; ``sizes`` are original ``(height, width)``) as parquet.
+
+    Written where a hub snapshot puts it: ``<folder>/data/train-00000-of-00001.parquet``.
+    """
+    import datasets
+
+    table = datasets.Dataset.from_dict(
+        {
+            "id": list(ids),
+            "problem": list(problems),
+            "solution": list(solutions),
+            "image": list(images),
+            "img_height": [h for h, _ in sizes],
+            "img_width": [w for _, w in sizes],
+        },
+        features=datasets.Features(
+            {
+                "id": datasets.Value("string"),
+                "problem": datasets.Value("string"),
+                "solution": datasets.Value("string"),
+                "image": datasets.Image(),
+                "img_height": datasets.Value("int64"),
+                "img_width": datasets.Value("int64"),
+            }
+        ),
+    )
+    table.to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+
+
 def make_ref(ref_id: int, ann_id: int, image_id: int, split: str, sentences: Sequence[str]) -> dict[str, Any]:
     return {
         "ref_id": ref_id,

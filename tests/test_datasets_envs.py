@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import datasets
 import gymnasium as gym
 import numpy as np
 import pytest
-from dataset_writers import make_ref, noise_image, rect, write_reasonseg_item, write_refer
+from dataset_writers import make_ref, noise_image, rect, write_reasonseg_item, write_refer, write_segzero_train
 
 import segzero_env  # noqa: F401 - registers the ids
 from segzero_env.answers import format_reply
@@ -48,27 +47,7 @@ def test_refcocog_v0_runs_on_the_refer_layout(tmp_path: Path) -> None:
 
 def test_refcocog9k_v0_rewards_box_and_points_without_a_mask(tmp_path: Path) -> None:
     solution = "<box>(100,100),(400,300)</box><points>(200,200),(300,250)</points>"
-    table = datasets.Dataset.from_dict(
-        {
-            "id": ["s0"],
-            "problem": ["the box"],
-            "solution": [solution],
-            "image": [noise_image(840, 840)],
-            "img_height": [84],
-            "img_width": [84],
-        },
-        features=datasets.Features(
-            {
-                "id": datasets.Value("string"),
-                "problem": datasets.Value("string"),
-                "solution": datasets.Value("string"),
-                "image": datasets.Image(),
-                "img_height": datasets.Value("int64"),
-                "img_width": datasets.Value("int64"),
-            }
-        ),
-    )
-    table.to_parquet(str(tmp_path / "train9k" / "data" / "train-00000-of-00001.parquet"))
+    write_segzero_train(tmp_path / "train9k", ["s0"], ["the box"], [solution], [noise_image(840, 840)], [(84, 84)])
     env = gym.make(
         "RefCOCOg9k-v0",
         data_root=str(tmp_path / "train9k"),

@@ -11,7 +11,7 @@ import datasets
 import huggingface_hub.constants
 import numpy as np
 import pytest
-from dataset_writers import noise_image
+from dataset_writers import noise_image, write_segzero_train
 
 from segzero_env.datasets import load
 from segzero_env.datasets.errors import DatasetError, DatasetWarning
@@ -120,27 +120,15 @@ def round_half_up_exact(v: float, size: int) -> int:
 
 
 def write_train(folder: Path, solutions: list[str]) -> None:
-    table = datasets.Dataset.from_dict(
-        {
-            "id": [f"r{k}" for k in range(len(solutions))],
-            "problem": ["the left cat", "a blue mug", "the tree"][: len(solutions)],
-            "solution": solutions,
-            "image": [noise_image(840, 840, k) for k in range(len(solutions))],
-            "img_height": [h for h, _ in TRAIN_SIZES][: len(solutions)],
-            "img_width": [w for _, w in TRAIN_SIZES][: len(solutions)],
-        },
-        features=datasets.Features(
-            {
-                "id": datasets.Value("string"),
-                "problem": datasets.Value("string"),
-                "solution": datasets.Value("string"),
-                "image": datasets.Image(),
-                "img_height": datasets.Value("int64"),
-                "img_width": datasets.Value("int64"),
-            }
-        ),
+    n = len(solutions)
+    write_segzero_train(
+        folder,
+        [f"r{k}" for k in range(n)],
+        ["the left cat", "a blue mug", "the tree"][:n],
+        solutions,
+        [noise_image(840, 840, k) for k in range(n)],
+        TRAIN_SIZES[:n],
     )
-    table.to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
 
 
 def test_training_set_gt_in_the_original_frame(tmp_path: Path, cache: str) -> None:
