@@ -53,9 +53,12 @@ def save_checkpoint(
     path = checkpoint_path(output_dir, step)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(path / "state"))
+    # every process takes part: under ZeRO-3 and FSDP this gathers the sharded weights (a
+    # main-process-only call would wait forever for the others); with DDP it is a plain state_dict
+    state_dict = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
         policy = accelerator.unwrap_model(model)
-        policy.save_pretrained(str(path / "policy"), state_dict=accelerator.get_state_dict(model))
+        policy.save_pretrained(str(path / "policy"), state_dict=state_dict)
         processor.save_pretrained(str(path / "policy"))
         (path / STATE_FILE).write_text(json.dumps({"step": step, **trainer_state}, indent=2, default=str))
         if keep_last:
@@ -64,11 +67,28 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(accelerator: Any, path: str | Path) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and RNG states from ``path``; return its trainer state."""
+def load_checkpoint(accelerator: Any, path: str | Path, num_processes: int | None = None) -> dict[str, Any]:
+    """Restore model, optimizer, scheduler and RNG states from ``path``; return its trainer state.
+
+    Args:
+        accelerator: The run's accelerator (every process calls this).
+        path: A checkpoint folder.
+        num_processes: This run's process count; when given, it must equal the saving run's, because
+            each process resumes its own sample schedule and RNG states.
+
+    Raises:
+        ValueError: If ``num_processes`` differs from the count recorded in the checkpoint.
+    """
     path = Path(path)
+    state = json.loads((path / STATE_FILE).read_text())
+    saved = state.get("num_processes")
+    if num_processes is not None and saved is not None and int(saved) != num_processes:
+        raise ValueError(
+            f"checkpoint {path} was written by {saved} processes but this run has {num_processes}: resume with "
+            f"--num_processes {saved} (each process continues its own samples and random state)"
+        )
     accelerator.load_state(str(path / "state"))
-    return json.loads((path / STATE_FILE).read_text())
+    return state
 
 
 def _prune(output_dir: Path, keep_last: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+from segzero_agents.distributed import merge_across_processes
 from segzero_agents.grpo_math import completion_mask
 from segzero_agents.rollout import vision_token_ids
 
@@ -13,13 +14,21 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def evaluate(policy: Any, processor: Any, args: Args, eval_envs: Any) -> dict[str, float]:
-    """GIoU / cIoU (LISA definition) of greedy replies on the first ``eval_samples`` samples."""
+def evaluate(
+    policy: Any, processor: Any, args: Args, eval_envs: Any, accelerator: Any | None = None
+) -> dict[str, float]:
+    """GIoU / cIoU (LISA definition) of greedy replies on the first ``eval_samples`` samples.
+
+    With several processes (``accelerator`` given), each evaluates every ``num_processes``-th of
+    those samples and the IoU sums are merged, so every process returns the scores of all of them.
+    """
     from segzero_env.hf.chat import batch_inputs, decode_replies
     from segzero_env.metrics import IoUAccumulator
 
     acc = IoUAccumulator("lisa")
     ids = list(eval_envs.envs[0].dataset.sample_ids)[: args.eval_samples]
+    if accelerator is not None:
+        ids = ids[accelerator.process_index :: accelerator.num_processes]
     width = eval_envs.num_envs
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     was_training = policy.training
@@ -42,4 +51,6 @@ def evaluate(policy: Any, processor: Any, args: Args, eval_envs: Any) -> dict[st
             if gt is not None:
                 acc.update(env.last_pred_mask, gt)
     policy.train(was_training)
+    if accelerator is not None:
+        acc = merge_across_processes(accelerator, acc)
     return {"eval/giou": acc.giou, "eval/ciou": acc.ciou, "eval/n": float(acc.n)}

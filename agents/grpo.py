@@ -26,6 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 from segzero_agents.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
+from segzero_agents.distributed import (
+    check_launch,
+    gather_reply_stats,
+    gather_sample_ids,
+    mean_across_processes,
+    parameter_checksums,
+)
 from segzero_agents.evaluation import evaluate
 from segzero_agents.grpo_math import group_advantages, grpo_loss
 from segzero_agents.metrics_logger import MetricsLogger
@@ -366,19 +373,25 @@ class _null_context:  # noqa: N801 - used like contextlib.nullcontext, kept loca
 # ---------------------------------------------------------------------------------------------
 
 
-def _step_metrics(rewards: np.ndarray, infos: dict[str, Any], rollout: Rollout, group_size: int) -> dict[str, float]:
+def _step_metrics(columns: list[str], table: np.ndarray, group_size: int) -> dict[str, float]:
+    """Means over the step's replies of every process (``table``: one row per reply, see gather_reply_stats)."""
+    col = {name: table[:, i] for i, name in enumerate(columns)}
+    rewards = col["reward"]
     grouped = rewards.reshape(-1, group_size)
     metrics = {
         "rewards/mean": float(rewards.mean()),
         "rewards/std": float(rewards.std()),
         "rewards/frac_zero_std_groups": float((grouped.std(axis=1) == 0).mean()),
-        "replies/length": float(rollout.completion_mask.sum(dim=1).float().mean()),
-        "replies/truncated_rate": float(rollout.truncated.float().mean()),
-        "replies/unusable_rate": float(np.mean([f is not None for f in infos["parse_failure"]])),
-        "env/iou": float(np.mean(infos["iou"])),
+        "replies/length": float(col["length"].mean()),
+        "replies/truncated_rate": float(col["truncated"].mean()),
+        "replies/unusable_rate": float(col["unusable"].mean()),
+        "env/iou": float(col["iou"].mean()),
+        "rollout/prompts": float(len(rewards) // group_size),
+        "rollout/replies": float(len(rewards)),
     }
-    for term, values in infos["reward_terms"].items():
-        metrics[f"rewards/{term}"] = float(np.mean(values))
+    for name in columns:
+        if name.startswith("term/"):
+            metrics[f"rewards/{name[5:]}"] = float(col[name].mean())
     return metrics
 
 
@@ -391,6 +404,7 @@ def train(args: Args) -> dict[str, Any]:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     accelerator = Accelerator(cpu=args.device == "cpu")
+    check_launch(accelerator)
     device = accelerator.device
     seed_everything(args.seed + accelerator.process_index)
     output_dir = Path(args.output_dir)
@@ -411,6 +425,10 @@ def train(args: Args) -> dict[str, Any]:
         kl_coef=args.kl_coef,
     )
     processor = bundle.processor
+    if accelerator.process_index:
+        # building a model may reseed torch (the tiny one does, from args.seed), which would give
+        # every process the same sampling stream; process 0 keeps the one a single-process run has
+        torch.manual_seed(args.seed + accelerator.process_index)
     trainable = [p for p in bundle.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.weight_decay
@@ -462,7 +480,7 @@ def train(args: Args) -> dict[str, Any]:
             raise FileNotFoundError(
                 f"--resume: no complete checkpoint under {output_dir / 'checkpoints'}; drop --resume to start fresh"
             )
-        start_step = int(load_checkpoint(accelerator, ckpt)["step"])
+        start_step = int(load_checkpoint(accelerator, ckpt, num_processes=accelerator.num_processes)["step"])
         accelerator.print(f"resumed from {ckpt} (step {start_step})")
     logger = MetricsLogger(
         output_dir, enabled=accelerator.is_main_process, resume_step=start_step if args.resume else None
@@ -512,8 +530,12 @@ def train(args: Args) -> dict[str, Any]:
         )
         t3 = time.perf_counter()
 
-        # 5. logging
-        metrics = _step_metrics(np.asarray(rewards), infos, rollout, G)
+        # 5. logging: rewards and losses of every process, not only the main one's share
+        columns, table = gather_reply_stats(
+            accelerator, np.asarray(rewards), infos, rollout.completion_mask.sum(dim=1), rollout.truncated
+        )
+        metrics = _step_metrics(columns, table, G)
+        losses = mean_across_processes(accelerator, losses)
         metrics.update({f"losses/{k}": v for k, v in losses.items() if k in ("loss", "policy", "kl")})
         metrics.update({"policy/clip_frac": losses["clip_frac"], "policy/grad_norm": losses["grad_norm"]})
         metrics["policy/lr"] = float(scheduler.get_last_lr()[0])
@@ -522,8 +544,8 @@ def train(args: Args) -> dict[str, Any]:
         )
         metrics["memory/peak_mb"] = peak_memory_mb(device)
         if eval_envs is not None and (step + 1) % args.eval_every == 0:
-            metrics.update(evaluate(accelerator.unwrap_model(model), processor, args, eval_envs))
-        record = logger.log(step + 1, metrics)
+            metrics.update(evaluate(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
+        record = logger.log(step + 1, metrics, extra={"sample_ids": gather_sample_ids(accelerator, sample_ids)})
         if args.log_replies_every and step % args.log_replies_every == 0:
             rows = [
                 {
@@ -548,7 +570,12 @@ def train(args: Args) -> dict[str, Any]:
                 processor,
                 output_dir,
                 done,
-                {"samples_drawn": cursor, "epoch": cursor / max(len(all_ids), 1), "args": asdict(args)},
+                {
+                    "samples_drawn": cursor,
+                    "epoch": cursor / max(len(all_ids), 1),
+                    "num_processes": accelerator.num_processes,
+                    "args": asdict(args),
+                },
                 keep_last=args.keep_last or None,
             )
     logger.close()
@@ -559,6 +586,9 @@ def train(args: Args) -> dict[str, Any]:
         "last": record,
         "peak_memory_mb": peak_memory_mb(device),
         "mean_step_s": float(np.mean(step_times)) if step_times else math.nan,
+        "num_processes": accelerator.num_processes,
+        # equal on every process when the replicas stayed in sync (see segzero_agents.distributed)
+        "param_checksums": parameter_checksums(accelerator, model),
     }
     accelerator.print(json.dumps({k: v for k, v in summary.items() if k != "last"}))
     return summary

@@ -2,7 +2,8 @@
 
 Metric names are namespaced like ``rewards/mask_iou`` or ``losses/kl``; ``metrics.jsonl`` holds one
 JSON object per step with the short keys ``step``, ``loss``, ``reward_mean`` and ``kl`` first, then
-every namespaced metric.
+every namespaced metric, then ``sample_ids`` (the samples of every process, in process order).
+With several processes, rewards, reply statistics and losses cover all processes' replies.
 
 Namespaces:
 
@@ -14,6 +15,7 @@ Namespaces:
 - ``replies/``: ``length`` (mean tokens), ``truncated_rate`` (hit the length limit),
   ``unusable_rate`` (no answer could be parsed).
 - ``env/``: ``iou`` (mean mask IoU of the step's replies).
+- ``rollout/``: ``prompts`` and ``replies`` scored this step, over all processes.
 - ``time/``: ``rollout_s`` (generation), ``env_s`` (scoring, segmenter included), ``update_s``, ``step_s``.
 - ``eval/``: ``giou``, ``ciou``, ``n`` from periodic evaluation.
 """
@@ -57,11 +59,18 @@ class MetricsLogger:
 
         self.writer = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
 
-    def log(self, step: int, metrics: Mapping[str, float]) -> dict[str, Any]:
-        """Write one step's metrics; returns the JSON record."""
+    def log(self, step: int, metrics: Mapping[str, float], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Write one step's metrics; returns the JSON record.
+
+        Args:
+            step: The step just finished.
+            metrics: Scalars, written to ``metrics.jsonl`` and TensorBoard.
+            extra: JSON-serialisable values written to ``metrics.jsonl`` only (e.g. the sample ids).
+        """
         record: dict[str, Any] = {"step": step}
         record.update({short: float(metrics[key]) for short, key in SHORT_KEYS.items() if key in metrics})
         record.update({k: float(v) for k, v in metrics.items()})
+        record.update(extra or {})
         if self.enabled:
             with self.path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
