@@ -3,6 +3,8 @@ r"""Train a Qwen-VL policy with GRPO against the reasoning-segmentation environm
 Examples:
     python examples/train_grpo.py --preset tiny-cpu --steps 4 --output-dir runs/tiny
     python examples/train_grpo.py --preset tiny-cpu --steps 8 --output-dir runs/tiny --resume
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \
+        examples/train_grpo.py --preset tiny-cpu --steps 2 --output-dir runs/tiny-ddp   # 2 CPU processes (gloo)
     python examples/train_grpo.py --preset qwen2.5-vl-3b-lora-1gpu \
         --model-name-or-path /models/Qwen2.5-VL-3B-Instruct \
         --data-root /data/refCOCOg_9k_840 --output-dir runs/3b-lora
