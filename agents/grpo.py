@@ -591,4 +591,8 @@ def train(args: Args) -> dict[str, Any]:
         "param_checksums": parameter_checksums(accelerator, model),
     }
     accelerator.print(json.dumps({k: v for k, v in summary.items() if k != "last"}))
+    # Every rank leaves together and tears the process group down: a rank exiting while gloo's
+    # threads still run aborts ("terminate called without an active exception").
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
     return summary
