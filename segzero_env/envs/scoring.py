@@ -225,8 +225,7 @@ def score_replies(
         if gt_mask is None:
             intersection, union, iou = 0, 0, 0.0
         else:
-            empty = np.zeros(gt_mask.shape, dtype=bool)
-            intersection, union = mask_iou(empty if pred_mask is None else pred_mask, gt_mask)
+            intersection, union = mask_iou(pred_mask, gt_mask)  # None counts as an empty prediction
             iou = 1.0 if union == 0 else intersection / union
         outcomes.append(
             Outcome(
