@@ -13,6 +13,19 @@ from typing import Any
 
 from segzero_agents.grpo import Args
 
+_SEG_ZERO_8GPU: dict[str, Any] = {
+    # Seg-Zero's recipe: full fine-tuning, 2 prompts x 8 GPUs = 16 prompts a step, G = 8
+    "model_name_or_path": "Qwen/Qwen2.5-VL-3B-Instruct",
+    "env_id": "ReasonSeg-v0",
+    "dataset": "segzero-train",
+    "segmenter": "sam2",
+    "segmenter_kwargs": '{"model": "large", "device": "cuda"}',
+    "prompts_per_step": 2,
+    "group_size": 8,
+    "micro_batch_size": 4,
+    "eval_every": 50,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny-cpu": {
         # offline tiny Qwen2.5-VL, 56 px images (4 image tokens), box segmenter: a few seconds a step on CPU
@@ -50,28 +63,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "micro_batch_size": 2,
         "eval_every": 50,
     },
-    "qwen2.5-vl-3b-full-8gpu": {
-        # Seg-Zero's recipe: full fine-tuning, 2 prompts x 8 GPUs = 16 prompts a step, G = 8
-        "model_name_or_path": "Qwen/Qwen2.5-VL-3B-Instruct",
-        "env_id": "ReasonSeg-v0",
-        "dataset": "segzero-train",
-        "segmenter": "sam2",
-        "segmenter_kwargs": '{"model": "large", "device": "cuda"}',
-        "prompts_per_step": 2,
-        "group_size": 8,
-        "micro_batch_size": 4,
-        "eval_every": 50,
-    },
+    "qwen2.5-vl-3b-full-8gpu": dict(_SEG_ZERO_8GPU),
     "qwen2.5-vl-7b-full-8gpu": {
+        **_SEG_ZERO_8GPU,
         "model_name_or_path": "Qwen/Qwen2.5-VL-7B-Instruct",
-        "env_id": "ReasonSeg-v0",
-        "dataset": "segzero-train",
-        "segmenter": "sam2",
-        "segmenter_kwargs": '{"model": "large", "device": "cuda"}',
-        "prompts_per_step": 2,
-        "group_size": 8,
-        "micro_batch_size": 2,
-        "eval_every": 50,
+        "micro_batch_size": 2,  # half the 3B micro-batch: the 7B model needs more memory per sample
     },
 }
 """Presets by name. The real ones expect the model in a local folder or the hub cache

@@ -7,7 +7,7 @@ least a factor 1.5 apart so that "the large circle" and "the largest shape" neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from segzero_env.datasets.shapes_vocab import SHAPES
 
@@ -66,45 +66,30 @@ class LevelConfig:
 _EASY_AREA = {"large": (0.10, 0.16)}
 _AREA = {"small": (0.016, 0.022), "medium": (0.035, 0.05), "large": (0.075, 0.11)}
 
+_LEVEL_0 = LevelConfig(
+    level=0,
+    n_objects=(1, 1),
+    size_weights={"large": 1.0},
+    size_area=_EASY_AREA,
+    shapes=BASIC_SHAPES,
+    max_rotation=0.0,
+    colour_pool=None,
+    shape_pool=None,
+    background="plain",
+    noise_sigma=0,
+    blur=0,
+    clutter=(0, 0),
+    patterns=("flat",),
+    occlusion_prob=0.0,
+    opacity=(1.0, 1.0),
+    min_visible=1.0,
+    query_weights={"attribute": 1.0},
+)
+
 LEVELS: dict[int, LevelConfig] = {
-    0: LevelConfig(
-        level=0,
-        n_objects=(1, 1),
-        size_weights={"large": 1.0},
-        size_area=_EASY_AREA,
-        shapes=BASIC_SHAPES,
-        max_rotation=0.0,
-        colour_pool=None,
-        shape_pool=None,
-        background="plain",
-        noise_sigma=0,
-        blur=0,
-        clutter=(0, 0),
-        patterns=("flat",),
-        occlusion_prob=0.0,
-        opacity=(1.0, 1.0),
-        min_visible=1.0,
-        query_weights={"attribute": 1.0},
-    ),
-    1: LevelConfig(
-        level=1,
-        n_objects=(2, 2),
-        size_weights={"large": 1.0},
-        size_area=_EASY_AREA,
-        shapes=BASIC_SHAPES,
-        max_rotation=0.0,
-        colour_pool=None,
-        shape_pool=None,
-        background="plain",
-        noise_sigma=0,
-        blur=0,
-        clutter=(0, 0),
-        patterns=("flat",),
-        occlusion_prob=0.0,
-        opacity=(1.0, 1.0),
-        min_visible=1.0,
-        query_weights={"attribute": 1.0},
-    ),
+    0: _LEVEL_0,
+    # level 1 is level 0 with a second object: the query must tell the two apart
+    1: replace(_LEVEL_0, level=1, n_objects=(2, 2)),
     2: LevelConfig(
         level=2,
         n_objects=(3, 5),
