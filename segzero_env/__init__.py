@@ -9,9 +9,10 @@ True
 """
 
 from segzero_env.registration import register_envs
+from segzero_env.trust import allow_code
 
 __version__ = "0.1.0"
 
 register_envs()
 
-__all__ = ["__version__", "register_envs"]
+__all__ = ["__version__", "allow_code", "register_envs"]

@@ -267,7 +267,7 @@ def test_resume_after_the_process_is_killed(tmp_path, monkeypatch):
     out = tmp_path / "killed"
     args = ["eval", "--env", SHAPES, "--env-kwargs", "segmenter=box", "split=val", "image_size=112",
             'dataset_kwargs={"size": 24, "level": 2}', "--policy", "slow_policy:SlowOracle",
-            "--policy-kwargs", "delay=0.15", "--limit", "12", "--no-progress"]
+            "--allow-code", "--policy-kwargs", "delay=0.15", "--limit", "12", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "segzero_env.cli", *args, "--out", str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

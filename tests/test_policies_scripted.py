@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from segzero_env import allow_code
 from segzero_env.parsing import parse_reply
 from segzero_env.policies import PolicyBase, make_policy, policy_names
 from segzero_env.policies.replay import ReplayPolicy, read_replies
@@ -26,8 +27,10 @@ class EchoPolicy(PolicyBase):
 
 def test_registry_names_and_module_class():
     assert {"random", "full-image", "oracle", "replay", "hf", "openai"} <= set(policy_names())
-    policy = make_policy(f"{__name__}:EchoPolicy", text="yo")
+    with allow_code():
+        policy = make_policy(f"{__name__}:EchoPolicy", text="yo")
     assert policy.act(*zip(obs_info(), strict=True)) == ["yo"]
+    assert make_policy(EchoPolicy, text="by class").act(*zip(obs_info(), strict=True)) == ["by class"]
     instance = EchoPolicy()
     assert make_policy(instance) is instance
 
@@ -35,9 +38,9 @@ def test_registry_names_and_module_class():
 def test_registry_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown policy 'nope'"):
         make_policy("nope")
-    with pytest.raises(ValueError, match="cannot import module"):
+    with allow_code(), pytest.raises(ValueError, match="cannot import module"):
         make_policy("no_such_module_xyz:Thing")
-    with pytest.raises(ValueError, match="no attribute 'Missing'"):
+    with allow_code(), pytest.raises(ValueError, match="no attribute 'Missing'"):
         make_policy(f"{__name__}:Missing")
     with pytest.raises(ValueError, match="kwargs given together with a policy instance"):
         make_policy(EchoPolicy(), text="x")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from segzero_env.trust import resolve
 from segzero_env.types import Sample
 
 
@@ -51,22 +52,19 @@ def dataset_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def load(name: str, root: str | None = None, split: str = "val", **kwargs: Any) -> SegDataset:
-    """Load dataset ``name`` (``"shapes"``, ``"reasonseg"``, ...) or a ``"module:callable"`` factory.
+def load(name: str | DatasetFactory, root: str | None = None, split: str = "val", **kwargs: Any) -> SegDataset:
+    """Load dataset ``name`` (``"shapes"``, ``"reasonseg"``, ...) or call a factory.
 
     Args:
-        name: Registered name or ``"module:callable"``.
+        name: Registered name, a factory callable, or a ``"module:callable"`` string, which runs
+            code and is loaded only when code is allowed (:mod:`segzero_env.trust`).
         root: Folder holding the data (ignored by the synthetic set).
         split: Split name.
         **kwargs: Passed to the source's loader.
-    """
-    factory = _REGISTRY.get(name, name)
-    if isinstance(factory, str):
-        if ":" not in factory:
-            known = ", ".join(dataset_names())
-            raise ValueError(f"unknown dataset {name!r}; known: {known}, or pass 'module:callable'")
-        import importlib
 
-        module_name, attr = factory.split(":", 1)
-        factory = getattr(importlib.import_module(module_name), attr)
+    Raises:
+        CodeNotAllowedError: ``name`` is an unregistered ``"module:callable"`` and code is not allowed.
+        ValueError: ``name`` is unknown or cannot be imported.
+    """
+    factory = name if callable(name) else resolve("dataset", name, _REGISTRY)
     return factory(root=root, split=split, **kwargs)

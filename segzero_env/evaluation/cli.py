@@ -9,6 +9,7 @@ generated elsewhere (the ``replay`` policy). ``k=v`` values are read as JSON whe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,11 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the policy and env resets")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--allow-code",
+        action="store_true",
+        help="allow 'module:Class' names (policy, segmenter, dataset, env id): they import and RUN that code",
+    )
 
 
 def add_subparser(subparsers: Any) -> None:
@@ -91,30 +97,33 @@ def add_subparser(subparsers: Any) -> None:
 
 def _evaluate(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     from segzero_env.evaluation.runner import evaluate
+    from segzero_env.trust import allow_code
 
-    return evaluate(
-        env_id=args.env,
-        env_kwargs=parse_kwargs(args.env_kwargs, "--env-kwargs"),
-        policy=policy,
-        out_dir=args.out,
-        limit=args.limit,
-        resume=args.resume,
-        save_overlays=args.save_overlays,
-        batch_size=args.batch_size,
-        policy_kwargs=policy_kwargs,
-        metric_definition=args.metric,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
+    with allow_code() if args.allow_code else contextlib.nullcontext():
+        return evaluate(
+            env_id=args.env,
+            env_kwargs=parse_kwargs(args.env_kwargs, "--env-kwargs"),
+            policy=policy,
+            out_dir=args.out,
+            limit=args.limit,
+            resume=args.resume,
+            save_overlays=args.save_overlays,
+            batch_size=args.batch_size,
+            policy_kwargs=policy_kwargs,
+            metric_definition=args.metric,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
 
 
 def _run(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -> int:
     from segzero_env.evaluation.summary import summary_table
     from segzero_env.policies.openai_policy import ServerUnreachableError
+    from segzero_env.trust import CodeNotAllowedError
 
     try:
         metrics = _evaluate(args, policy, policy_kwargs)
-    except (FileExistsError, FileNotFoundError, ServerUnreachableError) as err:
+    except (FileExistsError, FileNotFoundError, ServerUnreachableError, CodeNotAllowedError) as err:
         # expected, user-fixable conditions: a one-line message instead of a traceback
         print(f"segzero {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -31,6 +31,7 @@ from segzero_env.evaluation.summary import (
 )
 from segzero_env.metrics import SampleIoU
 from segzero_env.policies.base import Policy, make_policy
+from segzero_env.trust import check_env_id
 
 OVERLAY_DIR = "overlays"
 HISTOGRAM_FILE = "iou_histogram.png"
@@ -50,10 +51,11 @@ def _jsonable(value: Any) -> Any:
         return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 
-def _policy_label(policy: str | Policy) -> str:
+def _policy_label(policy: str | type | Policy) -> str:
     if isinstance(policy, str):
         return policy
-    return f"{type(policy).__module__}:{type(policy).__qualname__}"
+    cls = policy if isinstance(policy, type) else type(policy)
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _check_run(out_dir: Path, run: dict[str, Any], resume: bool) -> None:
@@ -207,7 +209,7 @@ def iou_after_turn(records: Sequence[dict[str, Any]]) -> list[float] | None:
 def evaluate(
     env_id: str,
     env_kwargs: Mapping[str, Any] | None = None,
-    policy: str | Policy = "oracle",
+    policy: str | type | Policy = "oracle",
     out_dir: str | Path = "eval",
     limit: int | None = None,
     resume: bool = False,
@@ -224,7 +226,8 @@ def evaluate(
     Args:
         env_id: Registered env id (``"ReasonSegShapes-v0"``, ``"ReasonSeg-v0"``, ...).
         env_kwargs: Keyword arguments for the env (``split``, ``segmenter``, ``data_root``, ...).
-        policy: Policy name, ``"module:Class"``, or a policy object.
+        policy: Policy name, a policy class or object, or ``"module:Class"`` (runs code: only when
+            code is allowed, see :mod:`segzero_env.trust`).
         out_dir: Output folder (created).
         limit: Score only the first ``limit`` samples of the split (index order); ``None`` = all.
         resume: Continue a run in ``out_dir``: samples already in ``results.jsonl`` are not scored
@@ -245,6 +248,7 @@ def evaluate(
 
     import segzero_env  # noqa: F401 - registers the env ids
 
+    check_env_id(env_id)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if limit is not None and limit < 0:

@@ -35,8 +35,9 @@ def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
     import gymnasium as gym
 
     import segzero_env  # noqa: F401 - registers the ids
+    from segzero_env.trust import check_env_id
 
-    return gym.make(env_id, **env_kwargs).unwrapped
+    return gym.make(check_env_id(env_id), **env_kwargs).unwrapped
 
 
 def build_grpo_dataset(

@@ -16,6 +16,11 @@ verl configuration::
 placeholder, ``images``, ``reward_model.ground_truth``, ``extra_info``); save them with
 ``.to_parquet(path)``. A SAM2 segmenter on CPU reward workers is slow: give them a GPU or use the
 ``seg-zero`` preset (box and point rules only) with ``segmenter="box"``.
+
+A row is data, so its ``extra_info`` may name registered segmenters, datasets and env ids only: a
+``"module:Class"`` there is refused even with ``SEGZERO_ALLOW_CODE=1`` (it would run code taken from
+the parquet file). To use your own segmenter, point ``custom_reward_function.path`` at a file of
+yours that calls ``register_segmenter("mine", "mypkg.seg:MySegmenter")`` and then this function.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import json
 from typing import Any
 
 from segzero_env.hf.chat import SYSTEM_PROMPT
+from segzero_env.trust import allow_code
 
 DEFAULT_ENV_ID = "ReasonSegShapes-v0"
 _SCORERS: dict[str, Any] = {}
@@ -35,7 +41,9 @@ def _scorer(env_id: str, env_kwargs: dict[str, Any]) -> Any:
 
     key = json.dumps([env_id, env_kwargs], sort_keys=True, default=str)
     if key not in _SCORERS:
-        _SCORERS[key] = EnvScorer(env_id, **env_kwargs)
+        # env_id and env_kwargs come from the dataset row: data, so never a "module:Class" to import
+        with allow_code(False):
+            _SCORERS[key] = EnvScorer(env_id, **env_kwargs)
     return _SCORERS[key]
 
 
@@ -55,6 +63,9 @@ def compute_score(
 
     Raises:
         ValueError: If no sample id can be read from ``ground_truth``.
+        CodeNotAllowedError: ``extra_info`` names a ``"module:Class"`` (segmenter, dataset) or an env
+            id with a module: rows are data, so they may only use registered names. To score with
+            your own segmenter, register it by name in a module of yours that wraps this function.
     """
     extra_info = dict(extra_info or {})
     sample_id = ground_truth.get("sample_id") if isinstance(ground_truth, dict) else ground_truth

@@ -14,9 +14,10 @@ True
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
+
+from segzero_env.trust import resolve
 
 
 @runtime_checkable
@@ -112,34 +113,25 @@ def policy_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_policy(spec: str | Policy, **kwargs: Any) -> Policy:
-    """Build a policy from a registered name or ``"module:Class"``, or return an instance unchanged.
+def make_policy(spec: str | type | Policy, **kwargs: Any) -> Policy:
+    """Build a policy from a registered name or a class, or return an instance unchanged.
 
     Args:
         spec: ``"random"``, ``"full-image"``, ``"oracle"``, ``"replay"``, ``"hf"``, ``"openai"``, a
-            ``"module:Class"`` string, or an object with an ``act`` method.
+            policy class, an object with an ``act`` method, or a ``"module:Class"`` string, which
+            runs code and is built only when code is allowed (:mod:`segzero_env.trust`).
         **kwargs: Keyword arguments for the policy's constructor.
 
     Raises:
-        ValueError: ``spec`` is neither registered nor ``"module:Class"``, or kwargs come with an instance.
+        CodeNotAllowedError: ``spec`` is an unregistered ``"module:Class"`` and code is not allowed.
+        ValueError: ``spec`` is unknown or cannot be imported, or kwargs come with an instance.
     """
+    if isinstance(spec, type):
+        return spec(**kwargs)
     if not isinstance(spec, str):
         if kwargs:
             raise ValueError("policy kwargs given together with a policy instance; configure the instance instead")
         if not callable(getattr(spec, "act", None)):
             raise ValueError(f"{spec!r} has no act() method; a policy needs act(observations, infos) -> list[str]")
         return spec
-    target = _REGISTRY.get(spec, spec)
-    if isinstance(target, str):
-        if ":" not in target:
-            raise ValueError(f"unknown policy {spec!r}; known: {', '.join(policy_names())}, or pass 'module:Class'")
-        module_name, attr = target.split(":", 1)
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise ValueError(f"policy {spec!r}: cannot import module {module_name!r} ({err})") from err
-        try:
-            target = getattr(module, attr)
-        except AttributeError as err:
-            raise ValueError(f"policy {spec!r}: module {module_name!r} has no attribute {attr!r}") from err
-    return target(**kwargs)
+    return resolve("policy", spec, _REGISTRY)(**kwargs)

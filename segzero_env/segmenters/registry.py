@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from segzero_env.segmenters.base import Segmenter
+from segzero_env.trust import resolve
 
 _REGISTRY: dict[str, str] = {
     "box": "segzero_env.segmenters.box:BoxSegmenter",
@@ -25,15 +25,20 @@ def segmenter_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_segmenter(spec: str | Segmenter, **kwargs: Any) -> Segmenter:
-    """Build a segmenter from a name, a ``"module:Class"`` string, or return an instance unchanged."""
+def make_segmenter(spec: str | type | Segmenter, **kwargs: Any) -> Segmenter:
+    """Build a segmenter from a registered name, a class, or return an instance unchanged.
+
+    A ``"module:Class"`` string runs code and is built only when code is allowed
+    (:mod:`segzero_env.trust`).
+
+    Raises:
+        CodeNotAllowedError: ``spec`` is an unregistered ``"module:Class"`` and code is not allowed.
+        ValueError: ``spec`` is unknown, or kwargs come with an instance.
+    """
+    if isinstance(spec, type):
+        return spec(**kwargs)
     if not isinstance(spec, str):
         if kwargs:
             raise ValueError("segmenter_kwargs given with a segmenter instance; configure the instance instead")
         return spec
-    target = _REGISTRY.get(spec, spec)
-    if ":" not in target:
-        raise ValueError(f"unknown segmenter {spec!r}; known: {', '.join(segmenter_names())}, or pass 'module:Class'")
-    module_name, attr = target.split(":", 1)
-    cls = getattr(importlib.import_module(module_name), attr)
-    return cls(**kwargs)
+    return resolve("segmenter", spec, _REGISTRY)(**kwargs)
