@@ -200,3 +200,63 @@ def test_eval_runs_the_openai_policy_end_to_end(tmp_path):
     assert metrics["n"] == 4 and metrics["unusable_reply_rate"] == 0.0
     assert metrics["policy_stats"]["retries"] == 1 and len(server.bodies) == 4
     assert 0.0 <= metrics["giou"] <= 1.0 and metrics["reward_terms_mean"]["think_format"] == 1.0
+
+
+class EchoHeadersHandler(BaseHTTPRequestHandler):
+    """Answers 401 with the request's Authorization header in the body, as some proxies do."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        data = f'{{"error": "bad credentials: {self.headers.get("Authorization")}"}}'.encode()
+        self.send_response(401)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_api_key_comes_from_the_named_env_var_and_is_redacted_in_errors(monkeypatch):
+    observations, infos = batch(1)
+    monkeypatch.setenv("SEGZERO_TEST_KEY", "sk-from-env-123")
+    with ChatServer() as server:
+        policy = make_policy("openai", model="m", base_url=server.url, api_key_env="SEGZERO_TEST_KEY")
+        policy.act(observations, infos)
+        policy.close()
+    assert server.headers[0]["Authorization"] == "Bearer sk-from-env-123"
+    assert "sk-from-env" not in repr(policy)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), EchoHeadersHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        policy = make_policy("openai", model="m", base_url=url, api_key="sk-secret-456")
+        with pytest.raises(RuntimeError, match="HTTP 401") as caught:
+            policy.act(observations, infos)
+        policy.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+    assert "sk-secret-456" not in str(caught.value) and "Bearer <redacted>" in str(caught.value)
+
+
+def test_eval_never_writes_the_key_and_resumes_with_a_rotated_one(tmp_path):
+    from segzero_env.evaluation import evaluate
+
+    env_kwargs = {"segmenter": "box", "split": "val", "image_size": 56, "dataset_kwargs": {"size": 4}}
+    with ChatServer() as server:
+        kwargs = {"model": "m", "base_url": server.url}
+        evaluate("ReasonSegShapes-v0", env_kwargs, "openai", tmp_path, limit=2, progress=False,
+                 policy_kwargs={**kwargs, "api_key": "sk-old-key-1"})
+        metrics = evaluate("ReasonSegShapes-v0", env_kwargs, "openai", tmp_path, limit=4, resume=True,
+                           progress=False, policy_kwargs={**kwargs, "api_key": "sk-new-key-2"})
+    assert metrics["n"] == 4
+    assert [h["Authorization"] for h in server.headers] == ["Bearer sk-old-key-1"] * 2 + ["Bearer sk-new-key-2"] * 2
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["policy_kwargs"]["api_key"] == "<redacted>"
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes()
+            assert b"sk-old-key" not in text and b"sk-new-key" not in text, path

@@ -31,6 +31,7 @@ from segzero_env.evaluation.summary import (
 )
 from segzero_env.metrics import SampleIoU
 from segzero_env.policies.base import Policy, make_policy
+from segzero_env.redaction import redact_settings, without_secrets
 from segzero_env.trust import check_env_id
 
 OVERLAY_DIR = "overlays"
@@ -63,7 +64,8 @@ def _check_run(out_dir: Path, run: dict[str, Any], resume: bool) -> None:
     path = out_dir / RUN_FILE
     if not (resume and path.exists()):
         return
-    previous = json.loads(path.read_text(encoding="utf-8"))
+    previous = without_secrets(json.loads(path.read_text(encoding="utf-8")))
+    run = without_secrets(run)
     diffs = [
         f"{key}: was {previous.get(key)!r}, now {run.get(key)!r}"
         for key in RUN_KEYS_MUST_MATCH
@@ -259,9 +261,10 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     run = {
         "env_id": env_id,
-        "env_kwargs": _jsonable(env_kwargs),
+        # secrets (api_key, tokens) are never written; a resume does not compare them
+        "env_kwargs": redact_settings(_jsonable(env_kwargs)),
         "policy": _policy_label(policy),
-        "policy_kwargs": _jsonable(policy_kwargs),
+        "policy_kwargs": redact_settings(_jsonable(policy_kwargs)),
         "metric_definition": metric_definition,
         "seed": seed,
         "limit": limit,

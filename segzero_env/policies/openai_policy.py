@@ -17,6 +17,7 @@ import numpy as np
 
 from segzero_env.policies.base import PolicyBase, check_batch, frame_size, prompt_text
 from segzero_env.policies.replies import FRAMES, reply_in_env_frame
+from segzero_env.redaction import redact_text, redact_url
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 """HTTP statuses worth retrying: overload, rate limits and transient server errors."""
@@ -59,7 +60,10 @@ class OpenAIPolicy(PolicyBase):
     Args:
         model: Model name the server serves (``--served-model-name`` in vLLM).
         base_url: Server root ending in ``/v1`` (``/chat/completions`` is appended).
-        api_key: Bearer token; defaults to ``$OPENAI_API_KEY``, else none is sent.
+        api_key: Bearer token. Leave it ``None`` to read the environment variable ``api_key_env``
+            (else none is sent): a key passed here is used, but never written to run records and
+            replaced by ``<redacted>`` in every message.
+        api_key_env: The environment variable holding the key (default ``OPENAI_API_KEY``).
         max_tokens: Generation budget per reply.
         temperature: Sampling temperature (0 = greedy).
         top_p: Nucleus sampling mass.
@@ -81,6 +85,7 @@ class OpenAIPolicy(PolicyBase):
         model: str,
         base_url: str = "http://127.0.0.1:8000/v1",
         api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
         max_tokens: int = 1024,
         temperature: float = 0.0,
         top_p: float = 1.0,
@@ -104,7 +109,8 @@ class OpenAIPolicy(PolicyBase):
             raise ValueError(f"coordinate_frame must be one of {', '.join(FRAMES)}, got {coordinate_frame!r}")
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
+        self.shown_url = redact_url(self.url)
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
@@ -169,9 +175,9 @@ class OpenAIPolicy(PolicyBase):
                 response = self._post(payload)
                 break
             except urllib.error.HTTPError as err:
-                detail = err.read().decode("utf-8", "replace")[:500]
+                detail = self._redact(err.read().decode("utf-8", "replace")[:500])
                 if err.code not in RETRY_STATUS:
-                    raise RuntimeError(f"{self.url} answered HTTP {err.code}: {detail}") from err
+                    raise RuntimeError(f"{self.shown_url} answered HTTP {err.code}: {detail}") from err
                 last_error = RuntimeError(f"HTTP {err.code}: {detail}")
                 retry_after = err.headers.get("Retry-After") if err.headers else None
                 if retry_after and retry_after.replace(".", "", 1).isdigit():
@@ -180,8 +186,9 @@ class OpenAIPolicy(PolicyBase):
                 last_error = err
             if attempt == self.max_retries:
                 raise ServerUnreachableError(
-                    f"no answer from the chat-completions server at {self.url} after {attempt + 1} attempts "
-                    f"(last error: {last_error}); check that the server is running and base_url is right"
+                    f"no answer from the chat-completions server at {self.shown_url} after {attempt + 1} attempts "
+                    f"(last error: {self._redact(str(last_error))}); check that the server is running and base_url "
+                    "is right"
                 ) from last_error
             self.retries += 1
             time.sleep(delay)
@@ -189,10 +196,17 @@ class OpenAIPolicy(PolicyBase):
             choice = response["choices"][0]
             text = choice["message"]["content"]
         except (KeyError, IndexError, TypeError) as err:
-            raise RuntimeError(f"{self.url} returned no choices[0].message.content: {str(response)[:300]}") from err
+            shown = self._redact(str(response)[:300])
+            raise RuntimeError(f"{self.shown_url} returned no choices[0].message.content: {shown}") from err
         usage = response.get("usage") or {}
         self.completion_tokens += int(usage.get("completion_tokens") or 0)
         return text if isinstance(text, str) else ""
+
+    def _redact(self, text: str) -> str:
+        return redact_text(text, [self.api_key])
+
+    def __repr__(self) -> str:
+        return f"OpenAIPolicy(model={self.model!r}, url={self.shown_url!r})"
 
     def stats(self) -> dict[str, Any]:
         """Retry and token counters."""
