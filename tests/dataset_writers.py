@@ -172,3 +172,27 @@ def make_ref(ref_id: int, ann_id: int, image_id: int, split: str, sentences: Seq
         ],
         "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
     }
+
+
+def jpeg_claiming_size(width: int, height: int) -> bytes:
+    """A real baseline JPEG of 16 x 16 pixels whose frame header (SOF0) is rewritten to claim ``width x height``.
+
+    Decoders that trust the header allocate ``width * height * 3`` bytes before finding the data
+    short; a loader must refuse such a file from its header alone.
+    """
+    import io
+    import struct
+
+    buffer = io.BytesIO()
+    Image.fromarray(noise_image(16, 16)).save(buffer, "JPEG", quality=50)
+    data = bytearray(buffer.getvalue())
+    pos = 2
+    while data[pos + 1] != 0xC0:  # walk the marker segments to the baseline frame header
+        pos += 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+    data[pos + 5 : pos + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def nested_json(depth: int) -> str:
+    """An annotation whose ``shapes`` value is a list nested ``depth`` deep (valid JSON)."""
+    return '{"text": ["x"], "is_sentence": false, "shapes": ' + "[" * depth + "]" * depth + "}"

@@ -15,6 +15,8 @@ from segzero_env.datasets.errors import DatasetError, DatasetWarning
 from segzero_env.datasets.reasonseg import ReasonSegDataset, rasterize_shapes
 
 H, W = 30, 40
+# The fixture's cp1252 file is deliberate; test_datasets_bad_data.py checks the warning it raises.
+pytestmark = pytest.mark.filterwarnings("ignore::segzero_env.datasets.errors.DatasetEncodingWarning")
 
 
 @pytest.fixture()

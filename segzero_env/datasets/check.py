@@ -41,6 +41,7 @@ class CheckReport:
         long: Of those, long queries (ReasonSeg).
         with_ignore: Of those, samples whose mask has ignore (255) pixels.
         without_mask: Of those, samples with no mask (training set).
+        cp1252: Annotation files read as cp1252 because they are not UTF-8 (ReasonSeg).
         problems: ``(path, problem)`` per skipped sample.
     """
 
@@ -52,6 +53,7 @@ class CheckReport:
     long: int = 0
     with_ignore: int = 0
     without_mask: int = 0
+    cp1252: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -89,12 +91,19 @@ def check_split(dataset: str, path: str, split: str, limit: int | None = None, *
     skip_log = getattr(ds, "skip_log", None)
     report = CheckReport(dataset, split, str(getattr(ds, "folder", getattr(ds, "source", path))))
     report.problems.extend(skip_log.problems if skip_log is not None else [])
+    report.cp1252 = len(getattr(ds, "cp1252_files", ()))
     count = len(ds) if limit is None else min(limit, len(ds))
     for i in range(count):
         try:
             sample = ds[i]
         except DatasetError as exc:
             report.problems.append((exc.path, exc.problem))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a checker lists what it cannot read instead of stopping
+            # Loaders turn bad data into DatasetError; anything else is a loader bug, reported as one.
+            sample_id = ds.sample_ids[i] if hasattr(ds, "sample_ids") else str(i)
+            problem = f"unexpected {type(exc).__name__} ({exc}); please report this loader bug"
+            report.problems.append((f"sample {sample_id}", problem))
             continue
         report.samples += 1
         report.short += sample.query_kind == "short"
@@ -116,6 +125,8 @@ def format_report(report: CheckReport, max_problems: int = 20) -> str:
     ]
     if report.without_mask:
         lines.append(f"  without masks: {report.without_mask}")
+    if report.cp1252:
+        lines.append(f"  read as cp1252 (not UTF-8): {report.cp1252}")
     lines.append(f"  skipped: {report.skipped}")
     lines += [f"    {path}: {problem}" for path, problem in report.problems[:max_problems]]
     if report.skipped > max_problems:

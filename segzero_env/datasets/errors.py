@@ -1,4 +1,4 @@
-"""Bad data: the error every loader raises, the one warning ``strict=False`` gives, and the file readers.
+"""Bad data: the error every loader raises, the one warning ``strict=False`` gives, and the JSON reader.
 
 Every problem with a dataset on disk becomes a :class:`DatasetError` that names the file, says
 what is wrong with it, and says what to do. With ``strict=False`` a loader collects the problems
@@ -21,9 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
-import numpy as np
-
 SKIP_HINT = "pass strict=False to skip such samples, or run 'segzero data check <path> --dataset NAME' to list them"
 
 
@@ -45,6 +42,10 @@ class DatasetError(ValueError):
 
 class DatasetWarning(UserWarning):
     """Samples were skipped because their data is bad (``strict=False``)."""
+
+
+class DatasetEncodingWarning(UserWarning):
+    """Annotation files are not UTF-8 and were read as cp1252 (their text may be wrong)."""
 
 
 @dataclass
@@ -81,52 +82,43 @@ class SkipLog:
         )
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
+def read_json_with_encoding(path: str | os.PathLike[str]) -> tuple[Any, str]:
     """Read a JSON file as UTF-8, retrying as cp1252 (some annotation tools wrote Windows text).
 
+    Returns:
+        The parsed value and the encoding that read it (``"utf-8"`` or ``"cp1252"``): a caller
+        warns about cp1252 files, whose text may have been meant as something else.
+
     Raises:
-        DatasetError: The file cannot be read or does not parse.
+        DatasetError: The file cannot be read, does not parse, or nests too deeply to parse.
     """
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as exc:
         raise DatasetError(path, f"cannot be read ({exc.strerror or exc})", "check the file exists") from exc
+    encoding = "utf-8"
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode(encoding)
     except UnicodeDecodeError:
+        encoding = "cp1252"
         try:
-            text = raw.decode("cp1252")
+            text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             raise DatasetError(path, "is neither UTF-8 nor cp1252 text", "re-save it as UTF-8") from exc
     try:
-        return json.loads(text)
+        return json.loads(text), encoding
     except json.JSONDecodeError as exc:
         raise DatasetError(
             path, f"does not parse as JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", "fix or remove the file"
         ) from exc
+    except RecursionError as exc:
+        raise DatasetError(path, "is nested too deeply to parse as JSON", "fix or remove the file") from exc
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an image file to ``H x W x 3`` uint8 RGB.
-
-    OpenCV decodes it (applying the EXIF orientation), as the reference evaluation does, so masks
-    drawn in that frame line up.
-
-    Raises:
-        DatasetError: The file is missing, empty, or not a decodable image.
-    """
-    path = os.fspath(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise DatasetError(path, f"image cannot be read ({exc.strerror or exc})", "check the file exists") from exc
-    if data.size == 0:
-        raise DatasetError(path, "image file is empty", "re-download or remove it")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(path, "image does not decode (corrupt or not an image)", "re-download or remove it")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file as :func:`read_json_with_encoding` does, without saying which encoding read it."""
+    return read_json_with_encoding(path)[0]
 
 
 @contextlib.contextmanager

@@ -17,17 +17,24 @@ Index building lists the split folder and reads the small JSONs (for the query a
 to check the polygons); images are decoded and masks rasterised only in ``ds[i]``.
 
 Bad data and ``strict``: a missing split folder always raises :class:`DatasetError`. An image
-without its JSON, a JSON without its image, a JSON that does not parse or lacks ``text`` /
-``shapes``, and a polygon with fewer than 3 points or non-numeric points are found while
-indexing: ``strict=True`` (default) raises on the first, ``strict=False`` skips them with one
-warning. A corrupt image can only be found by decoding it: ``ds[i]`` raises then, in either mode,
-unless ``verify=True`` decoded every image while indexing (slow; what ``segzero data check`` does),
-in which case ``strict=False`` skips those too.
+without its JSON, a JSON without its image, a JSON that does not parse (or nests too deeply to),
+lacks ``text`` / ``shapes`` or has an ``is_sentence`` that is not ``true`` / ``false``, and a
+polygon with fewer than 3 points, points that are not pairs of JSON numbers (strings and booleans
+are refused) or coordinates beyond +-1,000,000 are found while indexing: ``strict=True``
+(default) raises on the first, ``strict=False`` skips them with one warning. What needs the
+image is found only by reading it: an image that does not decode or whose header claims more
+pixels than the limit (:mod:`segzero_env.datasets.images`), and a polygon reaching more than one
+image width or height beyond the border (a few pixels past it are normal and kept). ``ds[i]``
+raises then, in either mode, unless ``verify=True`` read every image while indexing (slow; what
+``segzero data check`` does), in which case ``strict=False`` skips those too. Annotations that
+are not UTF-8 are read as cp1252, as the reference evaluation does, with one
+:class:`~segzero_env.datasets.errors.DatasetEncodingWarning` listing how many.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +45,13 @@ import numpy as np
 
 from segzero_env.datasets.errors import (
     SKIP_HINT,
+    DatasetEncodingWarning,
     DatasetError,
     SkipLog,
     paused_gc,
-    read_image,
-    read_json,
+    read_json_with_encoding,
 )
+from segzero_env.datasets.images import read_image
 from segzero_env.datasets.indexed import IndexedDataset
 from segzero_env.datasets.paths import resolve_root
 from segzero_env.types import Sample
@@ -52,6 +60,9 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IGNORE_VALUE = 255
 TARGET_VALUE = 1
+MAX_COORDINATE = 1_000_000
+"""Polygon coordinates beyond +-this are refused while indexing (drawing them costs time in proportion)."""
+_JSON_NUMBERS = (int, float)  # exact types: JSON booleans are not coordinates
 
 
 def rasterize_shapes(shapes: Sequence[dict[str, Any]], height: int, width: int) -> np.ndarray:
@@ -94,6 +105,10 @@ def rasterize_shapes(shapes: Sequence[dict[str, Any]], height: int, width: int) 
     return mask
 
 
+def _is_point(point: object) -> bool:
+    return isinstance(point, list) and len(point) == 2 and all(type(v) in _JSON_NUMBERS for v in point)
+
+
 def check_shapes(shapes: object, path: str | os.PathLike[str]) -> None:
     """Raise :class:`DatasetError` unless ``shapes`` is a list of drawable labelled polygons.
 
@@ -107,24 +122,45 @@ def check_shapes(shapes: object, path: str | os.PathLike[str]) -> None:
         if shape["label"].lower() == "flag":
             continue
         points = shape.get("points")
-        try:
-            # One numpy conversion checks every point at C speed (index time reads all polygons).
-            array = np.asarray(points, dtype=np.float64) if isinstance(points, list) else None
-        except (TypeError, ValueError):
-            array = None
-        if array is None or (array.size and (array.ndim != 2 or array.shape[1] != 2)) or not np.isfinite(array).all():
-            raise DatasetError(path, f"shape {k} ({shape['label']!r}) points are not [x, y] number pairs", SKIP_HINT)
+        name = f"shape {k} ({shape['label']!r})"
+        if not isinstance(points, list) or not all(_is_point(p) for p in points):
+            raise DatasetError(path, f"{name} points are not [x, y] number pairs", SKIP_HINT)
+        array = np.asarray(points, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise DatasetError(path, f"{name} points are not [x, y] number pairs (non-finite)", SKIP_HINT)
         if len(array) < 3:
+            raise DatasetError(path, f"{name} is a polygon with {len(array)} points (needs 3)", SKIP_HINT)
+        if (np.abs(array) > MAX_COORDINATE).any():
+            raise DatasetError(path, f"{name} has coordinates beyond +-{MAX_COORDINATE:,}", SKIP_HINT)
+
+
+def check_within_image(shapes: Sequence[dict[str, Any]], height: int, width: int, path: str) -> None:
+    """Raise :class:`DatasetError` when a drawn polygon reaches more than one image size beyond the border.
+
+    Annotators' points a few pixels past the border are normal and drawn clipped, as the reference
+    does; a point several image widths away is an error (and drawing it takes time in proportion).
+    """
+    for k, shape in enumerate(shapes):
+        if str(shape["label"]).lower() == "flag":
+            continue
+        array = np.asarray(shape["points"], dtype=np.float64)
+        xs, ys = array[:, 0], array[:, 1]
+        if (xs < -width).any() or (xs > 2 * width).any() or (ys < -height).any() or (ys > 2 * height).any():
             raise DatasetError(
-                path, f"shape {k} ({shape['label']!r}) is a polygon with {len(array)} points (needs 3)", SKIP_HINT
+                path, f"shape {k} ({shape['label']!r}) reaches far outside the {width}x{height} image", SKIP_HINT
             )
-        if (np.abs(array) >= 2**31).any():
-            raise DatasetError(path, f"shape {k} ({shape['label']!r}) has coordinates beyond int32", "fix it")
 
 
-def read_annotation(path: str | os.PathLike[str]) -> tuple[list[str], str | None, list[dict[str, Any]]]:
-    """Read and check one ReasonSeg JSON: its texts, query kind (``"short"``/``"long"``/None) and shapes."""
-    data = read_json(path)
+def read_annotation(
+    path: str | os.PathLike[str],
+) -> tuple[list[str], str | None, list[dict[str, Any]], str]:
+    """Read and check one ReasonSeg JSON.
+
+    Returns:
+        Its texts, query kind (``"short"`` / ``"long"`` / ``None``), shapes, and the encoding that
+        read it (``"utf-8"`` or ``"cp1252"``).
+    """
+    data, encoding = read_json_with_encoding(path)
     if not isinstance(data, dict):
         raise DatasetError(path, "top level is not a JSON object", "expected keys 'text', 'is_sentence', 'shapes'")
     texts = data.get("text")
@@ -133,10 +169,12 @@ def read_annotation(path: str | os.PathLike[str]) -> tuple[list[str], str | None
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise DatasetError(path, "'text' is missing or not a non-empty list of strings", "add the query text")
     is_sentence = data.get("is_sentence")
+    if is_sentence is not None and not isinstance(is_sentence, bool):
+        raise DatasetError(path, f"'is_sentence' is {is_sentence!r}, not true or false", "write a JSON boolean")
     kind = None if is_sentence is None else ("long" if is_sentence else "short")
     shapes = data.get("shapes")
     check_shapes(shapes, path)
-    return texts, kind, shapes
+    return texts, kind, shapes, encoding
 
 
 @dataclass(frozen=True)
@@ -201,9 +239,19 @@ class ReasonSegDataset(IndexedDataset):
         self.split = split
         self.folder = _split_dir(root, split)
         self.skip_log = SkipLog(f"reasonseg {split} ({self.folder})", strict=strict)
+        self.cp1252_files: list[str] = []
         self._entries = self._build_index(all_texts, verify)
         self._set_ids([e.sample_id for e in self._entries])
         self.skip_log.warn_once(len(self._entries))
+        if self.cp1252_files:
+            n = len(self.cp1252_files)
+            warnings.warn(
+                f"reasonseg {split}: {n} annotation file{'s are' if n > 1 else ' is'} not UTF-8 and "
+                f"{'were' if n > 1 else 'was'} read as cp1252 (first: {self.cp1252_files[0]}); "
+                "check their text and re-save them as UTF-8 (the list is in ds.cp1252_files)",
+                DatasetEncodingWarning,
+                stacklevel=2,
+            )
 
     def _build_index(self, all_texts: bool, verify: bool) -> list[_Entry]:
         images: dict[str, str] = {}
@@ -233,12 +281,15 @@ class ReasonSegDataset(IndexedDataset):
                 self.skip_log.record(DatasetError(image_path, f"image has no annotation {stem}.json", SKIP_HINT))
                 continue
             try:
-                texts, kind, _ = read_annotation(json_path)
+                texts, kind, shapes, encoding = read_annotation(json_path)
                 if verify:
-                    read_image(image_path)
+                    image = read_image(image_path)
+                    check_within_image(shapes, image.shape[0], image.shape[1], json_path)
             except DatasetError as exc:
                 self.skip_log.record(exc)
                 continue
+            if encoding != "utf-8":
+                self.cp1252_files.append(json_path)
             chosen = range(len(texts)) if all_texts else range(1)
             for k in chosen:
                 sample_id = f"{stem}_{k}" if all_texts else stem
@@ -248,7 +299,8 @@ class ReasonSegDataset(IndexedDataset):
         """Decode the image and rasterise the mask of sample ``index``."""
         entry = self._entries[index]
         image = read_image(entry.image_path)
-        _, _, shapes = read_annotation(entry.json_path)
+        _, _, shapes, _ = read_annotation(entry.json_path)
+        check_within_image(shapes, image.shape[0], image.shape[1], entry.json_path)
         mask = rasterize_shapes(shapes, image.shape[0], image.shape[1])
         return Sample(
             sample_id=entry.sample_id,

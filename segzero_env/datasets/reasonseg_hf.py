@@ -19,15 +19,18 @@ cache once (``cache_dir`` chooses where). Sample ids are ``image_id`` when those
 ``"<image_id>_<ann_id>"``.
 
 Bad data: a missing folder, an unreadable table or missing columns always raise
-:class:`DatasetError`; rows with an empty query are skipped at index time under ``strict=False``;
-an undecodable image or a mask whose size is not the image's raises in ``ds[i]`` (or while
-indexing with ``verify=True``, which ``strict=False`` then skips).
+:class:`DatasetError`; rows with an empty query or an ``is_sentence`` that is not a boolean are
+skipped at index time under ``strict=False``; an image that does not decode or whose header claims
+more pixels than the limit (:mod:`segzero_env.datasets.images`), and a mask whose size is not the
+image's, raise in ``ds[i]`` (or while indexing with ``verify=True``, which ``strict=False`` then
+skips).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from segzero_env.datasets.errors import SKIP_HINT, DatasetError, SkipLog
+from segzero_env.datasets.images import header_size_within_limit
 from segzero_env.datasets.indexed import IndexedDataset
 from segzero_env.datasets.paths import resolve_root
 from segzero_env.types import Sample
@@ -126,18 +130,46 @@ def column_values(table: Any, names: Sequence[str]) -> dict[str, list[Any]]:
     return {name: view.column(name).to_pylist() for name in names}
 
 
+def undecoded_images(table: Any, columns: Sequence[str]) -> Any:
+    """A view of ``columns`` whose ``image`` column gives the stored bytes, for :func:`image_to_rgb` to decode.
+
+    ``datasets`` would decode images with Pillow before the pixel limit could be checked.
+    """
+    import datasets
+
+    return table.select_columns(list(columns)).cast_column("image", datasets.Image(decode=False))
+
+
 def image_to_rgb(value: Any, where: str) -> np.ndarray:
-    """Turn a decoded ``datasets`` image (PIL, array, or ``{"bytes", "path"}``) into ``H x W x 3`` uint8."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode a ``datasets`` image (``{"bytes", "path"}``, PIL image or array) into ``H x W x 3`` uint8.
+
+    Encoded images are held to the pixel limit (:mod:`segzero_env.datasets.images`) from their
+    header, before any decoding.
+
+    Raises:
+        DatasetError: The image does not decode, is over the pixel limit, or is not ``H x W x 3``.
+    """
+    from PIL import Image
 
     try:
         if isinstance(value, dict):
-            value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+            data = value.get("bytes")
+            if not data:
+                with open(value["path"], "rb") as f:
+                    data = f.read()
+            header_size_within_limit(where, data[: 1 << 20])
+            with warnings.catch_warnings():
+                # The pixel limit above already applies; Pillow's own warning would only repeat it.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                value = Image.open(io.BytesIO(data))
+                value.load()
         if isinstance(value, Image.Image):
             return np.asarray(value.convert("RGB"))
         array = np.asarray(value)
-    except (OSError, UnidentifiedImageError, KeyError, TypeError) as exc:
-        raise DatasetError(where, f"image does not decode ({exc})", "re-download the dataset") from exc
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for damaged data
+        raise DatasetError(where, f"image does not decode ({type(exc).__name__}: {exc})", "re-download it") from exc
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
@@ -226,7 +258,7 @@ class ReasonSegHFDataset(HFTableDataset):
         self.name = "reasonseg-hf"
         self._open_table(root, split, _default_subfolders(split), REASONSEG_HF_COLUMNS, hf_split, cache_dir, strict)
         # Views built once: a row read decodes only the columns it needs.
-        self._image_view = self._table.select_columns(["image", "img_height", "img_width"])
+        self._image_view = undecoded_images(self._table, ["image", "img_height", "img_width"])
         self._mask_view = self._table.select_columns(["mask"]).with_format("numpy")
         extra = ["is_sentence"] if "is_sentence" in self._table.column_names else []
         cols = column_values(self._table, ["image_id", "ann_id", "text", *extra])
@@ -242,6 +274,10 @@ class ReasonSegHFDataset(HFTableDataset):
                 self.skip_log.record(DatasetError(f"{self.source} row {row}", "has an empty text", SKIP_HINT))
                 continue
             is_sentence = cols["is_sentence"][row] if extra else None
+            if is_sentence is not None and not isinstance(is_sentence, bool):
+                problem = f"'is_sentence' is {is_sentence!r}, not true or false"
+                self.skip_log.record(DatasetError(f"{self.source} row {row}", problem, SKIP_HINT))
+                continue
             self._rows.append(row)
             self._ids.append(image_id if unique else f"{image_id}_{ann_id}")
             self._queries.append(query)
@@ -254,7 +290,9 @@ class ReasonSegHFDataset(HFTableDataset):
         where = f"{self.source} row {row} ({self._ids[index]})"
         record = self._image_view[row]
         image = image_to_rgb(record["image"], where)
-        size = (int(record["img_height"]), int(record["img_width"]))
+        size = (record["img_height"], record["img_width"])
+        if not all(type(v) is int and v > 0 for v in size):
+            raise DatasetError(where, f"img_height / img_width are {size[0]!r} / {size[1]!r}", "re-download it")
         if image.shape[:2] != size:
             raise DatasetError(where, f"image is {image.shape[:2]}, img_height/img_width say {size}", "re-download it")
         mask_value = self._mask_view[row]["mask"]

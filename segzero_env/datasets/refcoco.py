@@ -23,15 +23,17 @@ is read on the first ``ds[i]``, and only the annotations of the split are kept.
 Bad data and ``strict``: a missing folder, refs file or instances file, and a split the refs do
 not have, always raise :class:`DatasetError`. A malformed ref (no sentences, missing ids) is
 found while indexing: ``strict=False`` skips it with one warning. Problems that need
-``instances.json`` or the image (an annotation or image missing from it, an image file missing or
-corrupt, a polygon with fewer than 3 points, an RLE of the wrong size) raise in ``ds[i]`` in
-either mode, unless ``verify=True`` checked every sample while indexing (what
-``segzero data check`` does), in which case ``strict=False`` skips those too.
+``instances.json`` or the image raise in ``ds[i]`` in either mode, unless ``verify=True``
+checked every sample while indexing (what ``segzero data check`` does), in which case
+``strict=False`` skips those too: an annotation or image missing from it, an image entry without
+a positive whole ``height`` / ``width`` / a ``file_name`` or over the pixel limit (only its own
+samples fail), an image file missing, corrupt or over the pixel limit, and every malformed
+segmentation :func:`~segzero_env.datasets.coco_masks.segmentation_to_mask` refuses (polygons far
+outside the image, RLE counts that do not add up to the image, malformed compressed RLE).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import warnings
@@ -39,17 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pycocotools import mask as mask_utils
-
+from segzero_env.datasets.coco_masks import segmentation_to_mask
 from segzero_env.datasets.errors import (
     SKIP_HINT,
+    DatasetEncodingWarning,
     DatasetError,
     SkipLog,
     paused_gc,
-    read_image,
-    read_json,
+    read_json_with_encoding,
 )
+from segzero_env.datasets.images import check_image_size, read_image
 from segzero_env.datasets.indexed import IndexedDataset
 from segzero_env.datasets.paths import resolve_root
 from segzero_env.types import Sample
@@ -58,55 +59,6 @@ NAMES = ("refcoco", "refcoco+", "refcocog")
 DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
 SPLITS = ("train", "val", "test", "testA", "testB")
 IMAGE_SUBDIR = Path("images", "mscoco", "images", "train2014")
-
-
-def segmentation_to_mask(segmentation: Any, height: int, width: int, where: str) -> np.ndarray:
-    """Decode a COCO ``segmentation`` (polygons, uncompressed or compressed RLE) to a 0/1 uint8 mask.
-
-    Args:
-        segmentation: The annotation's ``segmentation`` value.
-        height: Image height.
-        width: Image width.
-        where: Names the annotation in errors (file and annotation id).
-
-    Raises:
-        DatasetError: A polygon with fewer than 3 points, or an RLE whose size is not the image's.
-
-    >>> segmentation_to_mask([[1, 1, 4, 1, 4, 3, 1, 3]], 4, 6, "example")
-    array([[0, 0, 0, 0, 0, 0],
-           [0, 1, 1, 1, 0, 0],
-           [0, 1, 1, 1, 0, 0],
-           [0, 0, 0, 0, 0, 0]], dtype=uint8)
-    """
-    if isinstance(segmentation, list):
-        if not segmentation:
-            raise DatasetError(where, "segmentation is an empty polygon list", SKIP_HINT)
-        for k, poly in enumerate(segmentation):
-            ok = isinstance(poly, list) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in poly
-            )
-            if not ok or len(poly) % 2:
-                raise DatasetError(where, f"polygon {k} is not a flat list of x, y numbers", SKIP_HINT)
-            if len(poly) < 6:
-                raise DatasetError(where, f"polygon {k} has {len(poly) // 2} points (needs 3)", SKIP_HINT)
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation, dict) and "counts" in segmentation:
-        size = [int(v) for v in segmentation.get("size", ())]
-        if size != [height, width]:
-            raise DatasetError(where, f"RLE size {size} is not the image size [{height}, {width}]", SKIP_HINT)
-        if isinstance(segmentation["counts"], list):
-            rle = mask_utils.frPyObjects(segmentation, height, width)
-        else:
-            rle = segmentation
-    else:
-        raise DatasetError(where, "segmentation is neither polygons nor an RLE", SKIP_HINT)
-    with warnings.catch_warnings():
-        # pycocotools' decode trips a numpy 2 copy-keyword deprecation that is not ours to fix.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        decoded = mask_utils.decode(rle)
-    if decoded.ndim == 3:
-        decoded = decoded.max(axis=2)
-    return (decoded > 0).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -121,8 +73,27 @@ class _Entry:
 
 @dataclass(frozen=True)
 class _Instances:
-    images: dict[int, tuple[str, int, int]]
+    images: dict[int, tuple[str, int, int] | str]  # (file name, height, width), or what is wrong with the entry
     annotations: dict[int, dict[str, Any]]
+
+
+def _whole(value: object) -> bool:
+    return type(value) is int and value > 0
+
+
+def _image_entry(entry: dict[str, Any], path: Path) -> tuple[str, int, int] | str:
+    """An ``images`` entry of instances.json as ``(file_name, height, width)``, or the reason it is unusable."""
+    for key in ("height", "width"):
+        if not _whole(entry.get(key)):
+            return f"image {entry['id']} entry lacks a positive whole {key!r} (it has {entry.get(key)!r})"
+    if not isinstance(entry.get("file_name"), str) or not entry["file_name"]:
+        return f"image {entry['id']} entry lacks a 'file_name'"
+    height, width = entry["height"], entry["width"]
+    try:
+        check_image_size(path, width, height, f"image {entry['id']} entry claims")
+    except DatasetError as exc:
+        return exc.problem
+    return entry["file_name"], height, width
 
 
 def _dataset_dir(root: str | os.PathLike[str] | None, name: str) -> tuple[Path, Path]:
@@ -260,17 +231,33 @@ class RefCocoDataset(IndexedDataset):
 
     def _parse_instances(self) -> _Instances:
         """Parse instances.json, keeping only the images and annotations of this split's refs."""
-        data = read_json(self.instances_path)
-        if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-            raise DatasetError(self.instances_path, "lacks 'images' / 'annotations'", "re-download it")
+        data, encoding = read_json_with_encoding(self.instances_path)
+        if encoding != "utf-8":
+            warnings.warn(
+                f"{self.instances_path} is not UTF-8 and was read as cp1252; re-download it",
+                DatasetEncodingWarning,
+                stacklevel=4,
+            )
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("images"), list)
+            or not isinstance(data.get("annotations"), list)
+        ):
+            raise DatasetError(self.instances_path, "lacks the 'images' / 'annotations' lists", "re-download it")
         ann_ids = {e.ann_id for e in self._entries}
         image_ids = {e.image_id for e in self._entries}
+        # Entries without a whole-number id cannot be referred to: they are passed over. A referred
+        # entry that is unusable fails only the samples that use it (see _lookup).
         images = {
-            int(im["id"]): (str(im["file_name"]), int(im["height"]), int(im["width"]))
+            im["id"]: _image_entry(im, self.instances_path)
             for im in data["images"]
-            if int(im["id"]) in image_ids
+            if isinstance(im, dict) and type(im.get("id")) is int and im["id"] in image_ids
         }
-        annotations = {int(a["id"]): a for a in data["annotations"] if int(a["id"]) in ann_ids}
+        annotations = {
+            a["id"]: a
+            for a in data["annotations"]
+            if isinstance(a, dict) and type(a.get("id")) is int and a["id"] in ann_ids
+        }
         return _Instances(images, annotations)
 
     def _lookup(self, entry: _Entry) -> tuple[dict[str, Any], str, int, int]:
@@ -281,7 +268,9 @@ class RefCocoDataset(IndexedDataset):
         image = instances.images.get(entry.image_id)
         if image is None:
             raise DatasetError(self.instances_path, f"has no image {entry.image_id} (ref {entry.ref_id})", SKIP_HINT)
-        if int(ann.get("image_id", entry.image_id)) != entry.image_id:
+        if isinstance(image, str):
+            raise DatasetError(self.instances_path, image, SKIP_HINT)
+        if ann.get("image_id", entry.image_id) != entry.image_id:
             raise DatasetError(
                 self.instances_path,
                 f"annotation {entry.ann_id} is on image {ann['image_id']}, ref {entry.ref_id} says {entry.image_id}",
@@ -300,7 +289,10 @@ class RefCocoDataset(IndexedDataset):
             )
         where = f"{self.instances_path} annotation {entry.ann_id}"
         mask = segmentation_to_mask(ann.get("segmentation"), height, width, where)
-        x, y, w, h = (float(v) for v in ann.get("bbox", (0, 0, -1, -1)))
+        bbox = ann.get("bbox", [0, 0, -1, -1])
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(type(v) in (int, float) for v in bbox):
+            raise DatasetError(where, f"'bbox' is not 4 numbers ({bbox!r:.60})", SKIP_HINT)
+        x, y, w, h = (float(v) for v in bbox)
         return Sample(
             sample_id=entry.sample_id,
             image=image,

@@ -18,8 +18,10 @@ is carried by the box and point terms (the ``seg-zero`` reward preset, used by `
 ``sample_id`` is the ``id`` column.
 
 The ground-truth strings are parsed while indexing (fast: strings only), so a malformed
-``solution`` is found then: ``strict=False`` skips it with one warning. An undecodable image
-raises in ``ds[i]`` unless ``verify=True`` decoded every row while indexing.
+``solution``, or an original size over the pixel limit (:mod:`segzero_env.datasets.images`), is
+found then: ``strict=False`` skips it with one warning. An image that does not decode, or whose
+header claims more pixels than the limit, raises in ``ds[i]`` unless ``verify=True`` decoded
+every row while indexing.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from segzero_env.datasets.errors import SKIP_HINT, DatasetError
-from segzero_env.datasets.reasonseg_hf import HFTableDataset, column_values, image_to_rgb
+from segzero_env.datasets.images import check_image_size
+from segzero_env.datasets.reasonseg_hf import HFTableDataset, column_values, image_to_rgb, undecoded_images
 from segzero_env.geometry import to_original_frame_box, to_original_frame_point
 from segzero_env.types import Box, Point, Sample
 
@@ -145,7 +148,7 @@ class SegZeroTrainDataset(HFTableDataset):
         self.name = "segzero-train"
         self.gt_image_size = gt_image_size
         self._open_table(root, split, ("refCOCOg_9k_840", "segzero_train"), TRAIN_COLUMNS, hf_split, cache_dir, strict)
-        self._image_view = self._table.select_columns(["image"])
+        self._image_view = undecoded_images(self._table, ["image"])
         cols = column_values(self._table, ["id", "problem", "solution", "img_height", "img_width"])
         self._rows: list[int] = []
         self._ids: list[str] = []
@@ -176,6 +179,7 @@ class SegZeroTrainDataset(HFTableDataset):
         height, width = cols["img_height"][row], cols["img_width"][row]
         if not isinstance(height, int) or not isinstance(width, int) or height <= 0 or width <= 0:
             raise DatasetError(where, f"img_height / img_width are {height!r} / {width!r}", SKIP_HINT)
+        check_image_size(where, width, height, "img_width x img_height claim")
         solution = cols["solution"][row]
         try:
             objects = parse_solution(solution if isinstance(solution, str) else "")
