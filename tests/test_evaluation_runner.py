@@ -14,6 +14,7 @@ from segzero_env.datasets import load
 from segzero_env.evaluation import evaluate
 from segzero_env.evaluation.cli import parse_kwargs
 from segzero_env.evaluation.results import read_results
+from segzero_env.evaluation.run_folder import RunConflictError, lock_run_folder
 from segzero_env.policies.oracle import OraclePolicy
 
 SHAPES = "ReasonSegShapes-v0"
@@ -261,7 +262,39 @@ class SlowOracle(OraclePolicy):
 '''
 
 
-def test_resume_after_the_process_is_killed(tmp_path, monkeypatch):
+def test_resume_compares_resolved_settings_and_needs_run_json(tmp_path):
+    kwargs = {"limit": 2, "progress": False}
+    evaluate(SHAPES, SHAPES_KWARGS, "oracle", tmp_path, **kwargs)
+    # spelling out defaults (the env's image size, the env id's own segmenter, the policy's) is the same run
+    spelled = {**SHAPES_KWARGS, "reward": "mask-iou", "prompt_template": "seg-zero", "max_turns": 1}
+    same = evaluate(SHAPES, spelled, "oracle", tmp_path, resume=True, limit=3, progress=False)
+    assert same["n"] == 3
+    with pytest.raises(RunConflictError, match=r"env_kwargs.reward: was 'mask-iou', now 'seg-zero'"):
+        evaluate(SHAPES, {**SHAPES_KWARGS, "reward": "seg-zero"}, "oracle", tmp_path, resume=True, **kwargs)
+    (tmp_path / "run.json").unlink()
+    with pytest.raises(RunConflictError, match="run.json is missing"):
+        evaluate(SHAPES, {**SHAPES_KWARGS, "reward": "seg-zero"}, "oracle", tmp_path, resume=True, **kwargs)
+    # --resume on an empty folder starts the run
+    fresh = evaluate(SHAPES, SHAPES_KWARGS, "oracle", tmp_path / "fresh", resume=True, **kwargs)
+    assert fresh["n"] == 2
+
+
+def test_default_image_size_spelled_out_resumes(tmp_path):
+    kwargs = {"segmenter": "box", "split": "val", "dataset_kwargs": {"size": 2, "level": 0}}
+    evaluate(SHAPES, kwargs, "full-image", tmp_path, limit=1, progress=False)
+    resumed = evaluate(SHAPES, {**kwargs, "image_size": 840}, "full-image", tmp_path, resume=True, progress=False)
+    assert resumed["n"] == 2
+
+
+def test_a_held_folder_is_refused_and_free_again_after(tmp_path):
+    with lock_run_folder(tmp_path):
+        with pytest.raises(RunConflictError, match=f"{tmp_path} is being written by another run"):
+            evaluate(SHAPES, SHAPES_KWARGS, "oracle", tmp_path, limit=1, progress=False)
+        assert not (tmp_path / "results.jsonl").exists()
+    assert evaluate(SHAPES, SHAPES_KWARGS, "oracle", tmp_path, limit=1, progress=False)["n"] == 1
+
+
+def test_resume_after_the_process_is_killed(tmp_path, monkeypatch, capsys):
     (tmp_path / "slow_policy.py").write_text(SLOW_POLICY, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "killed"
@@ -278,6 +311,10 @@ def test_resume_after_the_process_is_killed(tmp_path, monkeypatch):
             if results.exists() and len(results.read_bytes().splitlines()) >= 4:
                 break
             time.sleep(0.02)
+        # a second writer on the same folder, while the first one runs, is refused
+        assert segzero_main([*args, "--out", str(out), "--resume"]) == 1
+        assert f"{out} is being written by another run (pid {proc.pid}" in capsys.readouterr().err
+        assert proc.poll() is None
     finally:
         proc.kill()
         _, stderr = proc.communicate(timeout=30)

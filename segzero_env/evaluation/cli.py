@@ -117,13 +117,14 @@ def _evaluate(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, An
 
 
 def _run(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -> int:
+    from segzero_env.evaluation.run_folder import RunConflictError
     from segzero_env.evaluation.summary import summary_table
     from segzero_env.policies.openai_policy import ServerUnreachableError
     from segzero_env.trust import CodeNotAllowedError
 
     try:
         metrics = _evaluate(args, policy, policy_kwargs)
-    except (FileExistsError, FileNotFoundError, ServerUnreachableError, CodeNotAllowedError) as err:
+    except (FileExistsError, FileNotFoundError, ServerUnreachableError, CodeNotAllowedError, RunConflictError) as err:
         # expected, user-fixable conditions: a one-line message instead of a traceback
         print(f"segzero {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -10,7 +10,6 @@ turn's feedback in ``info["prompt"]``. Metrics are recomputed from the whole res
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from segzero_env.evaluation.results import METRICS_FILE, RESULTS_FILE, RUN_FILE, ResultsWriter, by_index, write_json
+from segzero_env.evaluation.run_folder import check_resume, jsonable, lock_run_folder
 from segzero_env.evaluation.summary import (
     aggregate,
     definition_text,
@@ -31,25 +31,11 @@ from segzero_env.evaluation.summary import (
 )
 from segzero_env.metrics import SampleIoU
 from segzero_env.policies.base import Policy, make_policy
-from segzero_env.redaction import redact_settings, without_secrets
+from segzero_env.redaction import redact_settings
 from segzero_env.trust import check_env_id
 
 OVERLAY_DIR = "overlays"
 HISTOGRAM_FILE = "iou_histogram.png"
-RUN_KEYS_MUST_MATCH = ("env_id", "env_kwargs", "policy", "policy_kwargs", "metric_definition", "seed")
-"""Settings a resumed run must share with the run it continues (``limit`` and ``batch_size`` may change)."""
-
-
-def _jsonable(value: Any) -> Any:
-    """Return a JSON-safe stand-in for a setting (objects such as segmenter instances become their repr)."""
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError):
-        if isinstance(value, Mapping):
-            return {str(k): _jsonable(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [_jsonable(v) for v in value]
-        return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 
 def _policy_label(policy: str | type | Policy) -> str:
@@ -57,25 +43,6 @@ def _policy_label(policy: str | type | Policy) -> str:
         return policy
     cls = policy if isinstance(policy, type) else type(policy)
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _check_run(out_dir: Path, run: dict[str, Any], resume: bool) -> None:
-    """On resume, refuse to mix results of a differently configured run into this one."""
-    path = out_dir / RUN_FILE
-    if not (resume and path.exists()):
-        return
-    previous = without_secrets(json.loads(path.read_text(encoding="utf-8")))
-    run = without_secrets(run)
-    diffs = [
-        f"{key}: was {previous.get(key)!r}, now {run.get(key)!r}"
-        for key in RUN_KEYS_MUST_MATCH
-        if previous.get(key) != run.get(key)
-    ]
-    if diffs:
-        raise ValueError(
-            f"--resume on {out_dir} with different settings ({'; '.join(diffs)}); "
-            "rerun with the original settings or write to another --out folder"
-        )
 
 
 @dataclass
@@ -233,7 +200,8 @@ def evaluate(
         out_dir: Output folder (created).
         limit: Score only the first ``limit`` samples of the split (index order); ``None`` = all.
         resume: Continue a run in ``out_dir``: samples already in ``results.jsonl`` are not scored
-            again. Without it, an ``out_dir`` holding results is refused.
+            again. Without it, an ``out_dir`` holding results is refused. One run writes to a
+            folder at a time (a lock on ``run.lock``).
         save_overlays: Write overlay pictures of the first ``K`` samples and an IoU histogram.
         batch_size: Samples per policy call and per env step (the segmenter sees them together).
         policy_kwargs: Keyword arguments for the policy's constructor (name or ``"module:Class"`` only).
@@ -245,9 +213,11 @@ def evaluate(
 
     Returns:
         The metrics dict also written to ``metrics.json``.
-    """
-    import gymnasium as gym
 
+    Raises:
+        RunConflictError: Another run is writing to ``out_dir``, or ``resume`` meets a run with
+            other settings (compared with defaults filled in, secrets left out) or without ``run.json``.
+    """
     import segzero_env  # noqa: F401 - registers the env ids
 
     check_env_id(env_id)
@@ -262,16 +232,55 @@ def evaluate(
     run = {
         "env_id": env_id,
         # secrets (api_key, tokens) are never written; a resume does not compare them
-        "env_kwargs": redact_settings(_jsonable(env_kwargs)),
+        "env_kwargs": redact_settings(jsonable(env_kwargs)),
         "policy": _policy_label(policy),
-        "policy_kwargs": redact_settings(_jsonable(policy_kwargs)),
+        "policy_kwargs": redact_settings(jsonable(policy_kwargs)),
         "metric_definition": metric_definition,
         "seed": seed,
         "limit": limit,
         "batch_size": batch_size,
     }
-    _check_run(out, run, resume)
     definition_text(metric_definition)  # fail on an unknown definition before any work
+    with lock_run_folder(out):
+        check_resume(out, run, resume, policy)
+        return _score_into(
+            out,
+            run,
+            env_id=env_id,
+            env_kwargs=env_kwargs,
+            policy=policy,
+            policy_kwargs=policy_kwargs,
+            limit=limit,
+            resume=resume,
+            save_overlays=save_overlays,
+            batch_size=batch_size,
+            metric_definition=metric_definition,
+            seed=seed,
+            progress=progress,
+            print_summary=print_summary,
+        )
+
+
+def _score_into(
+    out: Path,
+    run: dict[str, Any],
+    *,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    policy: str | type | Policy,
+    policy_kwargs: dict[str, Any],
+    limit: int | None,
+    resume: bool,
+    save_overlays: int,
+    batch_size: int,
+    metric_definition: str,
+    seed: int,
+    progress: bool,
+    print_summary: bool,
+) -> dict[str, Any]:
+    """The body of :func:`evaluate`, run while holding the folder's lock."""
+    import gymnasium as gym
+
     writer = ResultsWriter(out / RESULTS_FILE, resume=resume)
     write_json(out / RUN_FILE, run)
     vec: Any = None
@@ -339,7 +348,7 @@ def evaluate(
         metrics["miou_after_turn"] = curve
     stats = agent.stats() if callable(getattr(agent, "stats", None)) else {}
     # counters of this session only (a resumed run reports the resumed part)
-    metrics["policy_stats"] = _jsonable(stats)
+    metrics["policy_stats"] = jsonable(stats)
     metrics["timings"] = {
         "wall_s": time.perf_counter() - started,
         "scored_this_session": len(todo),
