@@ -250,7 +250,10 @@ def make_envs(
         kwargs["dataset_kwargs"] = json.loads(args.dataset_kwargs) if dataset == args.dataset else {}
     if data_root is not None:
         kwargs["data_root"] = data_root
-    return gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    # Disabled: the loop resets before every batch and reads the step's own info; a forgotten reset raises.
+    return gym.make_vec(
+        args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", autoreset_mode="Disabled", **kwargs
+    )
 
 
 def seed_everything(seed: int) -> None:

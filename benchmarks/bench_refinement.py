@@ -50,6 +50,7 @@ def run_curve(
         num_envs=batch,
         vectorization_mode="vector_entry_point",
         group_size=1,
+        autoreset_mode="NextStep",  # finished episodes are skipped by hand and reset before each batch
         split=split,
         dataset_kwargs={"level": level},
         image_size=image_size,

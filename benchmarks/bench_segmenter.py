@@ -145,6 +145,7 @@ def main() -> None:
         num_envs=n,
         vectorization_mode="vector_entry_point",
         group_size=args.group,
+        autoreset_mode="Disabled",  # one explicit reset, one step: the step's info stays top-level
         segmenter=args.backend,
         segmenter_kwargs=seg_kwargs,
     )

@@ -62,8 +62,9 @@ def test_grouped_rewards_equal_single_env_rewards_and_one_call_per_step():
     envs = make_vec(8, 4, segmenter=segmenter)
     _, infos = envs.reset(seed=0)
     replies = replies_for(8, seed=1)
-    _, rewards, terminated, truncated, step_infos = envs.step(replies)
+    _, rewards, terminated, truncated, infos_after = envs.step(replies)
     assert terminated.all() and not truncated.any()
+    step_infos = infos_after["final_info"]  # same-step autoreset (the default): top level is the next episode
     assert segmenter.calls == [2]  # one batched call, two distinct images
     single = gym.make("ReasonSegShapes-v0", image_size=112, segmenter="box")
     for i, reply in enumerate(replies):
@@ -77,7 +78,7 @@ def test_grouped_rewards_equal_single_env_rewards_and_one_call_per_step():
 
 
 def test_next_step_autoreset_and_sample_ids_option():
-    envs = make_vec(4, 2, segmenter="box")
+    envs = make_vec(4, 2, segmenter="box", autoreset_mode="NextStep")
     envs.reset(seed=0)
     _, _, term, _, _ = envs.step(["a"] * 4)
     assert term.all()
@@ -102,7 +103,8 @@ def test_grouped_rewards_equal_single_env_rewards_with_sam2_random_weights():
     envs = make_vec(8, 4, segmenter="sam2", segmenter_kwargs=sam2_kwargs)
     _, infos = envs.reset(seed=3)
     replies = replies_for(8, seed=4)
-    _, rewards, _, _, step_infos = envs.step(replies)
+    _, rewards, _, _, infos_after = envs.step(replies)
+    step_infos = infos_after["final_info"]
     assert envs.unwrapped.segmenter.encode_calls == 2  # one encode per distinct image
     # A separate segmenter instance: nothing is shared with the vector env but the seeded weights.
     single = gym.make("ReasonSegShapes-v0", image_size=112, segmenter=SAM2Segmenter(**sam2_kwargs))

@@ -275,7 +275,7 @@ def make_vec(**kwargs):
 
 
 def test_group_vector_multi_turn_blocks_wait_for_each_other():
-    envs = make_vec(reward_weights=NO_FORMAT)
+    envs = make_vec(reward_weights=NO_FORMAT, autoreset_mode="NextStep")
     obs, infos = envs.reset(seed=0)
     assert envs.observation_space.contains(obs) and obs["prev_mask"].shape == (4, 112, 112)
     first = [oracle_reply(env.episode_info(env.episode)) for env in envs.unwrapped.envs]

@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from segzero_env.datasets import SegDataset, load
 from segzero_env.envs.episode import QUERY_CHARSET, Episode, make_episode
+from segzero_env.envs.query_space import QueryText
 from segzero_env.envs.refinement import (
     FEEDBACK_LEVELS,
     TURN_REWARDS,
@@ -91,7 +92,8 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``image``: ``Box(0, 255, (S, S, 3), uint8)``, the image resized to ``S x S`` without keeping
       the aspect ratio.
     - ``query``: ``Text(max_length=max_query_length, charset=QUERY_CHARSET)``, the query folded to
-      printable ASCII (the raw query is ``info["query"]``).
+      printable ASCII (the raw query is ``info["query"]``). The space is a ``QueryText``, which
+      ``AsyncVectorEnv`` with shared memory reads back correctly (a plain ``Text`` would not).
 
     Only when ``max_turns > 1`` (so the single-turn space is unchanged), present on EVERY turn:
 
@@ -266,7 +268,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         self.reward_range = self.preset.reward_range
         obs_spaces: dict[str, spaces.Space] = {
             "image": spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8),
-            "query": spaces.Text(max_length=self.max_query_length, min_length=0, charset=QUERY_CHARSET),
+            "query": QueryText(max_length=self.max_query_length, min_length=0, charset=QUERY_CHARSET),
         }
         if self.max_turns > 1:
             obs_spaces["prev_mask"] = spaces.Box(0, 1, (self.image_size, self.image_size), np.uint8)

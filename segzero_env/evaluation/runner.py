@@ -287,8 +287,14 @@ def _score_into(
     agent: Policy | None = None
     started = time.perf_counter()
     try:
+        # NextStep: this loop resets before every batch and reads each sub-env's state the moment its
+        # episode ends, so a same-step autoreset must not replace that state first.
         vec = gym.make_vec(
-            env_id, num_envs=batch_size, vectorization_mode="vector_entry_point", group_size=1, **env_kwargs
+            env_id,
+            num_envs=batch_size,
+            vectorization_mode="vector_entry_point",
+            group_size=1,
+            **{**env_kwargs, "autoreset_mode": "NextStep"},
         )
         sample_ids = list(vec.unwrapped.envs[0].dataset.sample_ids)
         if limit is not None:
