@@ -3,6 +3,7 @@ import io
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -260,3 +261,92 @@ def test_eval_never_writes_the_key_and_resumes_with_a_rotated_one(tmp_path):
         if path.is_file():
             text = path.read_bytes()
             assert b"sk-old-key" not in text and b"sk-new-key" not in text, path
+
+
+class RawServer:
+    """Answers every POST with the bytes ``respond(server)`` returns, one byte every ``pace`` seconds.
+
+    ``pace=0`` sends them at once. Counts the bytes the client took before it hung up.
+    """
+
+    def __init__(self, respond, pace=0.0):
+        self.sent = 0
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                server.requests += 1
+                data = respond(server)
+                try:
+                    if not pace:
+                        self.wfile.write(data)
+                        server.sent += len(data)
+                        return
+                    for i in range(len(data)):  # bounded: the whole answer, one byte at a time
+                        self.wfile.write(data[i : i + 1])
+                        server.sent += 1
+                        time.sleep(pace)
+                except OSError:
+                    pass  # the client hung up
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def raw_answer(body, status="200 OK", content_type="application/json"):
+    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+CHAT_JSON = json.dumps({"choices": [{"message": {"role": "assistant", "content": REPLY}}]}).encode()
+
+
+def test_a_server_that_trickles_its_answer_hits_the_request_deadline():
+    observations, infos = batch(1)
+    answer = raw_answer(CHAT_JSON)  # status line and headers trickle too
+    with RawServer(lambda server: answer, pace=0.02) as server:
+        # every single read is quick, so only the total deadline can end the request
+        policy = make_policy("openai", model="m", base_url=server.url, timeout=5, request_timeout=0.3,
+                             max_retries=1, backoff=0.01)
+        with pytest.raises(ServerUnreachableError, match=r"after 2 attempts \(last error: no complete answer within"):
+            policy.act(observations, infos)
+        policy.close()
+    assert server.requests == 2 and server.sent < 2 * len(answer)
+
+
+def test_an_html_page_with_status_200_is_named_and_retried():
+    observations, infos = batch(1)
+    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+    def html_then_json(server):
+        return raw_answer(page, content_type="text/html") if server.requests == 1 else raw_answer(CHAT_JSON)
+
+    with RawServer(html_then_json) as server:
+        policy = make_policy("openai", model="m", base_url=server.url, backoff=0.01)
+        assert policy.act(observations, infos) == [REPLY]
+        assert policy.stats()["retries"] == 1
+        policy.close()
+    with RawServer(lambda server: raw_answer(page, content_type="text/html")) as server:
+        policy = make_policy("openai", model="m", base_url=server.url, backoff=0.01, max_retries=1)
+        with pytest.raises(ServerUnreachableError) as caught:
+            policy.act(observations, infos)
+        policy.close()
+    message = str(caught.value)
+    assert f"{server.url}/chat/completions answered HTTP 200 with text/html, not JSON" in message
+    assert "<html><body>" in message and server.requests == 2

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import os
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from segzero_env.policies.base import PolicyBase, check_batch, frame_size, prompt_text
+from segzero_env.policies.http_post import post
 from segzero_env.policies.replies import FRAMES, reply_in_env_frame
 from segzero_env.redaction import redact_text, redact_url
 
@@ -25,6 +26,14 @@ RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 class ServerUnreachableError(ConnectionError):
     """The chat-completions server could not be reached after every retry."""
+
+
+class _RetryableAnswerError(Exception):
+    """An answer worth asking again for: an overload status, or a body that is not JSON."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def image_data_url(image: np.ndarray, image_format: str = "png", jpeg_quality: int = 95) -> str:
@@ -53,9 +62,10 @@ class OpenAIPolicy(PolicyBase):
     """Ask an OpenAI-compatible ``/chat/completions`` endpoint, one request per observation, in parallel.
 
     The user turn holds the image (a base64 data URL) and then the env's prompt, after a system
-    turn. Requests that fail with a connection error, a timeout, or HTTP 408/409/429/5xx are retried
-    with exponential backoff (``backoff * 2**attempt`` seconds, capped at ``max_backoff``, or the
-    server's ``Retry-After``); other HTTP errors raise at once with the server's message.
+    turn. Requests that fail with a connection error, a timeout, HTTP 408/409/429/5xx, or a body
+    that is not JSON (a proxy's HTML page) are retried with exponential backoff
+    (``backoff * 2**attempt`` seconds, capped at ``max_backoff``, or the server's ``Retry-After``);
+    other HTTP errors raise at once with the server's message.
 
     Args:
         model: Model name the server serves (``--served-model-name`` in vLLM).
@@ -67,7 +77,9 @@ class OpenAIPolicy(PolicyBase):
         max_tokens: Generation budget per reply.
         temperature: Sampling temperature (0 = greedy).
         top_p: Nucleus sampling mass.
-        timeout: Seconds to wait for one response.
+        timeout: Seconds one socket operation (connecting, one read) may wait.
+        request_timeout: Seconds one request may take in all (connect, send, generate, read),
+            however slowly the server sends its answer; a request that runs out is retried.
         max_retries: Retries after the first attempt.
         backoff: First retry delay in seconds.
         max_backoff: Longest delay between retries.
@@ -90,6 +102,7 @@ class OpenAIPolicy(PolicyBase):
         temperature: float = 0.0,
         top_p: float = 1.0,
         timeout: float = 120.0,
+        request_timeout: float = 600.0,
         max_retries: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 30.0,
@@ -103,6 +116,8 @@ class OpenAIPolicy(PolicyBase):
 
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if not (timeout > 0 and request_timeout > 0):
+            raise ValueError(f"timeout and request_timeout must be > 0 seconds, got {timeout} and {request_timeout}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         if coordinate_frame not in FRAMES:
@@ -112,6 +127,7 @@ class OpenAIPolicy(PolicyBase):
         self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
         self.shown_url = redact_url(self.url)
         self.timeout = float(timeout)
+        self.request_timeout = float(request_timeout)
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
@@ -162,9 +178,20 @@ class OpenAIPolicy(PolicyBase):
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            return json.loads(response.read().decode("utf-8"))
+        answer = post(self.url, payload, headers, self.timeout, self.request_timeout)
+        if not 200 <= answer.status < 300:
+            detail = self._redact(answer.body[:500].decode("utf-8", "replace"))
+            if answer.status not in RETRY_STATUS:
+                raise RuntimeError(f"{self.shown_url} answered HTTP {answer.status}: {detail}")
+            raise _RetryableAnswerError(f"HTTP {answer.status}: {detail}", answer.retry_after)
+        try:
+            return json.loads(answer.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            start = self._redact(answer.body[:120].decode("utf-8", "replace"))
+            raise _RetryableAnswerError(
+                f"{self.shown_url} answered HTTP {answer.status} with {answer.content_type or 'no content type'}, "
+                f"not JSON (it starts {start!r}); is base_url the server's /v1 root, not a web page or proxy?"
+            ) from None
 
     def _complete(self, body: dict[str, Any]) -> str:
         payload = json.dumps(body).encode("utf-8")
@@ -174,21 +201,17 @@ class OpenAIPolicy(PolicyBase):
             try:
                 response = self._post(payload)
                 break
-            except urllib.error.HTTPError as err:
-                detail = self._redact(err.read().decode("utf-8", "replace")[:500])
-                if err.code not in RETRY_STATUS:
-                    raise RuntimeError(f"{self.shown_url} answered HTTP {err.code}: {detail}") from err
-                last_error = RuntimeError(f"HTTP {err.code}: {detail}")
-                retry_after = err.headers.get("Retry-After") if err.headers else None
-                if retry_after and retry_after.replace(".", "", 1).isdigit():
-                    delay = min(float(retry_after), self.max_backoff)
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+            except _RetryableAnswerError as err:
+                last_error = err
+                if err.retry_after is not None:
+                    delay = min(err.retry_after, self.max_backoff)
+            except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as err:
                 last_error = err
             if attempt == self.max_retries:
                 raise ServerUnreachableError(
-                    f"no answer from the chat-completions server at {self.shown_url} after {attempt + 1} attempts "
-                    f"(last error: {self._redact(str(last_error))}); check that the server is running and base_url "
-                    "is right"
+                    f"no usable answer from the chat-completions server at {self.shown_url} after {attempt + 1} "
+                    f"attempts (last error: {self._redact(str(last_error))}); check that the server is running and "
+                    "base_url is right"
                 ) from last_error
             self.retries += 1
             time.sleep(delay)
