@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from segzero_env.arguments import whole_number
 from segzero_env.envs.episode import make_episode
 from segzero_env.envs.reasonseg_env import ReasonSegEnv
 from segzero_env.envs.scoring import score_replies
@@ -79,7 +80,9 @@ class GroupVectorEnv(VectorEnv):
         autoreset_mode: str | AutoresetMode = AutoresetMode.SAME_STEP,
         **env_kwargs: Any,
     ) -> None:
-        if group_size < 1 or num_envs < 1 or num_envs % group_size != 0:
+        num_envs = whole_number("num_envs", num_envs, minimum=1)
+        group_size = whole_number("group_size", group_size, minimum=1)
+        if num_envs % group_size != 0:
             raise ValueError(f"num_envs ({num_envs}) must be a positive multiple of group_size ({group_size})")
         try:
             self.autoreset_mode = AutoresetMode(autoreset_mode)

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from segzero_env.arguments import finite_number, whole_number
 from segzero_env.datasets import SegDataset, load
 from segzero_env.envs.episode import QUERY_CHARSET, Episode, make_episode
 from segzero_env.envs.query_space import QueryText
@@ -30,6 +31,14 @@ from segzero_env.segmenters import Segmenter, make_segmenter
 
 REPLY_CHARSET = string.printable
 """Characters ``action_space.sample()`` draws from. ``step`` itself accepts any ``str``."""
+
+MAX_IMAGE_SIZE = 4096
+"""Largest ``image_size``: a 4096 x 4096 observation is already 50 MB per reset (20000 took 8 GB and 19 s)."""
+
+_IMAGE_SIZE_WHY = (
+    "the observation is image_size x image_size pixels; Seg-Zero's Qwen2.5-VL uses 840, "
+    "and the policy's processor caps what it reads (3584 x 3584 for Qwen2.5-VL's default max_pixels)"
+)
 
 
 def build_dataset(
@@ -134,7 +143,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
 
     ## Starting State
     ``reset`` draws a sample index from the env's own RNG (``np_random``), or takes
-    ``options={"sample_id": ...}`` (or ``options={"index": ...}``).
+    ``options={"sample_id": ...}`` (or ``options={"index": ...}``, a whole number).
 
     ## Episode End
     Single turn (``max_turns=1``, default): the episode terminates after one step
@@ -146,9 +155,10 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     ``reset`` and ``step`` both return:
 
     - ``sample_id`` (str): the dataset's stable id of the sample.
-    - ``query`` (str): the raw query.
+    - ``query`` (str): the raw query (not folded), cut to ``max_query_length`` characters.
     - ``query_kind`` (str or None): ``"short"`` / ``"long"`` where the dataset says.
-    - ``prompt`` (str): the filled-in prompt template, ready for a chat model's user turn.
+    - ``prompt`` (str): the filled-in prompt template, ready for a chat model's user turn (its
+      query cut to ``max_query_length`` characters, as in the observation).
     - ``orig_height``, ``orig_width`` (int): the original image size.
     - ``image_size`` (int): ``S``.
     - ``gt_box`` (list or None): the ground-truth box in the ``S`` frame (for oracle baselines).
@@ -198,8 +208,10 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``reward``: preset name, ``"mask-iou"`` (default), ``"seg-zero"`` or ``"vision-reasoner"``.
     - ``reward_weights``: per-term weight overrides.
     - ``prompt_template``: ``"seg-zero"``, ``"vision-reasoner"`` or a custom text with a ``{query}`` slot.
-    - ``image_size``: ``S``, the observation side (default 840, a multiple of 28).
-    - ``max_query_length``: the ``query`` Text space's maximum length.
+    - ``image_size``: ``S``, the observation side (default 840, a multiple of 28; 28 to
+      :data:`MAX_IMAGE_SIZE`).
+    - ``max_query_length``: the ``query`` Text space's maximum length; queries are cut to it in
+      ``info["query"]`` and ``info["prompt"]`` too.
     - ``max_reply_length``: the action Text space's maximum length (``step`` accepts longer).
     - ``render_mode``: ``None``, ``"rgb_array"`` or ``"human"``.
     - ``max_turns``: answers per episode (default 1: the single-turn task, unchanged). Above 1,
@@ -241,20 +253,19 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
-        if image_size < 28:
-            raise ValueError(f"image_size must be at least 28 pixels, got {image_size}")
-        if int(max_turns) < 1:
-            raise ValueError(f"max_turns must be >= 1 (1 is the single-turn task), got {max_turns}")
+        image_size = whole_number("image_size", image_size, minimum=28, maximum=MAX_IMAGE_SIZE, why=_IMAGE_SIZE_WHY)
+        max_turns = whole_number("max_turns", max_turns, minimum=1, why="1 is the single-turn task")
+        max_query_length = whole_number("max_query_length", max_query_length, minimum=1)
+        max_reply_length = whole_number("max_reply_length", max_reply_length, minimum=1)
+        turn_cost = finite_number("turn_cost", turn_cost)
         if feedback not in FEEDBACK_LEVELS:
             raise ValueError(f"feedback must be one of {FEEDBACK_LEVELS} ('mask-iou' leaks the IoU), got {feedback!r}")
         if turn_reward not in TURN_REWARDS:
             raise ValueError(f"turn_reward must be one of {TURN_REWARDS}, got {turn_reward!r}")
-        if not np.isfinite(turn_cost):
-            raise ValueError(f"turn_cost must be a finite number, got {turn_cost}")
-        self.max_turns = int(max_turns)
+        self.max_turns = max_turns
         self.feedback = feedback
         self.turn_reward = turn_reward
-        self.turn_cost = float(turn_cost)
+        self.turn_cost = turn_cost
         self.expose_gt_mask = bool(expose_gt_mask)
         self.dataset = build_dataset(dataset, split, data_root, dataset_kwargs)
         if len(self.dataset) == 0:
@@ -262,8 +273,8 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         self.segmenter = make_segmenter(segmenter, **dict(segmenter_kwargs or {}))
         self.preset = make_preset(reward, reward_weights)
         self.template = get_template(prompt_template)
-        self.image_size = int(image_size)
-        self.max_query_length = int(max_query_length)
+        self.image_size = image_size
+        self.max_query_length = max_query_length
         self.render_mode = render_mode
         self.reward_range = self.preset.reward_range
         obs_spaces: dict[str, spaces.Space] = {
@@ -276,7 +287,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
             if self.feedback == "mask-iou":
                 obs_spaces["prev_iou"] = spaces.Box(0.0, 1.0, (1,), np.float32)
         self.observation_space = spaces.Dict(obs_spaces)
-        self.action_space = spaces.Text(max_length=int(max_reply_length), min_length=0, charset=REPLY_CHARSET)
+        self.action_space = spaces.Text(max_length=max_reply_length, min_length=0, charset=REPLY_CHARSET)
         self.episode: Episode | None = None
         self.last_outcome: Outcome | None = None
         self.turn_state = TurnState()
@@ -307,7 +318,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         if "sample_id" in options:
             return self.dataset.index_of(str(options["sample_id"]))
         if "index" in options:
-            index = int(options["index"])
+            index = whole_number("options['index']", options["index"])
             if not 0 <= index < len(self.dataset):
                 raise IndexError(f"options['index']={index} is outside the dataset (0..{len(self.dataset) - 1})")
             return index
@@ -328,11 +339,12 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     def episode_info(self, episode: Episode) -> dict[str, Any]:
         """The info keys shared by ``reset`` and ``step`` (multi-turn: with the current turn's feedback)."""
         sample = episode.sample
+        query = sample.query[: self.max_query_length]
         info = {
             "sample_id": sample.sample_id,
-            "query": sample.query,
+            "query": query,
             "query_kind": sample.query_kind,
-            "prompt": format_prompt(self.template, sample.query),
+            "prompt": format_prompt(self.template, query),
             "orig_height": sample.height,
             "orig_width": sample.width,
             "image_size": self.image_size,

@@ -22,11 +22,11 @@ ValueError: unknown reward term 'iou' in the weights; valid terms: think_format,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from segzero_env.arguments import finite_number
 from segzero_env.rewards.terms import TERM_NAMES, TERM_RANGES
 
 DEFAULT_PRESET = "mask-iou"
@@ -52,10 +52,7 @@ class RewardPreset:
         for name, weight in self.weights.items():
             if name not in TERM_RANGES:
                 raise ValueError(f"unknown reward term {name!r} in the weights; valid terms: {', '.join(TERM_NAMES)}")
-            weight = float(weight)
-            if not math.isfinite(weight):
-                raise ValueError(f"reward weight for {name!r} must be finite, got {weight}")
-            full[name] = weight
+            full[name] = finite_number(f"reward_weights[{name!r}]", weight)
         object.__setattr__(self, "weights", MappingProxyType(full))
         object.__setattr__(self, "_active", tuple((n, w) for n, w in full.items() if w != 0.0))
 
