@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import IO, Any
 
 ALLOW_CODE_ENV = "SEGZERO_ALLOW_CODE"
 """Environment variable that, set to ``1`` (or ``true``/``yes``), allows ``"module:attr"`` names."""
@@ -132,3 +133,25 @@ def check_env_id(env_id: str) -> str:
             f"and pass the bare id, or allow code with --allow-code, {ALLOW_CODE_ENV}=1 or segzero_env.allow_code()"
         )
     return env_id
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if code_allowed():
+            return super().find_class(module, name)
+        raise CodeNotAllowedError(
+            f"the pickle asks for the Python object {module}.{name}: building it could run code, so only plain "
+            f"lists, dicts, strings and numbers are read unless code is allowed ({ALLOW_CODE_ENV}=1)"
+        )
+
+
+def load_plain_pickle(file: IO[bytes]) -> Any:
+    """Unpickle ``file`` when it holds only plain values (lists, dicts, strings, numbers).
+
+    A pickle can name any Python callable, which unpickling calls: such a pickle is refused
+    unless code is allowed.
+
+    Raises:
+        CodeNotAllowedError: The pickle names a Python object and code is not allowed.
+    """
+    return _PlainUnpickler(file).load()

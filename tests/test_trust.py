@@ -1,6 +1,7 @@
 """No code from data: "module:attr" names are refused unless code is allowed, and never from a verl row."""
 
 import json
+import pickle
 
 import pytest
 
@@ -100,3 +101,30 @@ def test_python_callers_opt_in_by_context_or_by_passing_the_class(monkeypatch):
         assert not code_allowed()
         with pytest.raises(CodeNotAllowedError):
             make_segmenter(BOX_BY_MODULE)
+
+
+class _RunsOnLoad:
+    """Unpickling this calls os.system (what a malicious refs file would do)."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+def test_a_refs_pickle_that_would_run_code_is_refused(tmp_path):
+    from dataset_writers import make_ref, write_refer
+
+    from segzero_env.datasets.errors import DatasetError
+
+    refs = [make_ref(10, 1, 1, "val", ["the square"])]
+    write_refer(tmp_path, "refcocog", "umd", refs, {1: (32, 32)}, [], write_images=False)
+    assert load("refcocog", root=str(tmp_path), split="val").sample_ids == ["10_100"]  # plain refs load
+    marker = tmp_path / "ran"
+    (tmp_path / "refcocog" / "refs(umd).p").write_bytes(pickle.dumps([*refs, _RunsOnLoad(_touch(marker))]))
+    with pytest.raises(DatasetError, match=r"asks for the Python object (posix|os|nt)\.system"):
+        load("refcocog", root=str(tmp_path), split="val")
+    assert not marker.exists()

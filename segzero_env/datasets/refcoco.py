@@ -9,7 +9,9 @@ Layout (``root`` is the folder holding the dataset folders and ``images/``)::
 ``<name>`` is ``refcoco``, ``refcoco+`` or ``refcocog``. The split scheme is ``umd`` for RefCOCOg
 and ``unc`` for the others, as the benchmarks report them (``split_by`` overrides it; ``google``
 is RefCOCOg's other scheme). Splits: ``train``, ``val``, ``test``, ``testA``, ``testB`` (whichever
-the scheme has). The refs file is a pickle: load only files you trust.
+the scheme has). The refs file is a pickle: load only files you trust. It is read with
+:func:`~segzero_env.trust.load_plain_pickle`, which refuses a pickle that names any Python object
+(the refer files hold lists and dicts only) unless code is allowed.
 
 Samples: one per sentence, ``sample_id = "<ref_id>_<sent_id>"``, query = the sentence's ``sent``
 field (lower-cased, tokenised text; ``sentence_field="raw"`` gives the original). The mask is the
@@ -35,7 +37,6 @@ outside the image, RLE counts that do not add up to the image, malformed compres
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ from segzero_env.datasets.errors import (
 from segzero_env.datasets.images import check_image_size, read_image
 from segzero_env.datasets.indexed import IndexedDataset
 from segzero_env.datasets.paths import resolve_root
+from segzero_env.trust import CodeNotAllowedError, load_plain_pickle
 from segzero_env.types import Sample
 
 NAMES = ("refcoco", "refcoco+", "refcocog")
@@ -124,7 +126,9 @@ def _read_refs(path: Path) -> list[Any]:
         )
     try:
         with open(path, "rb") as f, paused_gc():
-            refs = pickle.load(f)
+            refs = load_plain_pickle(f)
+    except CodeNotAllowedError as exc:
+        raise DatasetError(path, str(exc), "use the refs file from the dataset's authors") from exc
     except Exception as exc:  # a damaged pickle can raise nearly anything
         raise DatasetError(path, f"does not unpickle ({type(exc).__name__}: {exc})", "re-download it") from exc
     if not isinstance(refs, list):
