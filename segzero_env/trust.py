@@ -59,7 +59,8 @@ def allow_code(enabled: bool = True) -> Iterator[None]:
     """Allow (or, with ``enabled=False``, refuse) ``"module:attr"`` names inside the ``with`` block.
 
     The setting belongs to the current thread (a context variable) and wins over the environment
-    variable. Wrap code that builds objects from names read out of files in ``allow_code(False)``.
+    variable; processes started inside the block (async vector envs) need ``SEGZERO_ALLOW_CODE=1``.
+    Wrap code that builds objects from names read out of files in ``allow_code(False)``.
     """
     token = _OVERRIDE.set(bool(enabled))
     try:
