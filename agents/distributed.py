@@ -62,7 +62,8 @@ def gather_reply_stats(
         then ``term/<name>`` for each reward term) and a ``(world_size * P * G) x columns`` float64
         array. Process ``r``'s rows follow process ``r - 1``'s, so blocks of ``G`` rows stay groups.
     """
-    terms = sorted(infos["reward_terms"])  # same reward preset on every process, so same order
+    # the vector env adds a ``_<name>`` presence mask beside every info entry: those are not terms
+    terms = sorted(t for t in infos["reward_terms"] if not t.startswith("_"))  # same order on every process
     columns = ["reward", "iou", "unusable", "length", "truncated", *(f"term/{t}" for t in terms)]
     local = np.stack(
         [

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 def evaluate(
     policy: Any, processor: Any, args: Args, eval_envs: Any, accelerator: Any | None = None
 ) -> dict[str, float]:
-    """GIoU / cIoU (LISA definition) of greedy replies on the first ``eval_samples`` samples.
+    """GIoU / cIoU (LISA definition) and unusable-reply rate of greedy replies on the first samples.
+
+    The first ``eval_samples`` samples of the split are evaluated, always the same ones.
 
     With several processes (``accelerator`` given), each evaluates every ``num_processes``-th of
     those samples and the IoU sums are merged, so every process returns the scores of all of them.
@@ -31,6 +33,7 @@ def evaluate(
         ids = ids[accelerator.process_index :: accelerator.num_processes]
     width = eval_envs.num_envs
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    unusable = 0
     was_training = policy.training
     policy.eval()
     for start in range(0, len(ids), width):
@@ -44,8 +47,9 @@ def evaluate(
         )
         completion = out[:, batch["input_ids"].shape[1] :]
         replies = decode_replies(processor, completion, completion_mask(completion, eos))
-        eval_envs.step(replies)
+        *_, infos = eval_envs.step(replies)
         for i in range(len(ids[start : start + width])):
+            unusable += infos["parse_failure"][i] is not None
             env = eval_envs.envs[i]
             gt = env.current_sample.mask
             if gt is not None:
@@ -53,4 +57,12 @@ def evaluate(
     policy.train(was_training)
     if accelerator is not None:
         acc = merge_across_processes(accelerator, acc)
-    return {"eval/giou": acc.giou, "eval/ciou": acc.ciou, "eval/n": float(acc.n)}
+        if accelerator.num_processes > 1:
+            unusable = int(accelerator.reduce(torch.tensor([float(unusable)], device=accelerator.device), "sum"))
+    return {
+        "eval/giou": acc.giou,
+        "eval/ciou": acc.ciou,
+        "eval/n": float(acc.n),
+        # replies the parser could not read (scored as empty masks)
+        "eval/unusable_rate": unusable / max(acc.n, 1),
+    }

@@ -74,6 +74,13 @@ class Args:
     tiny_hidden: int = field(
         default=32, metadata={"help": "Hidden size of the 'tiny' model (32 keeps CPU steps sub-second)."}
     )
+    tiny_compact_tokenizer: bool = field(
+        default=False,
+        metadata={
+            "help": "'tiny' model only: one token per coordinate and few for the prompt and reply text "
+            "(a reply takes ~21 tokens instead of ~58)."
+        },
+    )
     dtype: str = field(
         default="auto", metadata={"help": "'auto' = bf16 on GPU (Seg-Zero trains in bf16), fp32 on CPU."}
     )
@@ -163,6 +170,13 @@ class Args:
         metadata={"help": "Supervised steps on oracle replies before GRPO (tiny models only; Seg-Zero: none)."},
     )
     warm_start_lr: float = field(default=3e-3, metadata={"help": "Learning rate of the warm start's own AdamW."})
+    warm_start_jitter: float = field(
+        default=0.0,
+        metadata={
+            "help": "Shift each oracle box coordinate by up to this fraction of the image side: the warm "
+            "start then teaches the format but not exact localisation, which is left for GRPO to learn."
+        },
+    )
     micro_batch_size: int = field(
         default=4,
         metadata={"help": "Replies per forward/backward; the step accumulates gradients over all P x G replies."},
@@ -284,8 +298,8 @@ def _reference_log_probs(
         if uses_lora:
             # the base model with the adapter switched off is the reference: no second copy in memory
             with policy.disable_adapter():
-                return reply_log_probs(policy, prompt, ids, mask)
-        return reply_log_probs(ref_model, prompt, ids, mask)
+                return reply_log_probs(policy, prompt, ids, mask, rollout.excluded_token_ids)
+        return reply_log_probs(ref_model, prompt, ids, mask, rollout.excluded_token_ids)
 
 
 def grpo_update(
@@ -323,6 +337,7 @@ def grpo_update(
                     select_rows(rollout.prompt, rows),
                     rollout.completion_ids[rows],
                     rollout.completion_mask[rows],
+                    rollout.excluded_token_ids,
                 )
                 for rows in chunks
             ]
@@ -337,7 +352,7 @@ def grpo_update(
             # gradients are synchronised across processes only on the last micro-batch
             sync = accelerator.no_sync(model) if c < len(chunks) - 1 else _null_context()
             with sync:
-                logp = reply_log_probs(model, select_rows(rollout.prompt, rows), ids, mask)
+                logp = reply_log_probs(model, select_rows(rollout.prompt, rows), ids, mask, rollout.excluded_token_ids)
                 old = logp.detach() if old_logps is None else old_logps[c]
                 loss, stats = grpo_loss(
                     logp,
@@ -418,6 +433,7 @@ def train(args: Args) -> dict[str, Any]:
         dtype=args.dtype,
         seed=args.seed,
         tiny_hidden=args.tiny_hidden,
+        tiny_compact_max_coordinate=args.image_size if args.tiny_compact_tokenizer else None,
         attn_implementation=args.attn_implementation,
         use_lora=args.use_lora,
         lora_r=args.lora_r,
@@ -460,6 +476,7 @@ def train(args: Args) -> dict[str, Any]:
         # the checkpoint then overwrites the policy, optimizer and RNG states
         from segzero_agents.warm_start import oracle_reply, warm_start
 
+        jitter_rng = np.random.default_rng([args.seed, accelerator.process_index])
         batches = []
         for k in range(args.warm_start_steps):
             ids = scheduled_sample_ids(
@@ -467,7 +484,9 @@ def train(args: Args) -> dict[str, Any]:
             )
             obs, info = envs.reset(seed=args.seed, options={"sample_ids": ids})
             replies = [
-                oracle_reply(info["gt_box"][i], info["gt_points"][i], args.image_size)
+                oracle_reply(
+                    info["gt_box"][i], info["gt_points"][i], args.image_size, args.warm_start_jitter, jitter_rng
+                )
                 for i in range(0, len(info["gt_box"]), G)
             ]
             batches.append((list(obs["image"][::G]), list(info["prompt"][::G]), replies))
@@ -490,6 +509,9 @@ def train(args: Args) -> dict[str, Any]:
     )
 
     record: dict[str, Any] = {}
+    if eval_envs is not None and start_step == 0:
+        # the starting point (after any warm start), logged as step 0, so gains are measured from it
+        logger.log(0, evaluate(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
     step_times = []
     for step in range(start_step, args.steps):
         t0 = time.perf_counter()

@@ -13,6 +13,7 @@ tensor([ 0.7071, -0.7071,  0.0000,  0.0000])
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -68,21 +69,39 @@ def group_advantages(
     return centred.reshape(-1)
 
 
-def token_log_probs(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def token_log_probs(
+    logits: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    excluded_ids: Sequence[int] | None = None,
+) -> torch.Tensor:
     """Log-probability of each chosen token: ``log softmax(logits)[ids]``.
 
     Computed as ``logit[id] - logsumexp(logits)`` so the full ``N x T x V`` log-softmax is never
     materialised (the vocabulary is 150k for Qwen).
 
+    ``excluded_ids`` are tokens the sampler could never draw (``generate(suppress_tokens=...)`` sets
+    their logits to ``-inf``): they are left out of the normaliser too, so these are the log-probs
+    of the distribution the replies were actually sampled from. Leaving them in scores every reply
+    under a different policy than the one that wrote it, and each update then moves probability
+    mass onto tokens no reply can ever contain.
+
+    >>> logits, ids = torch.zeros(1, 1, 4), torch.tensor([[1]])
+    >>> token_log_probs(logits, ids).exp(), token_log_probs(logits, ids, excluded_ids=[3]).exp()
+    (tensor([[0.2500]]), tensor([[0.3333]]))
+
     Args:
         logits: ``N x T x V`` logits that predict ``ids`` (already shifted: ``logits[:, t]`` scores ``ids[:, t]``).
         ids: ``N x T`` token ids.
         mask: Optional ``N x T`` 0/1 mask; masked positions are set to 0.
+        excluded_ids: Token ids the sampler suppressed (never sampled).
 
     Returns:
         ``N x T`` log-probabilities in float32.
     """
     logits = logits.float()
+    if excluded_ids:
+        logits = logits.index_fill(-1, torch.tensor(list(excluded_ids), device=logits.device), float("-inf"))
     chosen = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     logp = chosen - torch.logsumexp(logits, dim=-1)
     if mask is not None:

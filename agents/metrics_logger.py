@@ -7,7 +7,8 @@ With several processes, rewards, reply statistics and losses cover all processes
 
 Namespaces:
 
-- ``rewards/``: ``mean``, ``std`` (over all replies), one key per reward term (its mean),
+- ``rewards/``: ``mean``, ``std`` (over all replies), one key per reward term (its mean; only the
+  terms, not the vector env's ``_<name>`` presence masks),
   ``frac_zero_std_groups`` (groups whose replies all scored the same: they teach nothing).
 - ``losses/``: ``loss`` (what was minimised), ``policy`` (clipped surrogate alone), ``kl`` (mean
   per-token k3 KL to the reference).
@@ -17,7 +18,8 @@ Namespaces:
 - ``env/``: ``iou`` (mean mask IoU of the step's replies).
 - ``rollout/``: ``prompts`` and ``replies`` scored this step, over all processes.
 - ``time/``: ``rollout_s`` (generation), ``env_s`` (scoring, segmenter included), ``update_s``, ``step_s``.
-- ``eval/``: ``giou``, ``ciou``, ``n`` from periodic evaluation.
+- ``eval/``: ``giou``, ``ciou``, ``n``, ``unusable_rate`` from periodic evaluation (greedy replies on
+  held-out samples); with ``eval_every`` set, step 0 holds the evaluation before the first update.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ def load_policy(
     dtype: str = "auto",
     seed: int = 0,
     tiny_hidden: int = 32,
+    tiny_compact_max_coordinate: int | None = None,
     attn_implementation: str | None = None,
     use_lora: bool = False,
     lora_r: int = 64,
@@ -68,6 +69,8 @@ def load_policy(
         dtype: ``"auto"``, ``"bfloat16"`` or ``"float32"`` (see :func:`resolve_dtype`).
         seed: Weight seed of the tiny model.
         tiny_hidden: Hidden size of the tiny model.
+        tiny_compact_max_coordinate: Give the tiny model the compact tokenizer (one token per
+            coordinate below this, the image side; see :func:`segzero_env.hf.tiny.build_tiny_qwen25vl`).
         attn_implementation: ``"sdpa"``, ``"flash_attention_2"`` or ``None`` (transformers' default).
         use_lora: Train LoRA adapters on the language model instead of every weight.
         lora_r: LoRA rank.
@@ -81,7 +84,9 @@ def load_policy(
     if model_name_or_path == TINY_MODEL:
         from segzero_env.hf.tiny import build_tiny_qwen25vl
 
-        model, processor = build_tiny_qwen25vl(seed=seed, hidden=tiny_hidden)
+        model, processor = build_tiny_qwen25vl(
+            seed=seed, hidden=tiny_hidden, compact_max_coordinate=tiny_compact_max_coordinate
+        )
         model = model.to(dtype=torch_dtype)
     else:
         from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -42,11 +42,42 @@ PRESETS: dict[str, dict[str, Any]] = {
         "prompts_per_step": 2,
         "group_size": 4,
         "max_new_tokens": 64,
-        # a random model needs large steps to move at all; this preset checks plumbing, not learning
-        "learning_rate": 1e-3,
+        # a plumbing check, not a learning one (tiny-learn is that). At 1e-3 each Adam step moved the
+        # policy ~0.3 nats per token (k3 KL to the warm start) and replies collapsed into garbage
+        "learning_rate": 1e-4,
         "micro_batch_size": 4,
         "save_every": 2,
         "log_replies_every": 1,
+        "gradient_checkpointing": False,
+    },
+    "tiny-learn": {
+        # a learning check that fits 2 CPU cores: the tiny Qwen2.5-VL with a compact tokenizer
+        # (a reply is ~21 tokens), 56 px images, the box segmenter (the mask is the predicted box),
+        # shapes level 0 (one object); docs/agent.md and benchmarks/grpo_learning.py show it learn
+        "model_name_or_path": "tiny",
+        "tiny_hidden": 64,
+        "tiny_compact_tokenizer": True,
+        "device": "cpu",
+        "torch_threads": 1,
+        "segmenter": "box",
+        "image_size": 56,
+        "dataset_kwargs": '{"level": 0}',
+        # supervised steps on jittered oracle replies: the format, but only rough localisation
+        "warm_start_steps": 150,
+        "warm_start_lr": 3e-3,
+        "warm_start_jitter": 0.15,
+        "steps": 200,
+        "prompts_per_step": 4,
+        "group_size": 8,
+        "max_new_tokens": 32,
+        "learning_rate": 3e-5,
+        "kl_coef": 0.0,
+        "loss_aggregation": "dapo",
+        "micro_batch_size": 32,
+        "eval_every": 20,
+        "eval_samples": 64,
+        "save_every": 0,
+        "log_replies_every": 20,
         "gradient_checkpointing": False,
     },
     "qwen2.5-vl-3b-lora-1gpu": {

@@ -8,6 +8,7 @@ therefore move each image's block of patches along with its row, which is what t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +54,15 @@ class Rollout:
         completion_ids: ``N x T`` generated tokens (right-padded).
         completion_mask: ``N x T`` 1 on each reply's tokens, end-of-turn token included.
         truncated: ``N`` bools, True where the reply hit the length limit before ending.
+        excluded_token_ids: Tokens the sampler suppressed; the update's log-probs leave them out of
+            the normaliser too, so they score the distribution the replies came from.
     """
 
     prompt: dict[str, Any]
     completion_ids: torch.Tensor
     completion_mask: torch.Tensor
     truncated: torch.Tensor
+    excluded_token_ids: tuple[int, ...] = ()
 
 
 @torch.no_grad()
@@ -110,7 +114,13 @@ def sample_replies(
     mask = completion_mask(completion_ids, eos_token_id)
     ended = (completion_ids == eos_token_id).any(dim=1)
     completion_ids = completion_ids.masked_fill(mask == 0, pad_token_id)
-    return Rollout(prompt=prompt, completion_ids=completion_ids, completion_mask=mask, truncated=~ended)
+    return Rollout(
+        prompt=prompt,
+        completion_ids=completion_ids,
+        completion_mask=mask,
+        truncated=~ended,
+        excluded_token_ids=tuple(suppress_token_ids or ()),
+    )
 
 
 def vision_token_ids(processor: Any) -> list[int]:
@@ -122,12 +132,18 @@ def vision_token_ids(processor: Any) -> list[int]:
 
 
 def reply_log_probs(
-    model: Any, prompt: dict[str, Any], completion_ids: torch.Tensor, mask: torch.Tensor
+    model: Any,
+    prompt: dict[str, Any],
+    completion_ids: torch.Tensor,
+    mask: torch.Tensor,
+    excluded_ids: Sequence[int] = (),
 ) -> torch.Tensor:
     """Log-probabilities of each reply token under ``model`` (``N x T``, zero outside ``mask``).
 
     Only the last ``T + 1`` positions' logits are computed (``logits_to_keep``): the vocabulary is
-    large and the prompt (with hundreds of image tokens) needs none.
+    large and the prompt (with hundreds of image tokens) needs none. ``excluded_ids`` (the
+    sampler's suppressed tokens, :attr:`Rollout.excluded_token_ids`) are dropped from the
+    softmax, as :func:`~segzero_agents.grpo_math.token_log_probs` explains.
     """
     n_reply = completion_ids.shape[1]
     inputs = dict(prompt)
@@ -138,4 +154,4 @@ def reply_log_probs(
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], reply_types], dim=1)
     logits = model(**inputs, use_cache=False, logits_to_keep=n_reply + 1).logits
     # position t's logits predict token t + 1: drop the last one, which predicts past the reply
-    return token_log_probs(logits[:, :-1], completion_ids, mask)
+    return token_log_probs(logits[:, :-1], completion_ids, mask, excluded_ids)

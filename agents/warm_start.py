@@ -11,15 +11,42 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from segzero_agents.rollout import reply_log_probs
 
 
-def oracle_reply(gt_box: list[float] | None, gt_points: list[list[float]] | None, image_size: int) -> str:
-    """A well-formed Seg-Zero reply from ground truth; box-interior points when the dataset has none."""
+def oracle_reply(
+    gt_box: list[float] | None,
+    gt_points: list[list[float]] | None,
+    image_size: int,
+    jitter: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> str:
+    r"""A well-formed Seg-Zero reply from ground truth; box-interior points when the dataset has none.
+
+    Args:
+        gt_box: The target's box in the ``S x S`` frame (``None``: the whole image).
+        gt_points: Its two interior points, or ``None``.
+        image_size: ``S``.
+        jitter: Each box coordinate moves by a uniform draw in ``[-jitter * S, jitter * S]`` (kept
+            inside the image, corners kept ordered), and the points become the jittered box's centre:
+            the reply keeps the format but localises only roughly.
+        rng: Random generator for the jitter (required when ``jitter > 0``).
+
+    >>> oracle_reply([10, 10, 20, 30], [[12, 12], [15, 25]], 56)
+    '<think>the target</think>\n<answer>{"bbox": [10, 10, 20, 30], "points_1": [12, 12], "points_2": [15, 25]}</answer>'
+    """
     from segzero_env.answers import format_reply
 
     box = [round(v) for v in (gt_box or [0, 0, image_size - 1, image_size - 1])]
+    if jitter > 0:
+        if rng is None:
+            raise ValueError("oracle_reply: jitter > 0 needs an rng (np.random.default_rng(seed))")
+        moved = np.clip(np.asarray(box, float) + rng.uniform(-jitter, jitter, 4) * image_size, 0, image_size - 1)
+        x1, x2 = sorted(round(v) for v in moved[0::2])
+        y1, y2 = sorted(round(v) for v in moved[1::2])
+        box, gt_points = [x1, y1, x2, y2], None
     if gt_points and len(gt_points) >= 2:
         points = [[round(x), round(y)] for x, y in gt_points[:2]]
     else:

@@ -61,19 +61,41 @@ _CORPUS_LINES: tuple[str, ...] = (
 )
 
 
-def _train_tokenizer(vocab_size: int) -> Any:
-    """Train a byte-level BPE on the small corpus and wrap it in Qwen's tokenizer class."""
+def _compact_corpus(max_coordinate: int) -> list[str]:
+    """Lines that make the compact tokenizer's merges: the Seg-Zero prompt, replies and every coordinate."""
+    from segzero_env.answers import format_reply
+    from segzero_env.datasets.shapes_vocab import COLOURS, SHAPES
+    from segzero_env.prompts import SEG_ZERO
+
+    queries = [f"the {c} {s}" for c in (*COLOURS, "") for s in (*SHAPES, "shape")]
+    rng = range(0, max_coordinate, max(1, max_coordinate // 7))
+    replies = [format_reply(box=[a, a, b, b], points=[[a, b], [b, a]], think="the target") for a in rng for b in rng]
+    numbers = " ".join(str(v) for v in range(max_coordinate))
+    return [*(SEG_ZERO.format(q) for q in queries), *replies * 4, *[numbers] * 4]
+
+
+def _train_tokenizer(vocab_size: int, compact_max_coordinate: int | None = None) -> Any:
+    """Train a byte-level BPE on the small corpus and wrap it in Qwen's tokenizer class.
+
+    With ``compact_max_coordinate`` the pre-tokenizer only isolates numbers (instead of Qwen's
+    words / single digits split), and the corpus holds the Seg-Zero prompt, well-formed replies and
+    every integer below the limit: each coordinate becomes one token and the reply's fixed text a
+    handful, so a whole reply takes about 25 tokens instead of about 60.
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2TokenizerFast
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     bpe = Tokenizer(models.BPE())
-    # train with the same pre-tokenization Qwen's tokenizer applies (one digit per token, etc.)
+    corpus = list(_CORPUS_LINES) * 4
+    if compact_max_coordinate is None:
+        # train with the same pre-tokenization Qwen's tokenizer applies (one digit per token, etc.)
+        split = pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False)
+    else:
+        split = pre_tokenizers.Split(Regex(r"\d+"), behavior="isolated", invert=False)
+        corpus += _compact_corpus(compact_max_coordinate)
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
+        [split, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
     )
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -84,7 +106,7 @@ def _train_tokenizer(vocab_size: int) -> Any:
         show_progress=False,
     )
     # repetition makes the frequent reply fragments (tags, keys, digits) merge into single tokens
-    bpe.train_from_iterator(list(_CORPUS_LINES) * 4, trainer=trainer)
+    bpe.train_from_iterator(corpus, trainer=trainer)
     # the learned merges are only exposed through the JSON form of the trained tokenizer
     state = json.loads(bpe.to_str())
     vocab = state["model"]["vocab"]
@@ -98,18 +120,26 @@ def _train_tokenizer(vocab_size: int) -> Any:
         additional_special_tokens=list(SPECIAL_TOKENS[1:]),
         chat_template=CHAT_TEMPLATE,
     )
+    # the wrapper installs Qwen's own pre-tokenizer: keep the one the merges were learned with
+    tokenizer.backend_tokenizer.pre_tokenizer = bpe.pre_tokenizer
     tokenizer.padding_side = "left"
     return tokenizer
 
 
-def build_tiny_qwen25vl(seed: int = 0, hidden: int = 64, vocab_size: int = 600) -> tuple[Any, Any]:
+def build_tiny_qwen25vl(
+    seed: int = 0, hidden: int = 64, vocab_size: int | None = None, compact_max_coordinate: int | None = None
+) -> tuple[Any, Any]:
     """Build a random-weight Qwen2.5-VL model and its processor, with no network access.
 
     Args:
         seed: Seed for the weight initialisation (the tokenizer is deterministic regardless).
         hidden: Text and vision hidden size; 32 or 64 keep a forward pass in milliseconds on CPU.
             It must be a multiple of 16 (4 attention heads, rotary sections need an even split).
-        vocab_size: Size of the trained BPE vocabulary (specials and the 256 byte symbols included).
+        vocab_size: Size of the trained BPE vocabulary (specials and the 256 byte symbols included);
+            default 600, or 2048 with a compact tokenizer.
+        compact_max_coordinate: Train a compact tokenizer in which every integer below this (the
+            image side) is one token and the Seg-Zero prompt and reply text merge into few tokens
+            (see :func:`_train_tokenizer`); ``None`` keeps Qwen's one-digit-per-token split.
 
     Returns:
         ``(model, processor)``: a ``Qwen2_5_VLForConditionalGeneration`` in eval mode on CPU in
@@ -130,7 +160,9 @@ def build_tiny_qwen25vl(seed: int = 0, hidden: int = 64, vocab_size: int = 600) 
         Qwen2VLVideoProcessor,
     )
 
-    tokenizer = _train_tokenizer(vocab_size)
+    if vocab_size is None:
+        vocab_size = 600 if compact_max_coordinate is None else 2048
+    tokenizer = _train_tokenizer(vocab_size, compact_max_coordinate)
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
     num_heads = 4
     head_dim = hidden // num_heads
