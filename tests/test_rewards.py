@@ -158,7 +158,8 @@ def test_unavailable_terms():
 def test_presets_ranges_and_weights():
     assert make_preset().name == "mask-iou"
     assert {n: p.reward_range for n, p in PRESETS.items()} == {
-        "mask-iou": (0.0, 3.0), "seg-zero": (0.0, 5.0), "vision-reasoner": (0.0, 7.0)}
+        "mask-iou": (0.0, 3.0), "seg-zero": (0.0, 5.0), "seg-zero-robust": (0.0, 5.0), "vision-reasoner": (0.0, 7.0),
+        "vision-reasoner-robust": (0.0, 7.0)}
     for preset in PRESETS.values():
         assert set(preset.weights) == set(TERM_NAMES) and preset.description
     custom = make_preset("seg-zero", {"think_format": -2, "mask_iou": 0.5})
@@ -168,7 +169,7 @@ def test_presets_ranges_and_weights():
     assert custom.combine(terms) == pytest.approx(-2 + 4 + 0.5)
     off = make_preset("mask-iou", {"mask_iou": 0})
     assert off.reward_range == (0.0, 2.0) and off.combine({"think_format": 1, "answer_format": 0}) == 1.0
-    with pytest.raises(ValueError, match="valid presets: mask-iou, seg-zero, vision-reasoner"):
+    with pytest.raises(ValueError, match="valid presets: mask-iou, seg-zero, seg-zero-robust, vision-reasoner"):
         make_preset("lisa")
     with pytest.raises(ValueError, match="valid terms: think_format"):
         make_preset("mask-iou", {"iou": 1.0})

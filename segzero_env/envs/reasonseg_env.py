@@ -125,10 +125,18 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     | points | both points in the pred box and best-order mean distance to GT points < 100 px | 0/1 | 0 | 1 | 0 |
     | vr_format | think format + mean over objects of valid bbox_2d + valid point_2d | 0-3 | 0 | 0 | 1 |
     | vr_accuracy | Hungarian-matched [IoU>0.5]+[L1<10]+[dist<30, inside] / max(#pred, #GT) | 0-3 | 0 | 0 | 1 |
-    | non_repeat | no sentence of the reply is repeated | 0/1 | 0 | 0 | 1 |
+    | non_repeat | sentences of the reply repeat at most once (upstream) or never (robust); below | 0/1 | 0 | 0 | 1 |
     | mask_iou | IoU of the segmenter's mask with the GT mask (LISA rules) | 0-1 | 1 | 0 | 0 |
 
     Preset ranges: ``mask-iou`` 0-3 (default), ``seg-zero`` 0-5, ``vision-reasoner`` 0-7.
+    ``seg-zero`` and ``vision-reasoner`` compute the terms with the ``upstream`` rules: exactly those
+    projects' training rewards on the raw reply, quirks included (``docs/rewards.md`` lists each);
+    ``seg-zero-robust`` and ``vision-reasoner-robust`` weight the same terms computed with the
+    ``robust`` rules described here, on the parsed answer. ``non_repeat``: upstream splits the
+    WHOLE reply (tags and answer included) on ``.`` only and scores 0 when 2 or more sentences
+    repeat an earlier one (one repeat is tolerated, a reply with no sentence scores 1); robust
+    splits the first ``<think>`` block (else the reply) on ``. ! ?`` and newlines and scores 0 on
+    any repeat or when there is no sentence.
 
     Multi-turn (``max_turns > 1``): every term is computed on every turn for the current (merged)
     answer, and the reward is ``sum(weight[t] * term[t])`` with ``mask_iou`` replaced by its
@@ -205,7 +213,8 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``dataset_kwargs``: extra keyword arguments for the loader (``level``, ``size``, ...).
     - ``segmenter``: ``"grabcut"``, ``"box"``, ``"sam2"``, ``"module:Class"`` or an instance.
     - ``segmenter_kwargs``: keyword arguments for the segmenter.
-    - ``reward``: preset name, ``"mask-iou"`` (default), ``"seg-zero"`` or ``"vision-reasoner"``.
+    - ``reward``: preset name, ``"mask-iou"`` (default), ``"seg-zero"``, ``"vision-reasoner"`` (both
+      exactly upstream's rewards), ``"seg-zero-robust"`` or ``"vision-reasoner-robust"``.
     - ``reward_weights``: per-term weight overrides.
     - ``prompt_template``: ``"seg-zero"``, ``"vision-reasoner"`` or a custom text with a ``{query}`` slot.
     - ``image_size``: ``S``, the observation side (default 840, a multiple of 28; 28 to

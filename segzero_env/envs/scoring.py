@@ -210,6 +210,11 @@ def score_replies(
         zip(replies, scored, prompt_groups, masks, episodes, strict=True)
     ):
         gt_mask = episode.sample.mask
+        if gt_mask is None:
+            intersection, union, iou = 0, 0, 0.0
+        else:
+            intersection, union = mask_iou(pred_mask, gt_mask)  # None counts as an empty prediction
+            iou = 1.0 if union == 0 else intersection / union
         terms = compute_terms(
             RewardInput(
                 reply=reply if isinstance(reply, str) else "",
@@ -220,13 +225,10 @@ def score_replies(
                 gt_mask=gt_mask,
                 image_size=episode.image_size,
                 expected_schema=schemas[i],
-            )
+                mask_iou=iou,  # counted once, above
+            ),
+            preset.rules,
         )
-        if gt_mask is None:
-            intersection, union, iou = 0, 0, 0.0
-        else:
-            intersection, union = mask_iou(pred_mask, gt_mask)  # None counts as an empty prediction
-            iou = 1.0 if union == 0 else intersection / union
         outcomes.append(
             Outcome(
                 parsed=result,

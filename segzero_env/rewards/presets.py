@@ -3,13 +3,20 @@
 A preset's reward is the weighted sum over ALL terms (a term the preset does not use has weight 0),
 so every term is still computed and reported. Weights can be overridden per term.
 
-=================  ===============================================================  =======
-preset             weights                                                          range
-=================  ===============================================================  =======
-mask-iou (default) think_format 1, answer_format 1, mask_iou 1                      0 .. 3
-seg-zero           think_format 1, answer_format 1, box_iou 1, box_l1 1, points 1  0 .. 5
-vision-reasoner    vr_format 1, vr_accuracy 1, non_repeat 1                         0 .. 7
-=================  ===============================================================  =======
+A preset also names the rules its terms are computed with: ``upstream`` reproduces Seg-Zero's and
+VisionReasoner's training rewards exactly, quirks included (:mod:`segzero_env.rewards.upstream`);
+``robust`` reads the parsed answer (:mod:`segzero_env.rewards.terms`). ``docs/rewards.md`` lists
+every difference.
+
+======================  ===============================================================  ========  =======
+preset                  weights                                                          rules     range
+======================  ===============================================================  ========  =======
+mask-iou (default)      think_format 1, answer_format 1, mask_iou 1                      robust    0 .. 3
+seg-zero                think_format 1, answer_format 1, box_iou 1, box_l1 1, points 1  upstream  0 .. 5
+seg-zero-robust         the same weights as seg-zero                                     robust    0 .. 5
+vision-reasoner         vr_format 1, vr_accuracy 1, non_repeat 1                         upstream  0 .. 7
+vision-reasoner-robust  the same weights as vision-reasoner                              robust    0 .. 7
+======================  ===============================================================  ========  =======
 
 >>> preset = make_preset("mask-iou", {"mask_iou": 2.0})
 >>> preset.reward_range
@@ -27,7 +34,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from segzero_env.arguments import finite_number
-from segzero_env.rewards.terms import TERM_NAMES, TERM_RANGES
+from segzero_env.rewards.terms import RULES, TERM_NAMES, TERM_RANGES
 
 DEFAULT_PRESET = "mask-iou"
 
@@ -40,14 +47,18 @@ class RewardPreset:
         name: Preset name.
         weights: A weight for every term of :data:`~segzero_env.rewards.terms.TERM_NAMES` (0 for unused ones).
         description: One line saying what the preset rewards.
+        rules: The rule set the terms are computed with, one of :data:`~segzero_env.rewards.terms.RULES`.
     """
 
     name: str
     weights: Mapping[str, float]
     description: str = ""
+    rules: str = "robust"
     _active: tuple[tuple[str, float], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.rules not in RULES:
+            raise ValueError(f"unknown reward rules {self.rules!r}; valid rules: {', '.join(RULES)}")
         full = {name: 0.0 for name in TERM_NAMES}
         for name, weight in self.weights.items():
             if name not in TERM_RANGES:
@@ -81,6 +92,9 @@ class RewardPreset:
         return (lo, hi)
 
 
+_SEG_ZERO_WEIGHTS = {"think_format": 1.0, "answer_format": 1.0, "box_iou": 1.0, "box_l1": 1.0, "points": 1.0}
+_VISION_REASONER_WEIGHTS = {"vr_format": 1.0, "vr_accuracy": 1.0, "non_repeat": 1.0}
+
 PRESETS: dict[str, RewardPreset] = {
     p.name: p
     for p in (
@@ -91,13 +105,25 @@ PRESETS: dict[str, RewardPreset] = {
         ),
         RewardPreset(
             "seg-zero",
-            {"think_format": 1.0, "answer_format": 1.0, "box_iou": 1.0, "box_l1": 1.0, "points": 1.0},
-            "Seg-Zero's five 0/1 terms: formats, box IoU > 0.5, box L1 < 10 px, points (0..5)",
+            _SEG_ZERO_WEIGHTS,
+            "Seg-Zero's training reward, exactly: formats, box IoU > 0.5, box L1 < 10 px, points (0..5)",
+            "upstream",
+        ),
+        RewardPreset(
+            "seg-zero-robust",
+            _SEG_ZERO_WEIGHTS,
+            "Seg-Zero's five terms on the parsed answer (JSON or Python literal, boxes normalised) (0..5)",
         ),
         RewardPreset(
             "vision-reasoner",
-            {"vr_format": 1.0, "vr_accuracy": 1.0, "non_repeat": 1.0},
-            "VisionReasoner: format 0-3, Hungarian-matched accuracy 0-3, non-repeat 0/1 (0..7)",
+            _VISION_REASONER_WEIGHTS,
+            "VisionReasoner's training reward, exactly: format 0-3, matched accuracy 0-3, non-repeat 0/1 (0..7)",
+            "upstream",
+        ),
+        RewardPreset(
+            "vision-reasoner-robust",
+            _VISION_REASONER_WEIGHTS,
+            "VisionReasoner's three terms on the parsed answer and the reasoning's sentences (0..7)",
         ),
     )
 }
@@ -130,4 +156,4 @@ def make_preset(name: str | RewardPreset = DEFAULT_PRESET, weights: Mapping[str,
         if term not in TERM_RANGES:
             raise ValueError(f"unknown reward term {term!r} in the weights; valid terms: {', '.join(TERM_NAMES)}")
         merged[term] = weight
-    return RewardPreset(base.name, merged, base.description + " (weights overridden)")
+    return RewardPreset(base.name, merged, base.description + " (weights overridden)", base.rules)

@@ -1,8 +1,10 @@
 r"""Reward terms: small pure functions of one :class:`RewardInput`.
 
 Every term is computed for every reply and reported under a stable name, whatever weight a preset
-gives it. A term that cannot be computed for a sample (no ground-truth mask, box or points) is 0.0,
-and :func:`unavailable_terms` says which ones and why.
+gives it. The table gives the ``robust`` rules, which read the parsed answer; the ``upstream`` rules
+(:mod:`segzero_env.rewards.upstream`) compute the same names as Seg-Zero's and VisionReasoner's
+training rewards do, from the raw reply. A term that cannot be computed for a sample (no ground-truth
+mask, box or points) is 0.0, and :func:`unavailable_terms` says which ones and why.
 
 ==============  =======  ===================================================================================
 term            range    rule
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segzero_env.geometry import best_order_point_distance, box_iou, box_l1, mask_iou, point_distance, point_in_box
+from segzero_env.rewards import upstream
 from segzero_env.types import AnswerSchema, Box, FailureReason, ObjectAnswer, ParsedReply, Point
 
 BOX_IOU_THRESHOLD = 0.5
@@ -61,6 +64,9 @@ TERM_RANGES: dict[str, tuple[float, float]] = {
 
 TERM_NAMES: tuple[str, ...] = tuple(TERM_RANGES)
 
+RULES: tuple[str, ...] = ("robust", "upstream")
+"""Rule sets a preset can score with (see :func:`compute_terms`)."""
+
 _SENTENCE_SPLIT = re.compile(r"[.!?]+(?:\s+|$)|\n+")
 
 
@@ -80,6 +86,8 @@ class RewardInput:
         expected_schema: The answer schema the prompt asked for (``answer_format`` checks it).
         gt_objects: All ground-truth objects (``S x S`` frame) for multi-object matching; ``None``
             means the single object ``(gt_box, gt_points)``.
+        mask_iou: The mask IoU when the caller has already counted it (the env's segmenter path
+            does); ``None`` computes it from ``pred_mask`` and ``gt_mask``.
     """
 
     reply: str
@@ -91,6 +99,7 @@ class RewardInput:
     image_size: int
     expected_schema: AnswerSchema = AnswerSchema.SEG_ZERO
     gt_objects: tuple[ObjectAnswer, ...] | None = None
+    mask_iou: float | None = None
 
 
 def think_format(inp: RewardInput) -> float:
@@ -215,6 +224,8 @@ def mask_iou_term(inp: RewardInput) -> float:
     """Continuous mask IoU (LISA's rules); 0.0 when the sample has no GT mask."""
     if inp.gt_mask is None:
         return 0.0
+    if inp.mask_iou is not None:
+        return inp.mask_iou
     inter, union = mask_iou(inp.pred_mask, inp.gt_mask)
     return 1.0 if union == 0 else inter / union
 
@@ -235,14 +246,44 @@ TERM_FUNCTIONS: dict[str, Callable[[RewardInput], float]] = {
 _TERM_ITEMS = tuple(TERM_FUNCTIONS.items())
 
 
-def compute_terms(inp: RewardInput) -> dict[str, float]:
+def _upstream_terms(inp: RewardInput) -> dict[str, float]:
+    reply = inp.reply if isinstance(inp.reply, str) else ""
+    reading = upstream.read_upstream(reply)
+    gt_objects = [(o.box, o.points[0] if o.points else None) for o in _gt_objects(inp)]
+    return {
+        "think_format": 1.0 if reading.think_format else 0.0,
+        "answer_format": upstream.seg_zero_answer_format(reading),
+        "box_iou": upstream.seg_zero_box_iou(reading, inp.gt_box),
+        "box_l1": upstream.seg_zero_box_l1(reading, inp.gt_box),
+        "points": upstream.seg_zero_points(reading, inp.gt_points),
+        "vr_format": upstream.vr_format(reading),
+        "vr_accuracy": upstream.vr_accuracy(reading, gt_objects),
+        "non_repeat": upstream.non_repeat(reply),
+        "mask_iou": mask_iou_term(inp),
+    }
+
+
+def compute_terms(inp: RewardInput, rules: str = "robust") -> dict[str, float]:
     """Compute every reward term for one reply.
+
+    Args:
+        inp: The reply, its parse and the ground truth.
+        rules: ``"robust"`` (the rules above, on the parsed answer) or ``"upstream"`` (Seg-Zero's
+            and VisionReasoner's training rewards reproduced on the raw reply, quirks included:
+            see :mod:`segzero_env.rewards.upstream`). ``mask_iou`` is the same under both.
 
     Returns:
         A dict with every name of :data:`TERM_NAMES`, in that order, each a float within
         :data:`TERM_RANGES`.
+
+    Raises:
+        ValueError: If ``rules`` is unknown.
     """
-    return {name: fn(inp) for name, fn in _TERM_ITEMS}
+    if rules == "robust":
+        return {name: fn(inp) for name, fn in _TERM_ITEMS}
+    if rules == "upstream":
+        return _upstream_terms(inp)
+    raise ValueError(f"unknown reward rules {rules!r}; valid rules: {', '.join(RULES)}")
 
 
 def unavailable_terms(inp: RewardInput) -> dict[str, str]:

@@ -1,0 +1,395 @@
+r"""The ``upstream`` rule set: Seg-Zero's and VisionReasoner's training rewards, reproduced on every string.
+
+The ``seg-zero`` and ``vision-reasoner`` presets score replies exactly as those projects' training
+rewards do (Seg-Zero's strict reward, the one its 3B and 7B configs select, and VisionReasoner's
+reward), quirks included, so that a result trained here can be compared with theirs. Their rules
+read the raw reply text, not :func:`~segzero_env.parsing.parse_reply`'s typed answer:
+
+* **Seg-Zero** reads the FIRST ``{...}`` of the whole reply (an opening brace followed by at least
+  one character that is not ``}``, up to the next ``}``): braces in the reasoning come first, and a
+  reply without answer tags is still scored. That text is decoded with :func:`json.loads` (so
+  single quotes fail, ``NaN`` and ``Infinity`` pass). ``answer_format`` asks only that ``bbox`` be a
+  list of 4 and ``points_1`` / ``points_2`` lists of 2, whatever they hold. ``box_iou`` and
+  ``box_l1`` read ``bbox`` alone; ``points`` truncates each point with ``int()`` (so ``"12"``
+  and ``1.9`` pass as 12 and 1). Boxes are used as written: an inverted box is not swapped.
+  Areas are inclusive (``x2 - x1 + 1``) but an overlap counts only when ``x1 < x2`` strictly,
+  so a one-pixel-wide overlap is 0.
+* **VisionReasoner** reads the text between the first ``<answer>`` and the next ``</answer>``,
+  whitespace stripped. ``vr_format`` adds, per list element, 1 for a ``bbox_2d`` list of 4 and 1
+  for a ``point_2d`` list of 2, each divided by the list's length (what was counted before an
+  element breaks the loop is kept). ``vr_accuracy`` needs every element to have both keys and
+  numeric coordinates, keeps the first 120 predictions, and matches them to the ground truth with
+  the Hungarian algorithm on ``3 - ([IoU > 0.5] + [L1 < 10] + [distance < 30 and point in its
+  box])``; its IoU clips the overlap at 0 after adding 1 (a one-pixel overlap counts here).
+  ``non_repeat`` splits the WHOLE reply on ``.`` and fails when two or more sentences repeat an
+  earlier one.
+* Both read ``<think>.*?</think>\s*<answer>.*?</answer>`` on the raw reply: a leading or trailing
+  newline fails it.
+
+Where the upstream code raises (its rewards catch every exception), the term is what upstream
+returns then: 0, or for ``vr_format`` the part counted so far. Nothing here raises.
+The table of every quirk with a reply and its value is in ``docs/rewards.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from segzero_env.parsing import think_format_ok
+
+VR_MAX_OBJECTS = 120
+"""VisionReasoner keeps at most this many predicted (and ground-truth) objects."""
+
+_NO_VALUE = object()
+"""Marks text that was absent or did not decode."""
+
+_FAST_INT_LIMIT = 1 << 24
+"""Integer coordinates up to this size give the same values in Python and in numpy's int64 / float64."""
+
+Coords = Sequence[float]
+
+_ANSWER_OPEN = "<answer>"
+_ANSWER_CLOSE = "</answer>"
+
+
+def first_brace_block(text: str) -> str | None:
+    """The first match of ``{[^}]+}`` in ``text`` (Seg-Zero's answer), found in one linear scan.
+
+    >>> first_brace_block('<think>a {b} c</think><answer>{"bbox": [1]}</answer>')
+    '{b}'
+    >>> first_brace_block("{}{x}"), first_brace_block("{ no close")
+    ('{x}', None)
+    """
+    start = 0
+    while True:
+        p = text.find("{", start)
+        if p < 0:
+            return None
+        q = text.find("}", p + 1)
+        if q < 0:
+            return None
+        if q > p + 1:
+            return text[p : q + 1]
+        start = q + 1  # "{}" matches nothing at p; the next "{" comes after q
+
+
+def answer_block(text: str) -> str | None:
+    r"""Group 1 of ``<answer>\s*(.*?)\s*</answer>`` (DOTALL) in ``text`` (VisionReasoner's answer).
+
+    >>> answer_block("x <answer>\n [1] \n</answer> <answer>2</answer>")
+    '[1]'
+    """
+    open_at = text.find(_ANSWER_OPEN)
+    if open_at < 0:
+        return None
+    start = open_at + len(_ANSWER_OPEN)
+    end = text.find(_ANSWER_CLOSE, start)
+    if end < 0:
+        return None
+    return text[start:end].strip()  # str.strip and the regex's \s share one definition of whitespace
+
+
+def _decode(text: str | None, memo: dict[str, Any]) -> Any:
+    if text is None:
+        return _NO_VALUE
+    if text in memo:
+        return memo[text]
+    try:
+        value = json.loads(text)
+    except Exception:  # noqa: BLE001 - upstream catches everything; RecursionError on deep nesting included
+        value = _NO_VALUE
+    memo[text] = value
+    return value
+
+
+@dataclass(frozen=True)
+class UpstreamReading:
+    """What the upstream rules read from one reply, decoded once and shared by every term.
+
+    Attributes:
+        reply: The raw reply.
+        think_format: The raw reply fully matches the think-then-answer layout.
+        seg_zero_value: The decoded first ``{...}`` (a dict), or ``None`` when absent or not JSON.
+        vr_value: The decoded answer-tag text, or ``None`` when absent or not JSON.
+    """
+
+    reply: str
+    think_format: bool
+    seg_zero_value: dict | None
+    vr_value: Any
+
+
+def read_upstream(reply: str) -> UpstreamReading:
+    """Read a reply the way both upstream rewards do."""
+    memo: dict[str, Any] = {}
+    sz = _decode(first_brace_block(reply), memo)
+    vr = _decode(answer_block(reply), memo)
+    return UpstreamReading(
+        reply=reply,
+        think_format=think_format_ok(reply),
+        seg_zero_value=sz if isinstance(sz, dict) else None,
+        vr_value=None if vr is _NO_VALUE else vr,
+    )
+
+
+def _upstream_gt(value: float) -> float | int:
+    # Upstream ground truth is written with integers; an integral float is read back as one so
+    # that arithmetic with huge predicted integers stays exact, as it does upstream.
+    return int(value) if float(value).is_integer() else value
+
+
+# --------------------------------------------------------------------------- Seg-Zero
+
+
+def seg_zero_answer_format(reading: UpstreamReading) -> float:
+    """1.0 when the first ``{...}`` is JSON with ``bbox`` a list of 4 and both points lists of 2."""
+    data = reading.seg_zero_value
+    if data is None:
+        return 0.0
+    try:
+        bbox, p1, p2 = data["bbox"], data["points_1"], data["points_2"]
+    except KeyError:
+        return 0.0
+    ok = (
+        isinstance(bbox, list)
+        and len(bbox) == 4
+        and isinstance(p1, list)
+        and len(p1) == 2
+        and isinstance(p2, list)
+        and len(p2) == 2
+    )
+    return 1.0 if ok else 0.0
+
+
+def _seg_zero_box(reading: UpstreamReading) -> Any:
+    data = reading.seg_zero_value
+    if data is None or "bbox" not in data:
+        return None
+    box = data["bbox"]
+    try:
+        return box if len(box) == 4 else None
+    except TypeError:  # len() of a number
+        return None
+
+
+def seg_zero_box_iou(reading: UpstreamReading, gt_box: Sequence[float] | None) -> float:
+    """1.0 when IoU(bbox, GT) > 0.5: inclusive areas, overlap only when strictly positive, no swap."""
+    box = _seg_zero_box(reading)
+    if box is None or gt_box is None:
+        return 0.0
+    g = [_upstream_gt(v) for v in gt_box]
+    try:
+        ix1, iy1 = max(box[0], g[0]), max(box[1], g[1])
+        ix2, iy2 = min(box[2], g[2]), min(box[3], g[3])
+        inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if ix1 < ix2 and iy1 < iy2 else 0
+        area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+        area_gt = (g[2] - g[0] + 1) * (g[3] - g[1] + 1)
+        return 1.0 if float(inter) / (area_pred + area_gt - inter) > 0.5 else 0.0
+    except Exception:  # noqa: BLE001 - strings, None, lists, zero unions, overflow: upstream scores 0
+        return 0.0
+
+
+def seg_zero_box_l1(reading: UpstreamReading, gt_box: Sequence[float] | None) -> float:
+    """1.0 when the mean absolute difference of the 4 coordinates (as written) is below 10."""
+    box = _seg_zero_box(reading)
+    if box is None or gt_box is None:
+        return 0.0
+    g = [_upstream_gt(v) for v in gt_box]
+    try:
+        total = abs(box[0] - g[0]) + abs(box[1] - g[1]) + abs(box[2] - g[2]) + abs(box[3] - g[3])
+        return 1.0 if total / 4 < 10 else 0.0
+    except Exception:  # noqa: BLE001 - see seg_zero_box_iou
+        return 0.0
+
+
+def _inside(point: Sequence[int], box: Any) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def seg_zero_points(reading: UpstreamReading, gt_points: Sequence[Sequence[float]] | None) -> float:
+    """1.0 when both ``int()``-truncated points lie in ``bbox`` and their best-order mean distance is < 100."""
+    data = reading.seg_zero_value
+    box = _seg_zero_box(reading)
+    if data is None or box is None or not gt_points or len(gt_points) < 2:
+        return 0.0
+    g = [[_upstream_gt(v) for v in p] for p in gt_points[:2]]
+    try:
+        p1, p2 = data["points_1"], data["points_2"]
+        a = [int(p1[0]), int(p1[1])]
+        b = [int(p2[0]), int(p2[1])]
+        if not (_inside(a, box) and _inside(b, box)):
+            return 0.0
+        straight = math.sqrt((a[0] - g[0][0]) ** 2 + (a[1] - g[0][1]) ** 2) + math.sqrt(
+            (b[0] - g[1][0]) ** 2 + (b[1] - g[1][1]) ** 2
+        )
+        crossed = math.sqrt((a[0] - g[1][0]) ** 2 + (a[1] - g[1][1]) ** 2) + math.sqrt(
+            (b[0] - g[0][0]) ** 2 + (b[1] - g[0][1]) ** 2
+        )
+        return 1.0 if min(straight, crossed) / 2 < 100 else 0.0
+    except Exception:  # noqa: BLE001 - missing keys, int("x"), int(nan), comparisons with strings: 0
+        return 0.0
+
+
+# --------------------------------------------------------------------------- VisionReasoner
+
+
+def vr_format(reading: UpstreamReading) -> float:
+    """Think format + per element ([bbox_2d list of 4] + [point_2d list of 2]) / #elements."""
+    score = 0.0
+    data = reading.vr_value
+    if data is not None:
+        try:
+            count = len(data)
+            for item in data:
+                cur = 0.0
+                # ``in`` and ``[]`` behave as upstream's on every JSON type: a key test on dicts, a
+                # substring test on strings (whose indexing then raises), a TypeError on numbers.
+                if "bbox_2d" in item:
+                    box = item["bbox_2d"]
+                    if isinstance(box, list) and len(box) == 4:
+                        cur += 1.0
+                if "point_2d" in item:
+                    point = item["point_2d"]
+                    if isinstance(point, list) and len(point) == 2:
+                        cur += 1.0
+                score += cur / count
+        except Exception:  # noqa: BLE001 - upstream keeps what it had counted when an element breaks the loop
+            pass
+    return (1.0 if reading.think_format else 0.0) + score
+
+
+def non_repeat(reply: str) -> float:
+    """0.0 when two or more of the reply's ``.``-separated sentences repeat an earlier one, else 1.0."""
+    sentences = [s.strip() for s in reply.split(".")]
+    sentences = [s for s in sentences if s]
+    return 0.0 if len(sentences) - len(set(sentences)) >= 2 else 1.0
+
+
+def _is_number(v: Any) -> bool:
+    t = type(v)
+    return t is float or t is bool or (t is int and -_FAST_INT_LIMIT <= v <= _FAST_INT_LIMIT)
+
+
+def _nan_max(a: float, b: float) -> float:
+    # numpy.maximum: NaN wins.
+    if a != a or b != b:
+        return math.nan
+    return a if a >= b else b
+
+
+def _nan_min(a: float, b: float) -> float:
+    if a != a or b != b:
+        return math.nan
+    return a if a <= b else b
+
+
+def _clip0(v: float) -> float:
+    return v if (v > 0 or v != v) else 0
+
+
+def _divide(a: float, b: float) -> float:
+    # IEEE division as numpy does it: x / 0 is +-inf (or NaN for 0 / 0) instead of an exception.
+    if b != 0:
+        return a / b
+    if a != a or a == 0:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def _pair_score(box: Coords, point: Coords, gt_box: Coords, gt_point: Coords) -> int:
+    inter = _clip0(_nan_min(box[2], gt_box[2]) - _nan_max(box[0], gt_box[0]) + 1) * _clip0(
+        _nan_min(box[3], gt_box[3]) - _nan_max(box[1], gt_box[1]) + 1
+    )
+    area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+    area_gt = (gt_box[2] - gt_box[0] + 1) * (gt_box[3] - gt_box[1] + 1)
+    score = 1 if _divide(inter, area_pred + area_gt - inter) > 0.5 else 0
+    l1 = abs(box[0] - gt_box[0]) + abs(box[1] - gt_box[1]) + abs(box[2] - gt_box[2]) + abs(box[3] - gt_box[3])
+    if l1 / 4 < 10:
+        score += 1
+    dx, dy = point[0] - gt_point[0], point[1] - gt_point[1]
+    inside = box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+    if inside and math.sqrt(dx * dx + dy * dy) < 30:
+        score += 1
+    return score
+
+
+def _score_matrix_numpy(boxes: list, points: list, gt_boxes: list, gt_points: list) -> np.ndarray | None:
+    """The pair scores computed on numpy arrays of the values as written (exotic dtypes: big or odd numbers)."""
+    try:
+        with np.errstate(all="ignore"):
+            pb, pp = np.array(boxes), np.array(points)
+            gb, gp = np.array(gt_boxes), np.array(gt_points)
+            x1, y1, x2, y2 = (pb[:, i : i + 1] for i in range(4))
+            g1, h1, g2, h2 = (gb[:, i : i + 1].T for i in range(4))
+            inter = np.maximum(0, np.minimum(x2, g2) - np.maximum(x1, g1) + 1) * np.maximum(
+                0, np.minimum(y2, h2) - np.maximum(y1, h1) + 1
+            )
+            union = (x2 - x1 + 1) * (y2 - y1 + 1) + ((g2 - g1 + 1) * (h2 - h1 + 1)) - inter
+            iou_ok = (inter / union) > 0.5
+            l1_ok = np.mean(np.abs(pb[:, None, :] - gb[None, :, :]), axis=2) < 10
+            near = np.sqrt(np.sum((pp[:, None, :] - gp[None, :, :]) ** 2, axis=2)) < 30
+            inside = (pp[:, 0] >= pb[:, 0]) & (pp[:, 0] <= pb[:, 2]) & (pp[:, 1] >= pb[:, 1]) & (pp[:, 1] <= pb[:, 3])
+            scores = iou_ok.astype(float) + l1_ok.astype(float) + (near & inside[:, None]).astype(float)
+            return scores if scores.shape == (len(boxes), len(gt_boxes)) else None
+    except Exception:  # noqa: BLE001 - upstream scores 0 when numpy refuses the values
+        return None
+
+
+def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coords | None]]) -> float:
+    """Hungarian-matched accuracy over at most 120 predictions, 0 when any element lacks a key or a number.
+
+    Args:
+        reading: The reply as upstream reads it.
+        gt_objects: ``(box, point)`` per ground-truth object, in the ``S`` frame; an object without
+            a point makes the term 0 (upstream's ground truth always has one).
+    """
+    data = reading.vr_value
+    if type(data) is not list or not data or not gt_objects:
+        return 0.0
+    boxes, points = [], []
+    for item in data:  # every element is read before the cut at 120, as upstream does
+        if type(item) is not dict or "bbox_2d" not in item or "point_2d" not in item:
+            return 0.0
+        boxes.append(item["bbox_2d"])
+        points.append(item["point_2d"])
+    boxes, points = boxes[:VR_MAX_OBJECTS], points[:VR_MAX_OBJECTS]
+    gt = list(gt_objects)[:VR_MAX_OBJECTS]
+    if any(p is None or len(p) != 2 for _, p in gt):
+        return 0.0
+    gt_boxes = [[_upstream_gt(v) for v in b] for b, _ in gt]
+    gt_points = [[_upstream_gt(v) for v in p] for _, p in gt]  # type: ignore[union-attr]
+    shapes_ok = all(type(b) is list and len(b) == 4 for b in boxes) and all(
+        type(p) is list and len(p) == 2 for p in points
+    )
+    if not shapes_ok:
+        return 0.0  # numpy cannot build (M, 4) and (M, 2) arrays: upstream raises
+    fast = (
+        all(_is_number(v) for b in boxes for v in b)
+        and all(_is_number(v) for p in points for v in p)
+        and not all(type(v) is bool for b in boxes for v in b)  # an all-bool box array cannot be subtracted
+    )
+    if fast:
+        gts = list(zip(gt_boxes, gt_points, strict=True))
+        scores = [[_pair_score(b, p, gb, gp) for gb, gp in gts] for b, p in zip(boxes, points, strict=True)]
+        matrix = None
+    else:
+        matrix = _score_matrix_numpy(boxes, points, gt_boxes, gt_points)
+        if matrix is None:
+            return 0.0
+        scores = matrix.tolist()
+    n_pred, n_gt = len(boxes), len(gt_boxes)
+    if n_pred == 1 or n_gt == 1:
+        best = max(max(row) for row in scores)
+    else:
+        from scipy.optimize import linear_sum_assignment
+
+        m = np.asarray(scores, dtype=float) if matrix is None else matrix
+        rows, cols = linear_sum_assignment(3.0 - m)
+        best = float(m[rows, cols].sum())
+    return best / max(n_pred, n_gt)

@@ -1,0 +1,330 @@
+"""The ``upstream`` rules: Seg-Zero's and VisionReasoner's training rewards on every string, quirks included.
+
+Each quirk is pinned with a hand-written reply and the value the upstream reward gives it (derived from
+reading the upstream code), next to the value of the ``robust`` rules. The same replies are also scored
+by the benchmark's re-implementation of the published rules (``benchmarks/upstream_baseline.py``), and a
+few thousand generated replies must agree with it term by term.
+"""
+
+import importlib.util
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from segzero_env.parsing import parse_reply, think_format_ok
+from segzero_env.rewards import PRESETS, TERM_NAMES, TERM_RANGES, RewardInput, compute_terms
+from segzero_env.rewards.upstream import answer_block, first_brace_block
+from segzero_env.types import ObjectAnswer
+
+_spec = importlib.util.spec_from_file_location(
+    "upstream_baseline", Path(__file__).resolve().parents[1] / "benchmarks" / "upstream_baseline.py"
+)
+baseline = importlib.util.module_from_spec(_spec)
+sys.modules["upstream_baseline"] = baseline
+_spec.loader.exec_module(baseline)
+
+GT_BOX = (250, 180, 410, 330)
+GT_POINTS = ((300, 250), (360, 260))
+GOOD = '{"bbox": [250, 180, 410, 330], "points_1": [300, 250], "points_2": [360, 260]}'
+VR_GOOD = '[{"bbox_2d": [250, 180, 410, 330], "point_2d": [300, 250]}]'
+SZ = ("think_format", "answer_format", "box_iou", "box_l1", "points")
+VR = ("vr_format", "vr_accuracy", "non_repeat")
+
+
+def terms(reply, rules, gt_box=GT_BOX, gt_points=GT_POINTS, gt_objects=None):
+    box = tuple(float(v) for v in gt_box)
+    points = tuple((float(x), float(y)) for x, y in gt_points)
+    inp = RewardInput(reply, parse_reply(reply), box, points, None, None, 840, gt_objects=gt_objects)
+    return compute_terms(inp, rules)
+
+
+def sz(reply, rules="upstream", **gt):
+    return tuple(terms(reply, rules, **gt)[k] for k in SZ)
+
+
+def vr(reply, rules="upstream", **gt):
+    return tuple(terms(reply, rules, **gt)[k] for k in VR)
+
+
+def baseline_sz(reply, gt_box=GT_BOX, gt_points=GT_POINTS):
+    t = baseline.seg_zero_terms(reply, baseline.seg_zero_solution(gt_box, gt_points))
+    return tuple(t[k] for k in SZ)
+
+
+def baseline_vr(reply, gt_box=GT_BOX, gt_points=GT_POINTS):
+    t = baseline.vision_reasoner_terms(reply, baseline.vision_reasoner_solution([(gt_box, gt_points[0])]))
+    return tuple(float(t[k]) for k in VR)
+
+
+# (reply, upstream Seg-Zero terms, robust terms); terms in SZ order: think, format, IoU, L1, points.
+SEG_ZERO_QUIRKS = {
+    "canonical reply": (f"<think>red cup</think><answer>{GOOD}</answer>", (1, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+    "leading newline fails the think format (raw reply, no strip)": (
+        f"\n<think>red cup</think><answer>{GOOD}</answer>", (0, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+    "trailing newline fails the think format": (
+        f"<think>red cup</think><answer>{GOOD}</answer>\n", (0, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+    "braces in the reasoning are read as the answer": (
+        f"<think>the {{red}} cup</think><answer>{GOOD}</answer>", (1, 0, 0, 0, 0), (1, 1, 1, 1, 1)),
+    "a JSON answer in the reasoning is the one scored": (
+        '<think>not {"bbox": [0, 0, 9, 9], "points_1": [1, 1], "points_2": [2, 2]}</think>'
+        f"<answer>{GOOD}</answer>", (1, 1, 0, 0, 0), (1, 1, 1, 1, 1)),
+    "no answer tags: the bare JSON is still scored": (GOOD, (0, 1, 1, 1, 1), (0, 0, 0, 0, 0)),
+    "inverted box: not swapped, 0 on IoU, L1 and points": (
+        '<think>a</think><answer>{"bbox": [410, 330, 250, 180], "points_1": [300, 250], "points_2": [360, 260]}'
+        "</answer>", (1, 1, 0, 0, 0), (1, 1, 1, 1, 1)),
+    "single-quoted dict (the prompt's own example): 0 on format and accuracy": (
+        f"<think>a</think><answer>{GOOD.replace(chr(34), chr(39))}</answer>", (1, 0, 0, 0, 0), (1, 0, 1, 1, 1)),
+    "numeric strings pass the format; in points int() reads them": (
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": ["300", "250"], '
+        '"points_2": ["360", "260"]}</answer>', (1, 1, 1, 1, 1), (1, 0, 0, 0, 0)),
+    "numeric strings in the box: format 1, accuracy 0": (
+        '<think>a</think><answer>{"bbox": ["250", "180", "410", "330"], "points_1": [300, 250], '
+        '"points_2": [360, 260]}</answer>', (1, 1, 0, 0, 0), (1, 0, 0, 0, 0)),
+    "NaN passes the format, fails every comparison": (
+        '<think>a</think><answer>{"bbox": [250, 180, 410, NaN], "points_1": [300, 250], '
+        '"points_2": [360, 260]}</answer>', (1, 1, 0, 0, 0), (1, 0, 0, 0, 0)),
+    "bools are numbers (true == 1) and pass the format": (
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [300, 250], '
+        '"points_2": [true, false]}</answer>', (1, 1, 1, 1, 0), (1, 0, 0, 0, 0)),
+    "box without points: IoU and L1 from bbox alone": (
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330]}</answer>', (1, 0, 1, 1, 0), (1, 0, 0, 0, 0)),
+    "null points: IoU and L1 still count": (
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": null, "points_2": [360, 260]}'
+        "</answer>", (1, 0, 1, 1, 0), (1, 0, 0, 0, 0)),
+    "malformed points: IoU and L1 still count": (
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [300], "points_2": [360, 260]}'
+        "</answer>", (1, 0, 1, 1, 0), (1, 0, 0, 0, 0)),
+    "float points are truncated with int() before the in-box test": (
+        '<think>a</think><answer>{"bbox": [250, 180, 409, 330], "points_1": [409.9, 250], '
+        '"points_2": [360, 260]}</answer>', (1, 1, 1, 1, 1), (1, 1, 1, 1, 0)),
+    "extra point values are ignored by the points term (format needs exactly 2)": (
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [300, 250, 7], '
+        '"points_2": [360, 260]}</answer>', (1, 0, 1, 1, 1), (1, 0, 0, 0, 0)),
+    "bbox_2d dict: no 'bbox' key, so 0 on format and accuracy": (
+        '<think>a</think><answer>{"bbox_2d": [250, 180, 410, 330], "point_2d": [300, 250]}</answer>',
+        (1, 0, 0, 0, 0), (1, 0, 1, 1, 0)),
+    "code fence in the answer: the first {...} is read anyway": (
+        f"<think>a</think><answer>```json\n{GOOD}\n```</answer>", (1, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", list(SEG_ZERO_QUIRKS))
+def test_seg_zero_quirk(name):
+    reply, upstream_value, robust_value = SEG_ZERO_QUIRKS[name]
+    assert sz(reply) == upstream_value
+    assert baseline_sz(reply) == upstream_value  # the re-implementation of the published rules agrees
+    assert sz(reply, "robust") == robust_value
+
+
+def test_seg_zero_one_pixel_overlap_scores_zero_iou():
+    # Areas are inclusive (+1) but the overlap is tested with "<": an exact match of a one-pixel-wide
+    # GT box has no intersection upstream.
+    thin = (250, 180, 250, 330)
+    reply = ('<think>a</think><answer>{"bbox": [250, 180, 250, 330], "points_1": [250, 200], '
+             '"points_2": [250, 300]}</answer>')
+    gt = {"gt_box": thin, "gt_points": ((250, 200), (250, 300))}
+    assert sz(reply, **gt) == (1, 1, 0, 1, 1) == baseline_sz(reply, **gt)
+    assert sz(reply, "robust", **gt) == (1, 1, 1, 1, 1)
+    # VisionReasoner clips the overlap at 0 after adding 1: there the same box counts.
+    vr_reply = '<think>a</think><answer>[{"bbox_2d": [250, 180, 250, 330], "point_2d": [250, 200]}]</answer>'
+    assert terms(vr_reply, "upstream", **gt)["vr_accuracy"] == 3.0
+
+
+def test_seg_zero_inverted_box_l1_uses_the_coordinates_as_written():
+    # Not swapped: against a narrow GT box, an inverted box can still be within 10 px on average.
+    gt = {"gt_box": (250, 180, 260, 330), "gt_points": ((255, 200), (255, 300))}
+    reply = ('<think>a</think><answer>{"bbox": [256, 180, 254, 330], "points_1": [255, 200], '
+             '"points_2": [255, 300]}</answer>')
+    assert sz(reply, **gt) == (1, 1, 0, 1, 0) == baseline_sz(reply, **gt)
+
+
+# (reply, upstream VR terms, robust terms); VR order: vr_format, vr_accuracy, non_repeat.
+VISION_REASONER_QUIRKS = {
+    "canonical reply": (f"<think>The red cup.</think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 1)),
+    "non_repeat splits on '.' only": (f"<think>Red! Red! Red!</think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 0)),
+    "one repeated sentence is tolerated": (
+        f"<think>I see. Look. Look.</think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 0)),
+    "two repeats fail": (f"<think>I see. Look. Look. Look.</think><answer>{VR_GOOD}</answer>", (3, 3, 0), (3, 3, 0)),
+    "the tag is part of the first sentence, so it repeats nothing": (
+        f"<think>Look. Look. Look.</think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 0)),
+    "empty reasoning scores 1": (f"<think></think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 0)),
+    "the whole reply is read, text after the answer included": (
+        f"<think>Red.</think><answer>{VR_GOOD}</answer> Blue. Blue. Blue. Blue.", (2, 3, 0), (2, 3, 1)),
+    "a second think block is read too": (
+        f"<think>Red.</think><think>Blue. Blue. Blue. Blue.</think><answer>{VR_GOOD}</answer>", (3, 3, 0), (3, 3, 1)),
+    "leading newline fails the think format": (f"\n<think>a</think><answer>{VR_GOOD}</answer>", (2, 3, 1), (3, 3, 1)),
+    "point_2d without bbox_2d still earns its format credit": (
+        '<think>a</think><answer>[{"point_2d": [300, 250]}]</answer>', (2, 0, 1), (1, 0, 1)),
+    "an element without point_2d makes the accuracy 0": (
+        '<think>a</think><answer>[{"bbox_2d": [250, 180, 410, 330]}]</answer>', (2, 0, 1), (2, 2, 1)),
+    "an element that breaks the loop stops the format count": (
+        f"<think>a</think><answer>[5, {VR_GOOD[1:-1]}]</answer>", (1, 0, 1), (2, 0, 1)),
+    "a lone dict is iterated by its keys: format and accuracy 0": (
+        f"<think>a</think><answer>{VR_GOOD[1:-1]}</answer>", (1, 0, 1), (3, 3, 1)),
+    "single quotes: not JSON": (
+        f"<think>a</think><answer>{VR_GOOD.replace(chr(34), chr(39))}</answer>", (1, 0, 1), (3, 3, 1)),
+    "strings in a box: format counts, accuracy 0": (
+        '<think>a</think><answer>[{"bbox_2d": ["250", 180, 410, 330], "point_2d": [300, 250]}]</answer>',
+        (3, 0, 1), (2, 0, 1)),
+    "inverted box: not swapped": (
+        '<think>a</think><answer>[{"bbox_2d": [410, 330, 250, 180], "point_2d": [300, 250]}]</answer>',
+        (3, 0, 1), (3, 3, 1)),
+}
+
+
+@pytest.mark.parametrize("name", list(VISION_REASONER_QUIRKS))
+def test_vision_reasoner_quirk(name):
+    reply, upstream_value, robust_value = VISION_REASONER_QUIRKS[name]
+    assert vr(reply) == upstream_value
+    assert baseline_vr(reply) == upstream_value
+    assert vr(reply, "robust") == robust_value
+
+
+def test_vision_reasoner_keeps_120_predictions():
+    item = VR_GOOD[1:-1]
+    reply = f"<think>a</think><answer>[{', '.join([item] * 121)}]</answer>"
+    assert terms(reply, "upstream")["vr_accuracy"] == pytest.approx(3 / 120)
+    assert baseline_vr(reply)[1] == pytest.approx(3 / 120)
+    assert terms(reply, "robust")["vr_accuracy"] == pytest.approx(3 / 121)
+    # Every element is read before the cut: one without point_2d beyond 120 still makes it 0.
+    late = f"<think>a</think><answer>[{', '.join([item] * 121)}, {{\"bbox_2d\": [1, 2, 3, 4]}}]</answer>"
+    assert terms(late, "upstream")["vr_accuracy"] == 0.0 == baseline_vr(late)[1]
+
+
+def test_vision_reasoner_hungarian_matching_on_two_objects():
+    gts = (ObjectAnswer((0, 0, 99, 99), ((50, 50),)), ObjectAnswer((200, 200, 299, 299), ((250, 250),)))
+    reply = ('<think>a</think><answer>[{"bbox_2d": [200, 200, 299, 299], "point_2d": [250, 250]}, '
+             '{"bbox_2d": [0, 0, 99, 119], "point_2d": [90, 90]}]</answer>')
+    # P1-G2 scores 3; P2-G1: IoU 100*100/(100*120) > 0.5, L1 5 < 10, point 56.6 px away -> 2.
+    assert terms(reply, "upstream", gt_objects=gts)["vr_accuracy"] == pytest.approx(2.5)
+
+
+def test_the_presets_name_their_rules():
+    assert PRESETS["seg-zero"].rules == PRESETS["vision-reasoner"].rules == "upstream"
+    assert PRESETS["seg-zero-robust"].rules == PRESETS["vision-reasoner-robust"].rules == "robust"
+    assert PRESETS["mask-iou"].rules == "robust"
+    assert dict(PRESETS["seg-zero"].weights) == dict(PRESETS["seg-zero-robust"].weights)
+    with pytest.raises(ValueError, match="valid rules: robust, upstream"):
+        compute_terms(RewardInput("", parse_reply(""), None, None, None, None, 840), "exact")
+
+
+# --------------------------------------------------------------------------- scanners against the regexes
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_scanners_match_the_regular_expressions(seed):
+    import random
+
+    rng = random.Random(seed)
+    pieces = ["<think>", "</think>", "<answer>", "</answer>", "{", "}", "{}", " ", "\n", "\u00a0", "\u2003", "a",
+              '"bbox"', "[1]", "\t", "\x1c", "\x85"]
+    brace = re.compile(r"{[^}]+}")
+    answer = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
+    layout = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        m = brace.search(text)
+        assert first_brace_block(text) == (m.group(0) if m else None), text
+        m = answer.search(text)
+        assert answer_block(text) == (m.group(1) if m else None), text
+        assert think_format_ok(text) == bool(layout.fullmatch(text)), text
+
+
+# --------------------------------------------------------------------------- generated replies
+
+
+REPLIES = baseline.generate_replies(3000, seed=11)
+
+
+def test_generated_replies_agree_with_the_published_rules_term_by_term():
+    sol_sz = baseline.seg_zero_solution(GT_BOX, GT_POINTS)
+    sol_vr = baseline.vision_reasoner_solution([(GT_BOX, GT_POINTS[0])])
+    disagreements = []
+    for reply in REPLIES:
+        ours = terms(reply, "upstream")
+        ref = {**baseline.seg_zero_terms(reply, sol_sz), **baseline.vision_reasoner_terms(reply, sol_vr)}
+        disagreements += [(k, ours[k], v, reply) for k, v in ref.items() if ours[k] != v]
+    assert disagreements == []
+    # The generator reaches both sides of every 0/1 term.
+    assert {terms(r, "upstream")["points"] for r in REPLIES[:400]} == {0.0, 1.0}
+
+
+def test_generated_replies_invariants_across_presets():
+    for reply in REPLIES[:1500]:
+        by_rules = {rules: terms(reply, rules) for rules in ("robust", "upstream")}
+        for values in by_rules.values():
+            assert list(values) == list(TERM_NAMES)
+            for name, value in values.items():
+                lo, hi = TERM_RANGES[name]
+                assert lo <= value <= hi and not math.isnan(value), (name, value, reply)
+        up, rob = by_rules["upstream"], by_rules["robust"]
+        # A reply with no layout upstream has none after stripping either... and the reverse holds
+        # only when the reply has no surrounding whitespace.
+        if up["think_format"]:
+            assert rob["think_format"] == 1.0
+        if reply == reply.strip():
+            assert up["think_format"] == rob["think_format"]
+        for preset in PRESETS.values():
+            total = preset.combine(by_rules[preset.rules])
+            lo, hi = preset.reward_range
+            assert lo <= total <= hi
+
+
+def test_canonical_replies_differ_between_rule_sets_only_on_one_pixel_overlaps():
+    import random
+
+    rng = random.Random(5)
+    for _ in range(1500):
+        x1, y1 = rng.randint(200, 300), rng.randint(150, 250)
+        x2, y2 = x1 + rng.randint(0, 220), y1 + rng.randint(0, 200)
+        pts = [[rng.randint(x1 - 5, x2 + 5), rng.randint(y1 - 5, y2 + 5)] for _ in range(2)]
+        reply = (f'<think>The cup. It is red.</think><answer>{{"bbox": [{x1}, {y1}, {x2}, {y2}], '
+                 f'"points_1": {pts[0]}, "points_2": {pts[1]}}}</answer>')
+        up, rob = terms(reply, "upstream"), terms(reply, "robust")
+        one_pixel = min(x2, GT_BOX[2]) == max(x1, GT_BOX[0]) or min(y2, GT_BOX[3]) == max(y1, GT_BOX[1])
+        for name in ("think_format", "answer_format", "box_l1", "points"):
+            assert up[name] == rob[name], (name, reply)
+        if not one_pixel:
+            assert up["box_iou"] == rob["box_iou"], reply
+        vr_reply = (f'<think>The cup.</think><answer>[{{"bbox_2d": [{x1}, {y1}, {x2}, {y2}], '
+                    f'"point_2d": {pts[0]}}}]</answer>')
+        up, rob = terms(vr_reply, "upstream"), terms(vr_reply, "robust")
+        assert (up["vr_format"], up["vr_accuracy"]) == (rob["vr_format"], rob["vr_accuracy"]), vr_reply
+
+
+def test_env_step_reports_every_term_under_the_presets_rules():
+    import gymnasium as gym
+
+    import segzero_env  # noqa: F401
+
+    reply = '\n<think>a</think><answer>{"bbox": [10, 10, 60, 60], "points_1": [20, 20], "points_2": [30, 30]}</answer>'
+    got = {}
+    for preset in ("seg-zero", "seg-zero-robust"):
+        env = gym.make("ReasonSegShapes-v0", segmenter="box", reward=preset)
+        env.reset(seed=0)
+        _, reward, _, _, info = env.step(reply)
+        assert list(info["reward_terms"]) == list(TERM_NAMES)
+        assert reward == pytest.approx(sum(info["reward_terms"][k] for k in SZ))
+        got[preset] = info["reward_terms"]["think_format"]
+        env.close()
+    assert got == {"seg-zero": 0.0, "seg-zero-robust": 1.0}
+
+
+def test_env_docstring_describes_non_repeat_as_it_is():
+    from segzero_env.envs.reasonseg_env import ReasonSegEnv
+
+    doc = " ".join(ReasonSegEnv.__doc__.split())
+    assert "upstream splits the WHOLE reply (tags and answer included) on ``.`` only" in doc
+    assert "scores 0 when 2 or more sentences repeat an earlier one (one repeat is tolerated" in doc
+    # ...and the claims hold.
+    item = VR_GOOD
+    assert vr(f"<think>A. B. B.</think><answer>{item}</answer>")[2] == 1.0
+    assert vr(f"<think>A. B. B. B. C.</think><answer>{item}</answer>")[2] == 0.0
+    assert vr(f"<think>A.</think><answer>{item}</answer> B. B. B.")[2] == 1.0  # "</think>... B" is another sentence
+    assert vr(f"<think>A.</think><answer>{item}</answer> B. B. B. B.")[2] == 0.0
+    assert vr(f"<think>A! A! A!</think><answer>{item}</answer>")[2] == 1.0
+    assert vr("")[2] == 1.0 and vr("", "robust")[2] == 0.0
+    assert vr(f"<think>A. B. B.</think><answer>{item}</answer>", "robust")[2] == 0.0
