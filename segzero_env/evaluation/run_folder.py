@@ -16,6 +16,7 @@ import inspect
 import json
 import os
 import socket
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +69,11 @@ def lock_run_folder(folder: str | Path) -> Iterator[Path]:
             f"{folder} is being written by another run ({holder}); wait for it to finish, or give this run "
             "another --out folder"
         ) from None
+    except OSError as err:  # a file system without locks (some network mounts): run unguarded
+        os.close(fd)
+        warnings.warn(f"cannot lock {folder} ({err}); nothing stops a second run from writing there too", stacklevel=3)
+        yield folder
+        return
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
