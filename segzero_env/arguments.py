@@ -13,12 +13,17 @@ ValueError: image_size must be a whole number, got 840.5
 Traceback (most recent call last):
 ...
 ValueError: reward_weights['mask_iou'] must be a finite number, got 'abc' (str)
+>>> keyword_mapping("dataset_kwargs", "{level:3}", '{"level": 3}')
+Traceback (most recent call last):
+...
+ValueError: dataset_kwargs must be a dict of keyword arguments such as {"level": 3}, got '{level:3}' (str)
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 
 
 def whole_number(
@@ -61,3 +66,15 @@ def finite_number(name: str, value: object) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {number}")
     return number
+
+
+def keyword_mapping(name: str, value: object, example: str) -> None:
+    """Refuse a ``value`` that is neither ``None`` nor a mapping of keyword arguments.
+
+    Raises:
+        ValueError: Naming ``name``, the value, and an ``example`` of a right one.
+    """
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(
+            f"{name} must be a dict of keyword arguments such as {example}, got {value!r:.60} ({type(value).__name__})"
+        )

@@ -158,7 +158,7 @@ def test_score_reproduces_hand_metrics_on_lisa_layout(tmp_path, capsys):
     out = tmp_path / "run"
     status = segzero_main(
         ["score", "--env", "ReasonSeg-v0", "--env-kwargs", *LISA_ENV, f"data_root={tmp_path / 'data'}",
-         "--replies", str(replies), "--out", str(out), "--no-progress"]
+         "--replies", str(replies), "--out", str(out), "--no-progress", "--whole-split"]
     )
     assert status == 0
     printed = capsys.readouterr().out

@@ -3,7 +3,7 @@
 Every sample of every split (or of the ``--split`` given) is decoded: images, masks, ground
 truth. Bad samples are listed with the file and the problem, never raised, and counted as
 skipped. The exit status is 0 when nothing was skipped, 1 when some samples were, 2 when the
-folder cannot be read at all.
+folder cannot be read at all or a split holds no samples (the error shows the expected layout).
 
 Example::
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from segzero_env.datasets.errors import DatasetError
+from segzero_env.datasets.layouts import empty_split_error
 
 CHECKABLE = ("reasonseg", "reasonseg-hf", "refcoco", "refcoco+", "refcocog", "segzero-train")
 
@@ -154,6 +155,11 @@ def run_check(
         return 2
     for report in reports:
         print(format_report(report, max_problems), file=out)
+    empty = [r for r in reports if r.samples == 0 and r.skipped == 0 and limit != 0]
+    for report in empty:
+        print(f"error: {empty_split_error(dataset, report.split, report.source)}", file=out)
+    if empty:
+        return 2
     total = sum(r.skipped for r in reports)
     return 1 if total else 0
 
@@ -171,7 +177,7 @@ def add_subparser(subparsers: Any) -> None:
         help="validate a dataset folder and print counts",
         description="Decode every sample; list bad files; print counts of samples, short / long queries, "
         "samples with ignore regions, skipped samples. Exit 0 if clean, 1 if samples were skipped, "
-        "2 if the folder cannot be read.",
+        "2 if the folder cannot be read or a split holds no samples.",
     )
     check.add_argument("path", help="dataset folder (or parquet file / hub id for the datasets copies)")
     check.add_argument("--dataset", required=True, choices=CHECKABLE, help="which format the folder holds")

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from segzero_env.arguments import finite_number, whole_number
+from segzero_env.arguments import finite_number, keyword_mapping, whole_number
 from segzero_env.datasets import SegDataset, load
 from segzero_env.envs.episode import QUERY_CHARSET, Episode, make_episode
 from segzero_env.envs.query_space import QueryText
@@ -267,6 +267,9 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         max_query_length = whole_number("max_query_length", max_query_length, minimum=1)
         max_reply_length = whole_number("max_reply_length", max_reply_length, minimum=1)
         turn_cost = finite_number("turn_cost", turn_cost)
+        keyword_mapping("dataset_kwargs", dataset_kwargs, '{"level": 3}')
+        keyword_mapping("segmenter_kwargs", segmenter_kwargs, '{"model": "tiny"}')
+        keyword_mapping("reward_weights", reward_weights, '{"think_format": 0.0}')
         if feedback not in FEEDBACK_LEVELS:
             raise ValueError(f"feedback must be one of {FEEDBACK_LEVELS} ('mask-iou' leaks the IoU), got {feedback!r}")
         if turn_reward not in TURN_REWARDS:
@@ -278,7 +281,11 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         self.expose_gt_mask = bool(expose_gt_mask)
         self.dataset = build_dataset(dataset, split, data_root, dataset_kwargs)
         if len(self.dataset) == 0:
-            raise ValueError(f"dataset {getattr(self.dataset, 'name', dataset)!r} split {split!r} has no samples")
+            from segzero_env.datasets.layouts import empty_split_error
+
+            source = getattr(self.dataset, "folder", None) or getattr(self.dataset, "source", None) or data_root
+            name = str(getattr(self.dataset, "name", dataset))
+            raise empty_split_error(name, split, str(source or "the dataset given"))
         self.segmenter = make_segmenter(segmenter, **dict(segmenter_kwargs or {}))
         self.preset = make_preset(reward, reward_weights)
         self.template = get_template(prompt_template)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,9 +22,17 @@ def parse_kwargs(items: Sequence[str] | None, what: str = "--env-kwargs") -> dic
 
     >>> parse_kwargs(["split=val", "image_size=840", 'segmenter_kwargs={"model": "tiny"}', "x=a=b"])
     {'split': 'val', 'image_size': 840, 'segmenter_kwargs': {'model': 'tiny'}, 'x': 'a=b'}
+    >>> parse_kwargs(["prompt_template={query}? answer in JSON"])
+    {'prompt_template': '{query}? answer in JSON'}
+    >>> parse_kwargs(["dataset_kwargs={level:3}"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --env-kwargs dataset_kwargs: '{level:3}' is not JSON (...); did you mean dataset_kwargs='{"level": 3}'?
 
     Raises:
-        ValueError: An item has no ``=`` or an empty key; the message names the flag.
+        ValueError: An item has no ``=`` or an empty key, or a value written as a JSON object or
+            list (``{...}``, ``[...]``; a prompt text with a ``{query}`` slot is text) does not
+            parse; the message names the flag and the key.
     """
     out: dict[str, Any] = {}
     for item in items or ():
@@ -33,12 +42,32 @@ def parse_kwargs(items: Sequence[str] | None, what: str = "--env-kwargs") -> dic
             raise ValueError(f"{what}: {item!r} is not key=value (example: {what} split=val image_size=840)")
         try:
             out[key] = json.loads(raw)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
+            if _looks_like_json(raw):
+                raise ValueError(_bad_json(what, key, raw, err)) from None
             out[key] = raw
     return out
 
 
-def _common_arguments(parser: argparse.ArgumentParser) -> None:
+def _looks_like_json(raw: str) -> bool:
+    from segzero_env.prompts import QUERY_SLOT
+
+    text = raw.strip()
+    bracketed = (text[:1], text[-1:]) in (("{", "}"), ("[", "]"))
+    return bracketed and QUERY_SLOT not in text
+
+
+def _bad_json(what: str, key: str, raw: str, err: json.JSONDecodeError) -> str:
+    """The message for a ``{...}`` / ``[...]`` value that is not JSON, with a quoted guess when one parses."""
+    message = f"{what} {key}: {raw!r} is not JSON ({err.msg} at character {err.pos})"
+    quoted = re.sub(r"([{,]\s*)([A-Za-z_][\w.+-]*)\s*:", r'\1"\2": ', raw.replace("'", '"'))
+    try:
+        return f"{message}; did you mean {key}='{json.dumps(json.loads(quoted))}'?"
+    except json.JSONDecodeError:
+        return f"{message}; write keys and strings in double quotes: {key}='{{\"name\": \"value\"}}'"
+
+
+def _common_arguments(parser: argparse.ArgumentParser, names: dict[str, list[str]]) -> None:
     parser.add_argument("--env", required=True, help="env id, e.g. ReasonSegShapes-v0 or ReasonSeg-v0")
     parser.add_argument(
         "--env-kwargs",
@@ -47,10 +76,14 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="K=V",
         help="env keyword arguments; values are JSON where they parse (segmenter=box image_size=840 "
-        'segmenter_kwargs=\'{"model": "tiny"}\')',
+        'segmenter_kwargs=\'{"model": "tiny"}\' dataset_kwargs=\'{"level": 3}\'). '
+        f"segmenter: {', '.join(names['segmenter'])}; reward: {', '.join(names['reward'])}; "
+        f"dataset: {', '.join(names['dataset'])}",
     )
     parser.add_argument("--out", required=True, help="output folder (results.jsonl, metrics.json, overlays/)")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N samples of the split")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="score only the first N samples of the split (or of the replies)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument(
         "--save-overlays", type=int, default=0, metavar="K", help="write K overlay pictures and an IoU histogram"
@@ -70,19 +103,26 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_subparser(subparsers: Any) -> None:
     """Add ``eval`` and ``score`` to the ``segzero`` command's subparsers."""
+    from segzero_env.evaluation.cli_names import registered_names
+
+    names = registered_names()
+    policies = ", ".join(names["policy"])
     eval_parser = subparsers.add_parser(
         "eval",
         help="score a policy on a split",
-        description="Score a policy (random, full-image, oracle, replay, hf, openai or module:Class) on a split.",
+        description=f"Score a policy ({policies}, or module:Class with --allow-code) on a split.",
     )
-    _common_arguments(eval_parser)
+    _common_arguments(eval_parser, names)
     eval_parser.add_argument(
-        "--policy", default=None, help="policy name or module:Class (default: replay when --replies is given)"
+        "--policy",
+        default=None,
+        help=f"policy: {policies}, or module:Class with --allow-code (default: replay when --replies is given)",
     )
     eval_parser.add_argument(
         "--policy-kwargs", nargs="*", action="extend", default=[], metavar="K=V", help="policy keyword arguments"
     )
     eval_parser.add_argument("--replies", default=None, help="JSONL of sample_id/reply lines for the replay policy")
+    _whole_split_argument(eval_parser)
     eval_parser.set_defaults(func=run_eval)
 
     score_parser = subparsers.add_parser(
@@ -90,22 +130,41 @@ def add_subparser(subparsers: Any) -> None:
         help="score replies generated elsewhere",
         description="Score a JSONL file of {sample_id, reply} lines (segzero eval with the replay policy).",
     )
-    _common_arguments(score_parser)
+    _common_arguments(score_parser, names)
     score_parser.add_argument("--replies", required=True, help="JSONL of sample_id/reply lines")
+    _whole_split_argument(score_parser)
     score_parser.set_defaults(func=run_score, policy="replay", policy_kwargs=[])
 
 
+def _whole_split_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--whole-split",
+        action="store_true",
+        help="with replies: score every sample of the split, a sample without a reply as unusable "
+        "(default: only the samples the replies file names)",
+    )
+
+
 def _evaluate(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    from segzero_env.evaluation.cli_names import check_command_names
     from segzero_env.evaluation.runner import evaluate
     from segzero_env.trust import allow_code
 
+    env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
+    check_command_names(args.env, policy, env_kwargs)
+    sample_ids = None
+    if policy == "replay" and policy_kwargs.get("replies") is not None and not args.whole_split:
+        from segzero_env.policies.replay import read_replies
+
+        sample_ids = list(read_replies(policy_kwargs["replies"]))  # the samples the file answers
     with allow_code() if args.allow_code else contextlib.nullcontext():
         return evaluate(
             env_id=args.env,
-            env_kwargs=parse_kwargs(args.env_kwargs, "--env-kwargs"),
+            env_kwargs=env_kwargs,
             policy=policy,
             out_dir=args.out,
             limit=args.limit,
+            sample_ids=sample_ids,
             resume=args.resume,
             save_overlays=args.save_overlays,
             batch_size=args.batch_size,
@@ -132,6 +191,14 @@ def _run(args: argparse.Namespace, policy: str, policy_kwargs: dict[str, Any]) -
     stats = metrics.get("policy_stats") or {}
     if stats.get("missing_replies"):
         print(f"replies missing from {policy_kwargs.get('replies')}: {stats['missing_replies']} (scored as unusable)")
+    selection = metrics.get("sample_selection")
+    if selection:
+        print(f"scored the samples named in {policy_kwargs.get('replies')} (--whole-split scores the whole split)")
+        if selection["not_in_split"]:
+            print(
+                f"left out {selection['not_in_split']} sample ids that are not in this split "
+                f"(first: {selection['not_in_split_examples'][0]!r})"
+            )
     print(f"results: {args.out}/results.jsonl  metrics: {args.out}/metrics.json")
     return 0
 

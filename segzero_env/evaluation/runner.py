@@ -158,6 +158,32 @@ def _record(
     return record
 
 
+def select_sample_ids(split_ids: list[str], only: Sequence[str] | None, where: str) -> tuple[list[str], list[str]]:
+    """The split's ids (in its order), restricted to ``only`` when given; and the ids of ``only`` it lacks.
+
+    >>> select_sample_ids(["a", "b", "c"], ["c", "z", "a"], "demo")
+    (['a', 'c'], ['z'])
+    >>> select_sample_ids(["a", "b"], ["y", "z"], "Demo-v0 split 'val'")
+    Traceback (most recent call last):
+    ...
+    ValueError: none of the 2 sample ids asked for is in Demo-v0 split 'val' (first: 'y'); is it the split ...
+
+    Raises:
+        ValueError: ``only`` names ids but none of them is in the split (a wrong split or env).
+    """
+    if only is None:
+        return split_ids, []
+    wanted = {str(s) for s in only}
+    chosen = [sid for sid in split_ids if sid in wanted]
+    missing = sorted(wanted.difference(chosen))
+    if wanted and not chosen:
+        raise ValueError(
+            f"none of the {len(wanted)} sample ids asked for is in {where} (first: {missing[0]!r}); "
+            "is it the split they come from?"
+        )
+    return chosen, missing
+
+
 def iou_after_turn(records: Sequence[dict[str, Any]]) -> list[float] | None:
     """Mean env IoU after each turn over records with ``iou_per_turn`` (multi-turn runs), else ``None``.
 
@@ -187,6 +213,7 @@ def evaluate(
     policy_kwargs: Mapping[str, Any] | None = None,
     metric_definition: str = "lisa",
     seed: int = 0,
+    sample_ids: Sequence[str] | None = None,
     progress: bool = True,
     print_summary: bool = False,
 ) -> dict[str, Any]:
@@ -199,6 +226,7 @@ def evaluate(
             code is allowed, see :mod:`segzero_env.trust`).
         out_dir: Output folder (created).
         limit: Score only the first ``limit`` samples of the split (index order); ``None`` = all.
+            With ``sample_ids``, the first ``limit`` of those.
         resume: Continue a run in ``out_dir``: samples already in ``results.jsonl`` are not scored
             again. Without it, an ``out_dir`` holding results is refused. One run writes to a
             folder at a time (a lock on ``run.lock``).
@@ -208,6 +236,9 @@ def evaluate(
         metric_definition: ``"lisa"`` (default; ignore pixels removed, empty-vs-empty scores 1) or
             ``"seg-zero"`` (ignore counted as target, empty-vs-empty skipped).
         seed: Seed given to ``policy.reset`` and to every env reset.
+        sample_ids: Score only these samples (in the split's order), e.g. the ids of a replies
+            file; ids the split does not hold are left out and counted in
+            ``metrics["sample_selection"]`` (none held raises ``ValueError``). ``None`` = the whole split.
         progress: Show a tqdm progress bar with the running gIoU.
         print_summary: Print the summary table at the end.
 
@@ -251,6 +282,7 @@ def evaluate(
             policy=policy,
             policy_kwargs=policy_kwargs,
             limit=limit,
+            only=sample_ids,
             resume=resume,
             save_overlays=save_overlays,
             batch_size=batch_size,
@@ -270,6 +302,7 @@ def _score_into(
     policy: str | type | Policy,
     policy_kwargs: dict[str, Any],
     limit: int | None,
+    only: Sequence[str] | None,
     resume: bool,
     save_overlays: int,
     batch_size: int,
@@ -284,6 +317,7 @@ def _score_into(
     writer = ResultsWriter(out / RESULTS_FILE, resume=resume)
     write_json(out / RUN_FILE, run)
     vec: Any = None
+    not_in_split: list[str] = []
     agent: Policy | None = None
     started = time.perf_counter()
     try:
@@ -296,7 +330,9 @@ def _score_into(
             group_size=1,
             **{**env_kwargs, "autoreset_mode": "NextStep"},
         )
-        sample_ids = list(vec.unwrapped.envs[0].dataset.sample_ids)
+        dataset = vec.unwrapped.envs[0].dataset
+        where = f"{env_id} split {getattr(dataset, 'split', '?')!r}"
+        sample_ids, not_in_split = select_sample_ids(list(dataset.sample_ids), only, where)
         if limit is not None:
             sample_ids = sample_ids[:limit]
         selected = set(sample_ids)
@@ -355,6 +391,12 @@ def _score_into(
     stats = agent.stats() if callable(getattr(agent, "stats", None)) else {}
     # counters of this session only (a resumed run reports the resumed part)
     metrics["policy_stats"] = jsonable(stats)
+    if only is not None:
+        metrics["sample_selection"] = {
+            "asked": len(set(map(str, only))),
+            "not_in_split": len(not_in_split),
+            "not_in_split_examples": not_in_split[:5],
+        }
     metrics["timings"] = {
         "wall_s": time.perf_counter() - started,
         "scored_this_session": len(todo),
