@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-TINY_MODEL = "tiny"
-"""``model_name_or_path`` value that builds the offline tiny Qwen2.5-VL (tests, CPU smoke runs)."""
+from segzero_env.hf.weights import TINY_MODEL, resolve_model
 
 LANGUAGE_MODEL_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 """LoRA targets: every linear layer of the language model, none of the vision tower (its MLP uses the
@@ -64,7 +63,8 @@ def load_policy(
     """Load (or build) the policy, wrap it for LoRA or full fine-tuning, and set up the reference.
 
     Args:
-        model_name_or_path: A local folder, a hub id, or ``"tiny"`` for the offline tiny model.
+        model_name_or_path: A local folder, a hub id (see ``segzero_env.hf.weights.resolve_model``), or
+            ``"tiny"`` for the offline tiny model.
         device: Where the weights go.
         dtype: ``"auto"``, ``"bfloat16"`` or ``"float32"`` (see :func:`resolve_dtype`).
         seed: Weight seed of the tiny model.
@@ -79,6 +79,10 @@ def load_policy(
         gradient_checkpointing: Recompute activations in the backward pass (saves memory on GPU).
         freeze_vision_tower: Keep the vision encoder's weights fixed in full fine-tuning.
         kl_coef: When 0, no reference is needed and none is built.
+
+    Raises:
+        segzero_env.hf.weights.ModelNotFoundError: The model is nowhere to be found (the message
+            lists every place tried and the fixes).
     """
     torch_dtype = resolve_dtype(dtype, device)
     if model_name_or_path == TINY_MODEL:
@@ -89,13 +93,15 @@ def load_policy(
         )
         model = model.to(dtype=torch_dtype)
     else:
+        # local folder, hub cache, then hub; a missing model fails in seconds listing every place tried
+        location = resolve_model(model_name_or_path, what="policy model (--model-name-or-path)").name_or_path
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        processor = AutoProcessor.from_pretrained(model_name_or_path)
+        processor = AutoProcessor.from_pretrained(location)
         kwargs: dict[str, Any] = {"dtype": torch_dtype}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
-        model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **kwargs)
+        model = AutoModelForImageTextToText.from_pretrained(location, **kwargs)
     model.to(device)
     # generation must stop at the end of the assistant turn, which is what the chat template closes with
     model.generation_config.eos_token_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")

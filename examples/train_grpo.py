@@ -14,8 +14,16 @@ Examples:
 See docs/agent.md for memory estimates and the full commands.
 """
 
+import sys
+
 from segzero_agents.grpo import train
 from segzero_agents.presets import parse_args
 
+from segzero_env.hf.weights import ModelNotFoundError
+from segzero_env.segmenters.weights import WeightsNotFoundError
+
 if __name__ == "__main__":
-    train(parse_args())
+    try:
+        train(parse_args())
+    except (ModelNotFoundError, WeightsNotFoundError) as err:  # their messages say where we looked and what to do
+        sys.exit(f"train_grpo.py: error: {err}")

@@ -17,7 +17,12 @@ Example::
     from trl import GRPOConfig, GRPOTrainer
     dataset = build_grpo_dataset("ReasonSegShapes-v0", split="train", image_size=840)
     rewards = make_reward_funcs("ReasonSegShapes-v0", image_size=840, segmenter="sam2")
-    GRPOTrainer(model=path, reward_funcs=rewards, args=GRPOConfig(...), train_dataset=dataset).train()
+    model = resolve_model("Qwen/Qwen2.5-VL-3B-Instruct").name_or_path  # folder, hub cache, hub; fails fast
+    GRPOTrainer(model=model, reward_funcs=rewards, args=GRPOConfig(...), train_dataset=dataset).train()
+
+:func:`resolve_model` (re-exported here from :mod:`segzero_env.hf.weights`) finds the model the way
+the hf policy and the bundled agent do, and raises ``ModelNotFoundError`` listing every place tried
+instead of leaving TRL to retry the hub for minutes when it cannot be reached.
 """
 
 from __future__ import annotations
@@ -27,6 +32,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from segzero_env.hf.chat import SYSTEM_PROMPT
+from segzero_env.hf.weights import ModelNotFoundError, resolve_model
+
+__all__ = [
+    "EnvScorer",
+    "ModelNotFoundError",
+    "RewardFunc",
+    "build_grpo_dataset",
+    "completion_text",
+    "make_reward_funcs",
+    "resolve_model",
+]
 
 RewardFunc = Callable[..., list[float]]
 

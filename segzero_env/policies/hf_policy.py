@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
+from segzero_env.hf.weights import TINY_MODEL, resolve_model
 from segzero_env.policies.base import PolicyBase, check_batch, frame_size, prompt_text
 from segzero_env.policies.replies import FRAMES, reply_in_env_frame
 
@@ -18,7 +20,10 @@ class HFPolicy(PolicyBase):
     ``S x S`` frame.
 
     Args:
-        model: Local path or hub id, or an already built model (then ``processor`` is required).
+        model: Local folder or hub id (found by :func:`segzero_env.hf.weights.resolve_model`: the folder,
+            the hub cache, then the hub; a ``ModelNotFoundError`` lists what was tried), ``"tiny"`` for
+            the offline tiny Qwen2.5-VL with random weights (tests), or an already built model (then
+            ``processor`` is required).
         processor: Processor instance or path; defaults to ``model`` when that is a path or id.
         device: Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` for ``device_map="auto"``).
         dtype: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
@@ -53,15 +58,22 @@ class HFPolicy(PolicyBase):
         trust_remote_code: bool = False,
         seed: int = 0,
     ) -> None:
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        resolved = None
+        if isinstance(model, (str, os.PathLike)) and str(model) != TINY_MODEL:
+            # resolved before the heavy imports: a missing model fails in seconds, listing every place tried
+            resolved = resolve_model(model, what="hf policy model").name_or_path
+        if isinstance(processor, (str, os.PathLike)):
+            processor = resolve_model(processor, what="hf policy processor", weights=False).name_or_path
+
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         from segzero_env.hf.chat import SYSTEM_PROMPT
         from segzero_env.hf.chat import coordinate_frame as family_frame
 
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
-        if isinstance(model, str):
+        if resolved is not None:
             load_kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
             if dtype != "auto":
                 load_kwargs["dtype"] = getattr(torch, dtype)
@@ -71,9 +83,14 @@ class HFPolicy(PolicyBase):
                 load_kwargs["attn_implementation"] = attn_implementation
             if device == "auto":
                 load_kwargs["device_map"] = "auto"
-            self.model = AutoModelForImageTextToText.from_pretrained(model, **load_kwargs)
+            self.model = AutoModelForImageTextToText.from_pretrained(resolved, **load_kwargs)
             if processor is None:
-                processor = model
+                processor = resolved
+        elif isinstance(model, (str, os.PathLike)):  # the tiny model
+            from segzero_env.hf.tiny import build_tiny_qwen25vl
+
+            self.model, tiny_processor = build_tiny_qwen25vl(seed=seed)
+            processor = tiny_processor if processor is None else processor
         else:
             self.model = model
             if processor is None:

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from segzero_env.hub import hub_available
 from segzero_env.segmenters._prompts import CleanPrompt
 from segzero_env.segmenters.cached_backend import CachedPromptSegmenter, ImageFeatures, tensor_bytes
-from segzero_env.segmenters.weights import WeightsNotFoundError, hub_offline
+from segzero_env.segmenters.weights import WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ class HFSam2Segmenter(CachedPromptSegmenter):
     mask per image, not per prompt), so refinement turns use the clicks only.
 
     Weights: ``model_path`` is a folder written by ``Sam2Model.save_pretrained`` or a hub id
-    (``facebook/sam2.1-hiera-large``, downloaded only when ``HF_HUB_OFFLINE`` is unset);
+    (``facebook/sam2.1-hiera-large``, downloaded only when the hub can be reached, see
+    :mod:`segzero_env.hub`);
     ``random_weights=True`` builds ``Sam2Model(Sam2Config())`` (hiera-tiny sized), seeded, with a
     warning that its masks are meaningless. Neither given: ``ValueError``.
 
@@ -75,7 +77,8 @@ class HFSam2Segmenter(CachedPromptSegmenter):
             self.weights_source = "random"
         else:
             try:
-                network = Sam2Model.from_pretrained(str(model_path), local_files_only=hub_offline())
+                # one short hub probe (or HF_HUB_OFFLINE) instead of minutes of retries when offline
+                network = Sam2Model.from_pretrained(str(model_path), local_files_only=not hub_available())
             except OSError as err:
                 tried = [f"Sam2Model.from_pretrained({str(model_path)!r}): {str(err).splitlines()[0][:200]}"]
                 raise WeightsNotFoundError(

@@ -10,8 +10,9 @@ Resolution order for :func:`resolve_checkpoint` (the first that applies wins):
    ...): ``$SEGZERO_SAM2_DIR`` when set, then the default cache folder
    ``$XDG_CACHE_HOME/segzero_env/sam2`` (``~/.cache/segzero_env/sam2``).
 4. The Hugging Face hub id (``facebook/sam2.1-hiera-large`` ...): its local hub cache first,
-   then a download, unless ``HF_HUB_OFFLINE`` is set or ``allow_hub=False``. Network failures
-   are caught and reported.
+   then a download, unless ``allow_hub=False`` or the hub cannot be used (``HF_HUB_OFFLINE`` set,
+   or one short probe by :mod:`segzero_env.hub` failed: then the error comes in seconds, not
+   after the hub client's retries). Network failures are caught and reported.
 
 If none works, :class:`WeightsNotFoundError` lists every place tried and how to fix it.
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from segzero_env.hub import hub_endpoint, hub_unavailable_reason
 
 CHECKPOINT_ENV = "SEGZERO_SAM2_CHECKPOINT"
 """Environment variable naming one checkpoint file."""
@@ -121,11 +124,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "segzero_env" / "sam2"
 
 
-def hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` is set to a true value."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 @dataclass(frozen=True)
 class ResolvedWeights:
     """Where the checkpoint was found.
@@ -139,7 +137,7 @@ class ResolvedWeights:
     source: str
 
 
-def _hub_lookup(spec: ModelSpec, allow_download: bool, tried: list[str]) -> Path | None:
+def _hub_lookup(spec: ModelSpec, tried: list[str]) -> Path | None:
     try:
         import huggingface_hub
     except ImportError:
@@ -149,7 +147,9 @@ def _hub_lookup(spec: ModelSpec, allow_download: bool, tried: list[str]) -> Path
     if isinstance(cached, str) and os.path.isfile(cached):
         return Path(cached)
     tried.append(f"hub cache {spec.hub_id}/{spec.checkpoint_filename}: not in the local hub cache")
-    if not allow_download:
+    reason = hub_unavailable_reason()  # honours HF_HUB_OFFLINE, else one short probe instead of minutes of retries
+    if reason is not None:
+        tried.append(f"hub {hub_endpoint()}/{spec.hub_id}: download not tried ({reason})")
         return None
     try:
         return Path(huggingface_hub.hf_hub_download(spec.hub_id, spec.checkpoint_filename))
@@ -200,11 +200,9 @@ def resolve_checkpoint(
     if not allow_hub:
         tried.append(f"hub {spec.hub_id}: not tried (allow_hub=False)")
     else:
-        found = _hub_lookup(spec, allow_download=not hub_offline(), tried=tried)
+        found = _hub_lookup(spec, tried)
         if found is not None:
             return ResolvedWeights(found, "hub")
-        if hub_offline():
-            tried.append(f"hub {spec.hub_id}: download not tried (HF_HUB_OFFLINE is set)")
     raise _not_found(spec, tried)
 
 
