@@ -24,11 +24,11 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
-class MissingModelPolicy(policy_base.PolicyBase):
-    """A policy whose model is not on this machine (as the hf policy's resolver reports it)."""
+class MyPolicy(policy_base.PolicyBase):
+    """A policy a user registers under a new name."""
 
-    def __init__(self, model: str) -> None:
-        raise FileNotFoundError(f"policy model {model!r} not found; pass a local folder holding config.json")
+    def act_one(self, observation, info):
+        return ""
 
 
 @pytest.mark.parametrize(
@@ -44,16 +44,23 @@ class MissingModelPolicy(policy_base.PolicyBase):
         ),
         (["--policy", "oracle", "--env-kwargs", "imagesize=64"], ["--env-kwargs imagesize", "'image_size'?"]),
         (["--policy", "oracle", "--policy-kwargs", "seed"], ["--policy-kwargs: 'seed' is not key=value"]),
-        (["--policy", "missing-model", "--policy-kwargs", "model=/missing/path"], ["'/missing/path' not found"]),
     ],
 )
-def test_a_mistake_is_one_line_naming_the_argument(extra, expected, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(policy_base._REGISTRY, "missing-model", MissingModelPolicy)
+def test_a_mistake_is_one_line_naming_the_argument(extra, expected, tmp_path, capsys):
     code, out, err = run(["eval", *SHAPES, "--out", str(tmp_path / "run"), *extra], capsys)
     assert code == 1 and "Traceback" not in err and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith("segzero eval: error: ")
     for text in expected:
         assert text in err
+
+
+def test_a_missing_model_fails_fast_without_a_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["eval", *SHAPES, "--out", str(tmp_path / "run"), "--env-kwargs", "segmenter=box"]
+    code, _, err = run([*argv, "--policy", "hf", "--policy-kwargs", "model=/missing/path"], capsys)
+    assert code == 1 and "Traceback" not in err
+    # the first line says what is missing; the lines after it list the places tried and the fixes
+    assert err.splitlines()[0] == "segzero eval: error: hf policy model '/missing/path' not found. Tried, in order:"
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):
@@ -62,7 +69,7 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
 
 
 def test_eval_help_lists_every_registered_policy_and_segmenter(capsys, monkeypatch):
-    monkeypatch.setitem(policy_base._REGISTRY, "my-policy", MissingModelPolicy)
+    monkeypatch.setitem(policy_base._REGISTRY, "my-policy", MyPolicy)
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     text = re.sub(r"-\s+", "-", " ".join(capsys.readouterr().out.split()))  # argparse wraps at hyphens
