@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from segzero_agents.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
+from segzero_agents.checkpointing import restore, save_checkpoint
 from segzero_agents.distributed import (
     check_launch,
     gather_reply_stats,
@@ -38,6 +38,7 @@ from segzero_agents.grpo_math import group_advantages, grpo_loss
 from segzero_agents.metrics_logger import MetricsLogger
 from segzero_agents.policy_model import load_policy
 from segzero_agents.rollout import Rollout, reply_log_probs, sample_replies, select_rows, vision_token_ids
+from segzero_agents.run_folder import open_run_folder
 
 
 @dataclass
@@ -55,6 +56,10 @@ class Args:
     seed: int = field(default=42, metadata={"help": "Seeds python, numpy, torch, the sample order and the env."})
     resume: bool = field(
         default=False, metadata={"help": "Continue from the last checkpoint in output_dir, as if never stopped."}
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Delete the checkpoints, metrics and logs of an old run in output_dir, then start afresh."},
     )
     device: str = field(
         default="auto", metadata={"help": "'auto' (CUDA when present, as accelerate decides), 'cpu' to force CPU."}
@@ -426,6 +431,8 @@ def train(args: Args) -> dict[str, Any]:
     device = accelerator.device
     seed_everything(args.seed + accelerator.process_index)
     output_dir = Path(args.output_dir)
+    # before anything is loaded or written: one run per folder, and a resume keeps its settings
+    resume_from = open_run_folder(accelerator, asdict(args))
 
     bundle = load_policy(
         args.model_name_or_path,
@@ -497,13 +504,8 @@ def train(args: Args) -> dict[str, Any]:
         accelerator.print(f"warm start: NLL {sft_losses[0]:.3f} -> {sft_losses[-1]:.3f} over {len(sft_losses)} steps")
     start_step = 0
     if args.resume:
-        ckpt = latest_checkpoint(output_dir)
-        if ckpt is None:
-            raise FileNotFoundError(
-                f"--resume: no complete checkpoint under {output_dir / 'checkpoints'}; drop --resume to start fresh"
-            )
-        start_step = int(load_checkpoint(accelerator, ckpt, num_processes=accelerator.num_processes)["step"])
-        accelerator.print(f"resumed from {ckpt} (step {start_step})")
+        start_step = int(restore(accelerator, resume_from, accelerator.num_processes)["step"])
+        accelerator.print(f"resumed from step {start_step} under {output_dir}")
     logger = MetricsLogger(
         output_dir, enabled=accelerator.is_main_process, resume_step=start_step if args.resume else None
     )

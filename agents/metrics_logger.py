@@ -25,6 +25,7 @@ Namespaces:
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ class MetricsLogger:
         output_dir: The run folder (``metrics.jsonl`` and ``tensorboard/`` go there).
         enabled: Whether this process writes.
         resume_step: When resuming, lines of ``metrics.jsonl`` after this step are dropped (they were
-            written after the checkpoint and will be written again).
+            written after the checkpoint and will be written again), and so is a torn last line.
     """
 
     def __init__(self, output_dir: str | Path, enabled: bool = True, resume_step: int | None = None) -> None:
@@ -53,13 +54,39 @@ class MetricsLogger:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [
-                line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step
-            ]
+            kept = [line for line, record in self._read_records() if record["step"] <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
+
+    def _read_records(self) -> list[tuple[str, dict[str, Any]]]:
+        """The lines of ``metrics.jsonl`` with their records; a torn last line (a kill mid-write) is dropped.
+
+        Raises:
+            ValueError: A line other than the last does not parse: the file was damaged otherwise.
+        """
+        lines = [line for line in self.path.read_text(errors="replace").splitlines() if line.strip()]
+        records = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                    raise ValueError("no step")
+            except ValueError as exc:
+                if number == len(lines):
+                    warnings.warn(
+                        f"{self.path}: dropping the torn last line {number} ({line[:60]!r}), "
+                        "written when the run was stopped",
+                        stacklevel=3,
+                    )
+                    break
+                raise ValueError(
+                    f"{self.path}: line {number} is not a metrics record ({exc}); "
+                    "fix or delete the line, then resume again"
+                ) from exc
+            records.append((line, record))
+        return records
 
     def log(self, step: int, metrics: Mapping[str, float], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Write one step's metrics; returns the JSON record.
