@@ -222,7 +222,9 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``max_query_length``: the ``query`` Text space's maximum length; queries are cut to it in
       ``info["query"]`` and ``info["prompt"]`` too.
     - ``max_reply_length``: the action Text space's maximum length (``step`` accepts longer).
-    - ``render_mode``: ``None``, ``"rgb_array"`` or ``"human"``.
+    - ``render_mode``: ``None``, ``"rgb_array"`` or ``"human"``. A frame is the image (long side
+      scaled into 480-640 px) with the ground truth, prediction, box and points drawn on it, and
+      under it the query, the IoU and a legend; its size stays the same through an episode.
     - ``max_turns``: answers per episode (default 1: the single-turn task, unchanged). Above 1,
       refinement turns follow the first answer.
     - ``feedback``: ``"mask"`` (default; the policy sees its mask, no ground-truth leak) or
@@ -478,7 +480,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         return self.finish_step(outcome)
 
     def render(self) -> np.ndarray | None:
-        """Draw the image with the GT mask, predicted mask, box, points and query (original frame)."""
+        """Draw the image with the GT mask, predicted mask, box, points, query, IoU and legend (see ``envs.render``)."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to gym.make")
             return None
