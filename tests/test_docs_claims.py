@@ -57,3 +57,12 @@ def test_bench_env_prints_same_run_ratios_not_a_target():
     assert "x the time of parse alone (same run)" in out
     assert "replies are scored in the time of one box step (same run)" in out
     assert '"reward_cost_ratio"' in out and '"replies_per_grabcut_step"' in out
+
+
+def test_readme_names_every_registered_policy_and_segmenter():
+    from segzero_env.evaluation.cli_names import registered_names
+
+    readme = text("README.md")
+    names = registered_names()
+    for name in names["policy"] + names["segmenter"]:
+        assert f"`{name}`" in readme, name
