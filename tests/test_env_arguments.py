@@ -95,3 +95,14 @@ def test_group_vector_env_sizes_must_be_whole_numbers() -> None:
         gym.make_vec("ReasonSegShapes-v0", num_envs=5, vectorization_mode="vector_entry_point", group_size=2.5)
     with pytest.raises(ValueError, match=r"num_envs \(5\) must be a positive multiple of group_size \(2\)"):
         gym.make_vec("ReasonSegShapes-v0", num_envs=5, vectorization_mode="vector_entry_point", group_size=2)
+
+
+def test_image_wrappers_check_their_size() -> None:
+    from segzero_env.wrappers import MaskToImage, ResizeImage
+
+    with pytest.raises(ValueError, match=r"size must be a whole number, got 47.5"):
+        ResizeImage(make(), size=47.5)
+    with pytest.raises(ValueError, match=rf"size must be between 1 and {MAX_IMAGE_SIZE}, got 50000"):
+        ResizeImage(make(), size=50000)
+    with pytest.raises(ValueError, match=r"size must be a whole number, got '64' \(str\)"):
+        MaskToImage(make(max_turns=2), size="64")

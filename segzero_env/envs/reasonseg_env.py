@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from segzero_env.arguments import finite_number, keyword_mapping, whole_number
 from segzero_env.datasets import SegDataset, load
-from segzero_env.envs.episode import QUERY_CHARSET, Episode, make_episode
+from segzero_env.envs.episode import MAX_IMAGE_SIZE, QUERY_CHARSET, Episode, make_episode
 from segzero_env.envs.query_space import QueryText
 from segzero_env.envs.refinement import (
     FEEDBACK_LEVELS,
@@ -31,9 +31,6 @@ from segzero_env.segmenters import Segmenter, make_segmenter
 
 REPLY_CHARSET = string.printable
 """Characters ``action_space.sample()`` draws from. ``step`` itself accepts any ``str``."""
-
-MAX_IMAGE_SIZE = 4096
-"""Largest ``image_size``: a 4096 x 4096 observation is already 50 MB per reset (20000 took 8 GB and 19 s)."""
 
 _IMAGE_SIZE_WHY = (
     "the observation is image_size x image_size pixels; Seg-Zero's Qwen2.5-VL uses 840, "

@@ -9,6 +9,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from segzero_env.arguments import whole_number
+from segzero_env.envs.episode import MAX_IMAGE_SIZE
+
 
 class MaskToImage(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Replace an ``S x S`` 0/1 uint8 mask key with ``Box(0, 255, (R, R, 1), uint8)`` (0 or 255).
@@ -38,8 +41,8 @@ class MaskToImage(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         space = env.observation_space.spaces.get(key) if isinstance(env.observation_space, spaces.Dict) else None
         if not isinstance(space, spaces.Box) or space.dtype != np.uint8 or len(space.shape) != 2:
             raise ValueError(f"MaskToImage needs a Dict observation whose {key!r} is a 2-D uint8 Box, got {space}")
-        if size is not None and size < 1:
-            raise ValueError(f"size must be >= 1 pixel, got {size}")
+        if size is not None:
+            size = whole_number("size", size, minimum=1, maximum=MAX_IMAGE_SIZE)
         gym.utils.RecordConstructorArgs.__init__(self, size=size, key=key)
         gym.ObservationWrapper.__init__(self, env)
         self.key = key

@@ -10,6 +10,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from segzero_env.arguments import whole_number
+from segzero_env.envs.episode import MAX_IMAGE_SIZE
+
 
 class ResizeImage(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Resize ``H x W x C`` (or ``H x W``) uint8 observation keys to ``size x size``.
@@ -32,13 +35,12 @@ class ResizeImage(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
     Args:
         env: Env with a ``Dict`` observation.
-        size: Side of the resized square.
+        size: Side of the resized square (1 to ``MAX_IMAGE_SIZE``, 4096).
         keys: Observation keys to resize; each must be a uint8 ``Box`` of rank 2 or 3.
     """
 
     def __init__(self, env: gym.Env, size: int = 64, keys: Sequence[str] = ("image",)) -> None:
-        if size < 1:
-            raise ValueError(f"size must be >= 1 pixel, got {size}")
+        size = whole_number("size", size, minimum=1, maximum=MAX_IMAGE_SIZE)
         if not isinstance(env.observation_space, spaces.Dict):
             raise ValueError(f"ResizeImage needs a Dict observation, got {env.observation_space}")
         new_spaces = dict(env.observation_space.spaces)
