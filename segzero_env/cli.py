@@ -12,6 +12,7 @@ SUBCOMMANDS: list[str] = [
     # one or more subcommands whose handlers are stored as the ``func`` default.
     "segzero_env.evaluation.cli:add_subparser",
     "segzero_env.datasets.check:add_subparser",
+    "segzero_env.service.cli:add_subparser",
 ]
 
 

@@ -12,6 +12,7 @@ _REGISTRY: dict[str, str] = {
     "grabcut": "segzero_env.segmenters.grabcut:GrabCutSegmenter",
     "sam2": "segzero_env.segmenters.sam2_backend:SAM2Segmenter",
     "hf-sam2": "segzero_env.segmenters.hf_sam2:HFSam2Segmenter",
+    "remote": "segzero_env.service.remote_segmenter:RemoteSegmenter",
 }
 
 
