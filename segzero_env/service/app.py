@@ -17,7 +17,6 @@ Ray-native callers skip HTTP: :func:`scorer_handle` and :func:`score_with_handle
 
 # No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at runtime.
 
-
 import asyncio
 import hmac
 import time

@@ -49,6 +49,21 @@ def add_subparser(subparsers: Any) -> None:
     parser.add_argument("--max-reply-chars", type=int, default=32_768, help="longest reply accepted")
     parser.set_defaults(func=run)
 
+    openenv = subparsers.add_parser(
+        "serve-openenv",
+        help="serve an env as an OpenEnv environment (reset / step / state over HTTP and WebSocket)",
+        description="ReasonSeg on openenv-core's server. With --env-kwargs segmenter=remote "
+        '\'segmenter_kwargs={"url": "http://127.0.0.1:8000"}\' the masks come from `segzero serve`.',
+    )
+    openenv.add_argument("--env", default="ReasonSegShapes-v0", help="env id")
+    openenv.add_argument(
+        "--env-kwargs", nargs="*", action="extend", default=[], metavar="K=V", help="gym.make keyword arguments"
+    )
+    openenv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    openenv.add_argument("--port", type=int, default=8001)
+    openenv.add_argument("--max-sessions", type=int, default=64, help="concurrent WebSocket sessions")
+    openenv.set_defaults(func=run_openenv)
+
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~segzero_env.service.app.ServiceConfig` the flags describe."""
@@ -93,4 +108,21 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         serve.shutdown()
+    return 0
+
+
+def run_openenv(args: argparse.Namespace) -> int:
+    """Serve the env on openenv-core's FastAPI app with uvicorn until interrupted."""
+    from segzero_env.evaluation.cli import parse_kwargs
+
+    try:
+        import uvicorn
+
+        from segzero_env.service.openenv_env import create_openenv_app
+    except ImportError as error:
+        hint = "install it: pip install 'segzero-env[openenv]'"
+        raise SystemExit(f"segzero serve-openenv needs openenv-core ({error}); {hint}") from None
+    app = create_openenv_app(args.env, parse_kwargs(args.env_kwargs, "--env-kwargs"), args.max_sessions)
+    print(f"segzero OpenEnv server: http://{args.host}:{args.port} ({args.env}); Ctrl-C stops it")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
