@@ -37,6 +37,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ IGNORE_VALUE = 255
 TARGET_VALUE = 1
 MAX_COORDINATE = 1_000_000
 """Polygon coordinates beyond +-this are refused while indexing (drawing them costs time in proportion)."""
-_JSON_NUMBERS = (int, float)  # exact types: JSON booleans are not coordinates
+_JSON_NUMBERS = {int, float}  # exact types: JSON booleans and strings are not coordinates
 
 
 def rasterize_shapes(shapes: Sequence[dict[str, Any]], height: int, width: int) -> np.ndarray:
@@ -105,10 +106,6 @@ def rasterize_shapes(shapes: Sequence[dict[str, Any]], height: int, width: int) 
     return mask
 
 
-def _is_point(point: object) -> bool:
-    return isinstance(point, list) and len(point) == 2 and all(type(v) in _JSON_NUMBERS for v in point)
-
-
 def check_shapes(shapes: object, path: str | os.PathLike[str]) -> None:
     """Raise :class:`DatasetError` unless ``shapes`` is a list of drawable labelled polygons.
 
@@ -123,11 +120,16 @@ def check_shapes(shapes: object, path: str | os.PathLike[str]) -> None:
             continue
         points = shape.get("points")
         name = f"shape {k} ({shape['label']!r})"
-        if not isinstance(points, list) or not all(_is_point(p) for p in points):
+        try:
+            # One pass in C over every coordinate's type (strings and booleans would convert silently),
+            # then one numpy conversion for the shape and values: index time reads all polygons.
+            kinds = set(map(type, chain.from_iterable(points))) if isinstance(points, list) else {None}
+            array = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError):
+            kinds, array = {None}, np.zeros(0)
+        malformed = array.size and (array.ndim != 2 or array.shape[1] != 2 or not np.isfinite(array).all())
+        if not kinds <= _JSON_NUMBERS or malformed:
             raise DatasetError(path, f"{name} points are not [x, y] number pairs", SKIP_HINT)
-        array = np.asarray(points, dtype=np.float64)
-        if not np.isfinite(array).all():
-            raise DatasetError(path, f"{name} points are not [x, y] number pairs (non-finite)", SKIP_HINT)
         if len(array) < 3:
             raise DatasetError(path, f"{name} is a polygon with {len(array)} points (needs 3)", SKIP_HINT)
         if (np.abs(array) > MAX_COORDINATE).any():
