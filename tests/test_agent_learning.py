@@ -21,7 +21,7 @@ def envs():
     torch.set_num_threads(1)
     e = gym.make_vec(
         "ReasonSegShapes-v0", num_envs=2 * G, vectorization_mode="vector_entry_point",
-        group_size=G, image_size=56, segmenter="box",
+        group_size=G, image_size=56, segmenter="box", autoreset_mode="Disabled",  # as the trainer's make_envs
     )
     yield e
     e.close()
