@@ -70,7 +70,7 @@ def rasterize_shapes(shapes: Sequence[dict[str, Any]], height: int, width: int) 
     """Rasterise ReasonSeg ``shapes`` into an ``height x width`` uint8 mask of 0 / 1 / 255.
 
     Follows the reference rules listed in the module docstring. ``shapes`` must already be
-    validated (see :func:`check_shapes`).
+    validated (see :func:`check_shapes` and :func:`check_within_image`).
 
     >>> shapes = [{"label": "target", "points": [[1, 1], [4, 1], [4, 3], [1, 3]]},
     ...           {"label": "ignore", "points": [[2.9, 2], [3, 2], [3, 2.7]]},
