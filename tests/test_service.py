@@ -51,7 +51,9 @@ def service():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        box = ServiceConfig(env_id="ReasonSegShapes-v0", env_kwargs=BOX_ENV, num_cpus=0, token=TOKEN, port=port)
+        box = ServiceConfig(
+            env_id="ReasonSegShapes-v0", env_kwargs=BOX_ENV, num_cpus=0, token=TOKEN, port=port, replicas=2
+        )
         sam = ServiceConfig(
             env_id="ReasonSegShapes-v0",
             env_kwargs=SAM_ENV,
@@ -206,6 +208,26 @@ def test_concurrent_clients_each_get_their_own_results(service, box_env):
     for sample_id in ids:
         expected = _expected(box_env, sample_id, replies[sample_id])
         assert [r["reward"] for r in out[sample_id]] == [e[0] for e in expected]
+
+
+def _per_replica(url: str, name: str) -> dict[str, float]:
+    text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+    return {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{")}
+
+
+def test_a_sample_is_routed_to_the_replica_that_holds_it(service, box_env):
+    replicas = serve.status().applications["box"].deployments["SegZeroScorer"].replica_states
+    assert replicas.get("RUNNING") == 2
+    client = ScorerClient(service["box"], token=TOKEN)
+    name = "segzero_scorer_replies_scored_total"
+    for sample_id in box_env.dataset.sample_ids[40:43]:
+        client.score([{"sample_id": sample_id, "reply": "r"}])  # the first request loads it on some replica
+        before = _per_replica(service["box"], name)
+        for _ in range(6):
+            client.score([{"sample_id": sample_id, "reply": "r"}])
+        after = _per_replica(service["box"], name)
+        grew = [after[r] - before.get(r, 0.0) for r in after if after[r] != before.get(r, 0.0)]
+        assert grew == [6.0]  # every later request reached the same replica
 
 
 def test_ray_native_callers_use_the_scorer_handle(service, box_env):

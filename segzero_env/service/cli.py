@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 from typing import Any
 
@@ -46,6 +47,7 @@ def add_subparser(subparsers: Any) -> None:
         help=f"environment variable holding the bearer token to require (default {TOKEN_ENV}; unset: no token)",
     )
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
+    parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with a local cluster")
     parser.add_argument("--max-reply-chars", type=int, default=32_768, help="longest reply accepted")
     parser.set_defaults(func=run)
 
@@ -88,6 +90,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the service and block until Ctrl-C; then shut Serve down."""
     config = config_from_args(args)
@@ -98,16 +104,24 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as error:
         hint = "install it: pip install 'segzero-env[serve]'"
         raise SystemExit(f"segzero serve needs Ray Serve ({error}); {hint}") from None
-    start(config, ray_address=args.ray_address)
-    auth = "bearer token required" if config.token else f"no token (set ${args.token_env} to require one)"
-    print(f"segzero scoring service: http://{config.host}:{config.port} ({config.env_id}, {auth}); Ctrl-C stops it")
+    import ray
+
+    started_ray = not ray.is_initialized() and args.ray_address is None
+    ray_init = {"include_dashboard": args.dashboard} if started_ray else {}
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` shuts down as cleanly as Ctrl-C
     try:
+        start(config, ray_address=args.ray_address, **ray_init)
+        auth = "bearer token required" if config.token else f"no token (set ${args.token_env} to require one)"
+        print(f"segzero scoring service: http://{config.host}:{config.port} ({config.env_id}, {auth}); Ctrl-C stops it")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         serve.shutdown()
+        if started_ray:
+            ray.shutdown()
     return 0
 
 
