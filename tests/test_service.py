@@ -57,7 +57,7 @@ def service():
         sam = ServiceConfig(
             env_id="ReasonSegShapes-v0",
             env_kwargs=SAM_ENV,
-            num_cpus=0,
+            num_cpus=2,  # Ray gives the replica as many torch threads as CPUs
             port=port,
             max_queued_requests=4,
             batch_wait_timeout_s=0.05,

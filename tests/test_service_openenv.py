@@ -2,12 +2,26 @@
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 
 import gymnasium as gym
 import pytest
+
+
+def test_the_service_clients_and_the_cli_import_no_ray_torch_or_web_framework():
+    code = (
+        "import sys, segzero_env, segzero_env.service, segzero_env.cli, segzero_env.integrations.trl_service, "
+        "segzero_env.integrations.verl_service, segzero_env.service.remote_segmenter\n"
+        "segzero_env.cli.build_parser()\n"
+        "print([m for m in ('ray', 'torch', 'fastapi', 'openenv') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
 
 pytest.importorskip("openenv.core")
 uvicorn = pytest.importorskip("uvicorn")
