@@ -24,19 +24,22 @@ import numpy as np
 
 # --------------------------------------------------------------------------- Seg-Zero (strict)
 
-_LAYOUT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
-_FIRST_BRACES = re.compile(r"{[^}]+}")
-_GT_BOX = re.compile(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>")
-_GT_POINTS = re.compile(r"<points>\((\d+),(\d+)\),\((\d+),(\d+)\)</points>")
+# Pattern strings passed to re.search / re.fullmatch on every call, as the published code does (the re
+# module's cache compiles each once).
+_LAYOUT = r"<think>.*?</think>\s*<answer>.*?</answer>"
+_FIRST_BRACES = r"{[^}]+}"
+_GT_BOX = r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>"
+_GT_POINTS = r"<points>\((\d+),(\d+)\),\((\d+),(\d+)\)</points>"
+_ANSWER = r"<answer>\s*(.*?)\s*</answer>"
 
 
 def sz_think(reply: str) -> float:
-    return 1.0 if _LAYOUT.fullmatch(reply) else 0.0
+    return 1.0 if re.fullmatch(_LAYOUT, reply, re.DOTALL) else 0.0
 
 
 def sz_format(reply: str) -> float:
     try:
-        found = _FIRST_BRACES.search(reply)
+        found = re.search(_FIRST_BRACES, reply)
         if not found:
             return 0.0
         answer = json.loads(found.group(0))
@@ -53,14 +56,14 @@ def sz_format(reply: str) -> float:
 
 
 def _sz_gt_box(solution: str) -> list[int]:
-    found = _GT_BOX.search(solution.strip())
+    found = re.search(_GT_BOX, solution.strip())
     return [int(found.group(i)) for i in range(1, 5)]  # type: ignore[union-attr]
 
 
 def sz_iou(reply: str, solution: str) -> float:
     try:
         gt = _sz_gt_box(solution)
-        found = _FIRST_BRACES.search(reply)
+        found = re.search(_FIRST_BRACES, reply)
         if found:
             answer = json.loads(found.group(0))
             if len(answer["bbox"]) == 4:
@@ -79,7 +82,7 @@ def sz_iou(reply: str, solution: str) -> float:
 def sz_l1(reply: str, solution: str) -> float:
     try:
         gt = _sz_gt_box(solution)
-        found = _FIRST_BRACES.search(reply)
+        found = re.search(_FIRST_BRACES, reply)
         if found:
             answer = json.loads(found.group(0))
             if len(answer["bbox"]) == 4:
@@ -93,9 +96,9 @@ def sz_l1(reply: str, solution: str) -> float:
 
 def sz_points(reply: str, solution: str) -> float:
     try:
-        g = _GT_POINTS.search(solution)
+        g = re.search(_GT_POINTS, solution)
         gt = [[int(g.group(1)), int(g.group(2))], [int(g.group(3)), int(g.group(4))]]  # type: ignore[union-attr]
-        found = _FIRST_BRACES.search(reply)
+        found = re.search(_FIRST_BRACES, reply)
         if found:
             answer = json.loads(found.group(0))
             box = answer["bbox"] if len(answer["bbox"]) == 4 else None
@@ -137,13 +140,12 @@ def seg_zero_solution(box, points) -> str:
 
 # --------------------------------------------------------------------------- VisionReasoner
 
-_ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
 
 
 def vr_format(reply: str) -> float:
     total = 0.0
     try:
-        found = _ANSWER.search(reply)
+        found = re.search(_ANSWER, reply, re.DOTALL)
         if found:
             answer = json.loads(found.group(1))
             count = len(answer)
@@ -156,7 +158,7 @@ def vr_format(reply: str) -> float:
                 total += got / count
     except Exception:  # noqa: BLE001
         pass
-    return (1.0 if _LAYOUT.fullmatch(reply) else 0.0) + total
+    return (1.0 if re.fullmatch(_LAYOUT, reply, re.DOTALL) else 0.0) + total
 
 
 def vr_accuracy(reply: str, solution: str) -> float:
@@ -166,7 +168,7 @@ def vr_accuracy(reply: str, solution: str) -> float:
     try:
         gt = json.loads(solution)
         gt_boxes, gt_points = [o["bbox_2d"] for o in gt], [o["point_2d"] for o in gt]
-        found = _ANSWER.search(reply)
+        found = re.search(_ANSWER, reply, re.DOTALL)
         if found:
             answer = json.loads(found.group(1))
             boxes, points = [o["bbox_2d"] for o in answer], [o["point_2d"] for o in answer]

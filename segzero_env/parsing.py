@@ -55,11 +55,12 @@ Grammar and documented behaviour:
 from __future__ import annotations
 
 import ast
-import json
+import math
 import re
 import warnings
 from typing import Any
 
+from segzero_env.parsing_fast import canonical_numbers, loads
 from segzero_env.parsing_schemas import MAX_CLICKS as MAX_CLICKS  # re-exported: the grammar above cites it
 from segzero_env.parsing_schemas import (
     REFINE_KEYS,
@@ -69,7 +70,7 @@ from segzero_env.parsing_schemas import (
     read_seg_zero,
     short_repr,
 )
-from segzero_env.types import AnswerSchema, FailureReason, ParsedReply
+from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply
 
 DEFAULT_MAX_CHARS = 200_000
 """Replies longer than this are rejected as ``TOO_LONG`` without being scanned."""
@@ -109,7 +110,10 @@ def think_format_ok(text: str) -> bool:
         k = text.find(_THINK_CLOSE, pos)
         if k < 0:
             return False
-        m = _WS_THEN_ANSWER.match(text, k + len(_THINK_CLOSE))
+        end = k + len(_THINK_CLOSE)
+        if text.startswith(_ANSWER_OPEN, end):  # the common layouts first: no regex needed
+            return end + len(_ANSWER_OPEN) <= last_close
+        m = _WS_THEN_ANSWER.match(text, end)
         if m is not None:
             return m.end() <= last_close
         pos = k + 1
@@ -118,7 +122,7 @@ def think_format_ok(text: str) -> bool:
 def _decode(body: str) -> tuple[Any, bool]:
     """Decode an answer body: strict JSON first, then a Python literal. Raises ``ParseError``."""
     try:
-        return json.loads(body), True
+        return loads(body), True
     except (ValueError, RecursionError) as err:
         json_error = str(err)
     if len(body) > MAX_LITERAL_CHARS:
@@ -289,8 +293,35 @@ def _parse_stripped(text: str) -> ParsedReply:
             n_answer_tags=n_tags,
             answer_text=answer_text,
         )
+    fast = _canonical_seg_zero(body, think, n_tags, answer_text)
+    if fast is not None:
+        return fast
     try:
         value, strict = _decode(body)
     except ParseError as fail:
         return _failure(fail.reason, fail.detail, think_format=think, n_answer_tags=n_tags, answer_text=answer_text)
     return _interpret(value, strict, think, n_tags, answer_text, untagged=False)
+
+
+def _canonical_seg_zero(body: str, think: bool, n_tags: int, answer_text: str) -> ParsedReply | None:
+    """The general path's result for a canonical Seg-Zero answer, without json.loads; ``None`` otherwise."""
+    literals = canonical_numbers(body)
+    if literals is None:
+        return None
+    x1, y1, x2, y2, a, b, c, d = map(float, literals)  # float(literal) == float(json value)
+    if not math.isfinite(x1 + y1 + x2 + y2 + a + b + c + d):
+        return None  # 1e400: the general path names the failing key
+    inverted = x2 < x1 or y2 < y1
+    if inverted:
+        x1, x2 = min(x1, x2), max(x1, x2)
+        y1, y2 = min(y1, y2), max(y1, y2)
+    return ParsedReply.fast(
+        objects=(ObjectAnswer.fast((x1, y1, x2, y2), ((a, b), (c, d))),),
+        schema=AnswerSchema.SEG_ZERO,
+        detail="" if n_tags <= 1 and not inverted else _notes(True, inverted, n_tags),
+        box_inverted=inverted,
+        think_format=think,
+        strict_json=True,
+        n_answer_tags=n_tags,
+        answer_text=answer_text,
+    )

@@ -7,6 +7,7 @@ Coordinates follow one convention everywhere: a box is ``(x1, y1, x2, y2)`` in p
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,13 @@ class ObjectAnswer:
     points: tuple[Point, ...] = ()
     negative_points: tuple[Point, ...] = ()
 
+    @classmethod
+    def fast(cls, box: Box, points: tuple[Point, ...] = ()) -> ObjectAnswer:
+        """``ObjectAnswer(box, points)`` without the frozen dataclass's per-field checks (hot paths)."""
+        obj = object.__new__(cls)
+        obj.__dict__.update(box=box, points=points, negative_points=())
+        return obj
+
 
 @dataclass(frozen=True)
 class Refinement:
@@ -154,6 +162,21 @@ class ParsedReply:
     def ok(self) -> bool:
         """True when at least one object was read."""
         return self.failure is None and len(self.objects) > 0
+
+    @classmethod
+    def fast(cls, **fields: Any) -> ParsedReply:
+        """``ParsedReply(**fields)``, built without the frozen dataclass's per-field ``__setattr__``.
+
+        The parser's hot path uses it; the result compares equal to the regular constructor's.
+        """
+        obj = object.__new__(cls)
+        state = _PARSED_REPLY_DEFAULTS.copy()
+        state.update(fields)
+        object.__setattr__(obj, "__dict__", state)
+        return obj
+
+
+_PARSED_REPLY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ParsedReply)}
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,12 @@ SEG_ZERO_QUIRKS = {
     "bbox_2d dict: no 'bbox' key, so 0 on format and accuracy": (
         '<think>a</think><answer>{"bbox_2d": [250, 180, 410, 330], "point_2d": [300, 250]}</answer>',
         (1, 0, 0, 0, 0), (1, 0, 1, 1, 0)),
+    "points in the other order still count (best of the two orderings)": (
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [360, 260], '
+        '"points_2": [300, 250]}</answer>', (1, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+    "Infinity in the box: format 1; the points still count, IoU and L1 do not": (
+        '<think>a</think><answer>{"bbox": [238.5, 184, Infinity, 322], "points_1": [271, 192], '
+        '"points_2": [387, 227]}</answer>', (1, 1, 0, 0, 1), (1, 0, 0, 0, 0)),
     "code fence in the answer: the first {...} is read anyway": (
         f"<think>a</think><answer>```json\n{GOOD}\n```</answer>", (1, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
 }
@@ -328,3 +334,73 @@ def test_env_docstring_describes_non_repeat_as_it_is():
     assert vr(f"<think>A! A! A!</think><answer>{item}</answer>")[2] == 1.0
     assert vr("")[2] == 1.0 and vr("", "robust")[2] == 0.0
     assert vr(f"<think>A. B. B.</think><answer>{item}</answer>", "robust")[2] == 0.0
+
+
+# --------------------------------------------------------------------------- fast paths give the general results
+
+
+def _canonical_bodies(n, seed):
+    import random
+
+    rng = random.Random(seed)
+
+    def num():
+        roll = rng.random()
+        if roll < 0.75:
+            return str(rng.randint(-50, 900))
+        if roll < 0.97:
+            return f"{rng.uniform(-50, 900):.{rng.randint(1, 4)}f}"
+        return rng.choice(["-0", "0", "0.0", "9999999", "12345678", "1e2", "01", "1.", ".5", "NaN", "true"])
+
+    ws = ["", " ", "  ", "\n", "\t"] * 20 + ["\u00a0"]
+    for _ in range(n):
+        w = lambda: rng.choice(ws)  # noqa: E731
+        nums = [num() for _ in range(8)]
+        lists = [f"[{w()}{(w() + ',' + w()).join(nums[a:b])}{w()}]" for a, b in ((0, 4), (4, 6), (6, 8))]
+        keys = ['"bbox"', '"points_1"', '"points_2"']
+        pairs = [f"{k}{w()}:{w()}{v}" for k, v in zip(keys, lists, strict=True)]
+        yield "{" + w() + f"{w()},{w()}".join(pairs) + w() + "}"
+
+
+def test_canonical_reader_returns_what_json_loads_returns():
+    import json
+
+    from segzero_env.parsing_fast import canonical_seg_zero, loads
+
+    matched = 0
+    for body in _canonical_bodies(3000, 1):
+        got = canonical_seg_zero(body)
+        try:
+            expected = json.loads(body)
+        except ValueError as err:
+            assert got is None
+            with pytest.raises(ValueError, match=re.escape(str(err))):
+                loads(body)
+            with pytest.raises(ValueError, match=re.escape(str(err))):
+                loads(body)  # remembered: raised again with the same message
+            continue
+        assert loads(body) == expected
+        if got is not None:
+            matched += 1
+            assert got == expected and [type(v) for v in got["bbox"]] == [type(v) for v in expected["bbox"]]
+    assert matched > 300
+
+
+def test_parser_fast_path_gives_the_general_result(monkeypatch):
+    import segzero_env.parsing as parsing
+
+    replies = [f"<think>a</think>{w}<answer>{body}</answer>" for body in _canonical_bodies(1500, 2) for w in ("", " ")]
+    fast = [parse_reply(r) for r in replies]
+    monkeypatch.setattr(parsing, "_canonical_seg_zero", lambda *args: None)
+    assert [parse_reply(r) for r in replies] == fast
+
+
+def test_upstream_fast_path_gives_the_general_result(monkeypatch):
+    from segzero_env.rewards import upstream
+
+    replies = [f"<think>a. b.</think><answer>{body}</answer>" for body in _canonical_bodies(1500, 3)]
+    replies += REPLIES[:1500]
+    gts = [{}, {"gt_box": (250.5, 180, 410, 330)}, {"gt_box": (0, 0, 2**30, 5)}]
+    fast = [terms(r, "upstream", **gt) for r in replies for gt in gts]
+    monkeypatch.setattr(upstream, "canonical_seg_zero_terms", lambda *args: None)
+    assert [terms(r, "upstream", **gt) for r in replies for gt in gts] == fast

@@ -216,7 +216,7 @@ def score_replies(
             intersection, union = mask_iou(pred_mask, gt_mask)  # None counts as an empty prediction
             iou = 1.0 if union == 0 else intersection / union
         terms = compute_terms(
-            RewardInput(
+            RewardInput.fast(
                 reply=reply if isinstance(reply, str) else "",
                 parsed=result,
                 gt_box=episode.gt_box,

@@ -30,9 +30,11 @@ mask_iou        0 .. 1   IoU of the segmenter's mask with the GT mask, LISA's ru
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +102,18 @@ class RewardInput:
     expected_schema: AnswerSchema = AnswerSchema.SEG_ZERO
     gt_objects: tuple[ObjectAnswer, ...] | None = None
     mask_iou: float | None = None
+
+    @classmethod
+    def fast(cls, **fields: Any) -> RewardInput:
+        """``RewardInput(**fields)`` without the frozen dataclass's per-field ``__setattr__`` (one per reply)."""
+        obj = object.__new__(cls)
+        obj.__dict__.update(_REWARD_INPUT_DEFAULTS, **fields)
+        return obj
+
+
+_REWARD_INPUT_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(RewardInput) if f.default is not dataclasses.MISSING
+}
 
 
 def think_format(inp: RewardInput) -> float:
@@ -248,14 +262,36 @@ _TERM_ITEMS = tuple(TERM_FUNCTIONS.items())
 
 def _upstream_terms(inp: RewardInput) -> dict[str, float]:
     reply = inp.reply if isinstance(inp.reply, str) else ""
-    reading = upstream.read_upstream(reply)
-    gt_objects = [(o.box, o.points[0] if o.points else None) for o in _gt_objects(inp)]
+    fast = upstream.canonical_seg_zero_terms(reply, inp.parsed, inp.gt_box, inp.gt_points)
+    if fast is not None:
+        # The answer is a Seg-Zero dict: VisionReasoner's loop over its keys counts nothing, and its
+        # accuracy needs a list.
+        think, answer_format, iou, l1, points = fast
+        return {
+            "think_format": think,
+            "answer_format": answer_format,
+            "box_iou": iou,
+            "box_l1": l1,
+            "points": points,
+            "vr_format": think,
+            "vr_accuracy": 0.0,
+            "non_repeat": upstream.non_repeat(reply),
+            "mask_iou": mask_iou_term(inp) if inp.gt_mask is not None else 0.0,
+        }
+    reading = upstream.read_upstream(reply, inp.parsed.think_format)
+    answer_format, iou, l1, points = upstream.seg_zero_terms(reading, inp.gt_box, inp.gt_points)
+    if inp.gt_objects is not None:
+        gt_objects = [(o.box, o.points[0] if o.points else None) for o in inp.gt_objects]
+    elif inp.gt_box is not None:
+        gt_objects = [(inp.gt_box, inp.gt_points[0] if inp.gt_points else None)]
+    else:
+        gt_objects = []
     return {
         "think_format": 1.0 if reading.think_format else 0.0,
-        "answer_format": upstream.seg_zero_answer_format(reading),
-        "box_iou": upstream.seg_zero_box_iou(reading, inp.gt_box),
-        "box_l1": upstream.seg_zero_box_l1(reading, inp.gt_box),
-        "points": upstream.seg_zero_points(reading, inp.gt_points),
+        "answer_format": answer_format,
+        "box_iou": iou,
+        "box_l1": l1,
+        "points": points,
         "vr_format": upstream.vr_format(reading),
         "vr_accuracy": upstream.vr_accuracy(reading, gt_objects),
         "non_repeat": upstream.non_repeat(reply),

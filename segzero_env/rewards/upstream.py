@@ -33,15 +33,16 @@ The table of every quirk with a reply and its value is in ``docs/rewards.md``.
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from segzero_env.parsing import think_format_ok
+from segzero_env.parsing_fast import canonical_numbers, canonical_seg_zero, loads
+from segzero_env.types import AnswerSchema, ParsedReply
 
 VR_MAX_OBJECTS = 120
 """VisionReasoner keeps at most this many predicted (and ground-truth) objects."""
@@ -52,8 +53,13 @@ _NO_VALUE = object()
 _FAST_INT_LIMIT = 1 << 24
 """Integer coordinates up to this size give the same values in Python and in numpy's int64 / float64."""
 
+_EXACT_LIMIT = float(1 << 20)
+"""Coordinates up to this size give the same Seg-Zero terms in float and in integer arithmetic."""
+"""Integer coordinates up to this size give the same values in Python and in numpy's int64 / float64."""
+
 Coords = Sequence[float]
 
+_SEG_ZERO = AnswerSchema.SEG_ZERO
 _ANSWER_OPEN = "<answer>"
 _ANSWER_CLOSE = "</answer>"
 
@@ -95,20 +101,18 @@ def answer_block(text: str) -> str | None:
     return text[start:end].strip()  # str.strip and the regex's \s share one definition of whitespace
 
 
-def _decode(text: str | None, memo: dict[str, Any]) -> Any:
+def _decode(text: str | None) -> Any:
     if text is None:
         return _NO_VALUE
-    if text in memo:
-        return memo[text]
+    value = canonical_seg_zero(text)  # json.loads's result for the common answer, faster
+    if value is not None:
+        return value
     try:
-        value = json.loads(text)
+        return loads(text)  # json.loads, free when the parser has just decoded the same text
     except Exception:  # noqa: BLE001 - upstream catches everything; RecursionError on deep nesting included
-        value = _NO_VALUE
-    memo[text] = value
-    return value
+        return _NO_VALUE
 
 
-@dataclass(frozen=True)
 class UpstreamReading:
     """What the upstream rules read from one reply, decoded once and shared by every term.
 
@@ -116,123 +120,191 @@ class UpstreamReading:
         reply: The raw reply.
         think_format: The raw reply fully matches the think-then-answer layout.
         seg_zero_value: The decoded first ``{...}`` (a dict), or ``None`` when absent or not JSON.
-        vr_value: The decoded answer-tag text, or ``None`` when absent or not JSON.
+        vr_value: The decoded answer-tag text, or ``None`` when absent or not JSON. Both values are
+            shared, never modified.
     """
 
-    reply: str
-    think_format: bool
-    seg_zero_value: dict | None
-    vr_value: Any
+    __slots__ = ("reply", "think_format", "seg_zero_value", "vr_value")
+
+    def __init__(self, reply: str, think_format: bool, seg_zero_value: dict | None, vr_value: Any) -> None:
+        self.reply = reply
+        self.think_format = think_format
+        self.seg_zero_value = seg_zero_value
+        self.vr_value = vr_value
 
 
-def read_upstream(reply: str) -> UpstreamReading:
-    """Read a reply the way both upstream rewards do."""
-    memo: dict[str, Any] = {}
-    sz = _decode(first_brace_block(reply), memo)
-    vr = _decode(answer_block(reply), memo)
-    return UpstreamReading(
-        reply=reply,
-        think_format=think_format_ok(reply),
-        seg_zero_value=sz if isinstance(sz, dict) else None,
-        vr_value=None if vr is _NO_VALUE else vr,
-    )
+def read_upstream(reply: str, stripped_think_format: bool = False) -> UpstreamReading:
+    """Read a reply the way both upstream rewards do.
+
+    Args:
+        reply: The raw reply.
+        stripped_think_format: The parser's ``think_format`` (on the stripped reply), when known to
+            be True: the raw reply then matches exactly when it has no surrounding whitespace, and the
+            scan is skipped.
+    """
+    sz_text, vr_text = first_brace_block(reply), answer_block(reply)
+    sz = _decode(sz_text)
+    vr = sz if vr_text == sz_text else _decode(vr_text)  # usually the same text: decode it once
+    # A stripped match is a raw match unless whitespace surrounds the reply.
+    surrounded = stripped_think_format and (reply[0].isspace() or reply[-1].isspace())
+    think = not surrounded if stripped_think_format else think_format_ok(reply)
+    return UpstreamReading(reply, think, sz if isinstance(sz, dict) else None, None if vr is _NO_VALUE else vr)
 
 
-def _upstream_gt(value: float) -> float | int:
-    # Upstream ground truth is written with integers; an integral float is read back as one so
-    # that arithmetic with huge predicted integers stays exact, as it does upstream.
-    return int(value) if float(value).is_integer() else value
+@functools.lru_cache(maxsize=4096)
+def _upstream_gt(values: tuple) -> tuple:
+    return tuple(int(v) if float(v).is_integer() else v for v in values)
+
+
+def upstream_gt(values: Sequence[float]) -> tuple[float | int, ...]:
+    """Ground-truth coordinates as upstream holds them: integers (its ground truth is written with them).
+
+    An integral float becomes an int so that arithmetic with huge predicted integers stays exact, as it
+    does upstream; other values are kept. (Cached: a GRPO group shares its ground truth.)
+    """
+    return _upstream_gt(tuple(values))
 
 
 # --------------------------------------------------------------------------- Seg-Zero
 
 
-def seg_zero_answer_format(reading: UpstreamReading) -> float:
-    """1.0 when the first ``{...}`` is JSON with ``bbox`` a list of 4 and both points lists of 2."""
+def seg_zero_terms(
+    reading: UpstreamReading, gt_box: Sequence[float] | None, gt_points: Sequence[Sequence[float]] | None
+) -> tuple[float, float, float, float]:
+    """Seg-Zero's ``answer_format``, ``box_iou``, ``box_l1`` and ``points`` for one reply.
+
+    * ``answer_format``: the first ``{...}`` is JSON with ``bbox`` a list of 4 and both points lists of 2.
+    * ``box_iou``: IoU(bbox, GT) > 0.5 with inclusive areas and an overlap only when strictly positive.
+    * ``box_l1``: the mean absolute difference of the 4 coordinates, as written, is below 10.
+    * ``points``: both ``int()``-truncated points lie in ``bbox`` and their best-order mean distance
+      to the GT points is below 100.
+
+    A term is 0 when upstream's code would raise (missing keys, strings, ``None``, zero unions, ...).
+    """
     data = reading.seg_zero_value
     if data is None:
-        return 0.0
-    try:
-        bbox, p1, p2 = data["bbox"], data["points_1"], data["points_2"]
-    except KeyError:
-        return 0.0
-    ok = (
-        isinstance(bbox, list)
-        and len(bbox) == 4
-        and isinstance(p1, list)
+        return 0.0, 0.0, 0.0, 0.0
+    box = data.get("bbox")
+    p1, p2 = data.get("points_1"), data.get("points_2")
+    answer_format = (
+        1.0
+        if type(box) is list
+        and len(box) == 4
+        and type(p1) is list
         and len(p1) == 2
-        and isinstance(p2, list)
+        and type(p2) is list
         and len(p2) == 2
+        and "points_1" in data  # .get() cannot tell a missing key from a null value
+        and "points_2" in data
+        else 0.0
     )
-    return 1.0 if ok else 0.0
+    try:
+        if len(box) != 4:
+            return answer_format, 0.0, 0.0, 0.0
+    except TypeError:  # no bbox key (None) or a number
+        return answer_format, 0.0, 0.0, 0.0
+    iou = l1 = points = 0.0
+    if gt_box is not None:
+        g = upstream_gt(gt_box)
+        try:
+            ix1, iy1 = max(box[0], g[0]), max(box[1], g[1])
+            ix2, iy2 = min(box[2], g[2]), min(box[3], g[3])
+            inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if ix1 < ix2 and iy1 < iy2 else 0
+            area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+            area_gt = (g[2] - g[0] + 1) * (g[3] - g[1] + 1)
+            iou = 1.0 if float(inter) / (area_pred + area_gt - inter) > 0.5 else 0.0
+        except Exception:  # noqa: BLE001 - strings, None, lists, zero unions, overflow: upstream scores 0
+            pass
+        try:
+            total = abs(box[0] - g[0]) + abs(box[1] - g[1]) + abs(box[2] - g[2]) + abs(box[3] - g[3])
+            l1 = 1.0 if total / 4 < 10 else 0.0
+        except Exception:  # noqa: BLE001
+            pass
+    if gt_points and len(gt_points) >= 2 and "points_1" in data and "points_2" in data:
+        points = _seg_zero_points(box, p1, p2, upstream_gt(gt_points[0]), upstream_gt(gt_points[1]))
+    return answer_format, iou, l1, points
 
 
-def _seg_zero_box(reading: UpstreamReading) -> Any:
-    data = reading.seg_zero_value
-    if data is None or "bbox" not in data:
+def canonical_seg_zero_terms(
+    reply: str, parsed: ParsedReply, gt_box: Sequence[float] | None, gt_points: Sequence[Sequence[float]] | None
+) -> tuple[float, float, float, float, float] | None:
+    """:func:`seg_zero_terms` and the think format for a reply whose answer is canonical, from the parse.
+
+    A canonical answer (:mod:`segzero_env.parsing_fast`) that is also the reply's first ``{...}``
+    decodes to exactly the parser's numbers, so the terms come from them without reading the reply
+    again. Its integers are below 10**7 (and the ground truth's below 2**20 is checked), so float
+    arithmetic on them gives upstream's integer results exactly.
+
+    Returns:
+        ``(think_format, answer_format, box_iou, box_l1, points)``, or ``None`` when the reply is not
+        such a reply (the caller then takes the general path).
+    """
+    text = parsed.answer_text
+    if text is None or parsed.schema is not _SEG_ZERO or parsed.box_inverted or not parsed.strict_json:
         return None
-    box = data["bbox"]
-    try:
-        return box if len(box) == 4 else None
-    except TypeError:  # len() of a number
+    if gt_box is None or not gt_points or len(gt_points) < 2 or parsed.failure is not None:
         return None
+    if not reply.startswith(text, reply.find("{")) or canonical_numbers(text) is None:
+        return None
+    gt = _exact_gt(gt_box, gt_points)
+    if gt is None:
+        return None
+    (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y) = gt
+    obj = parsed.objects[0]
+    x1, y1, x2, y2 = obj.box  # below 10**7 when written as integers: float arithmetic on them is exact
+    think = 1.0 if parsed.think_format and not (reply[0].isspace() or reply[-1].isspace()) else 0.0
+    # Finite values: max(a, b) is "b if b > a else a" and min(a, b) "b if b < a else a", as the builtins.
+    ix1, iy1 = (gx1 if gx1 > x1 else x1), (gy1 if gy1 > y1 else y1)
+    ix2, iy2 = (gx2 if gx2 < x2 else x2), (gy2 if gy2 < y2 else y2)
+    inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if ix1 < ix2 and iy1 < iy2 else 0
+    union = (x2 - x1 + 1) * (y2 - y1 + 1) + (gx2 - gx1 + 1) * (gy2 - gy1 + 1) - inter
+    iou = 1.0 if union != 0 and inter / union > 0.5 else 0.0
+    l1 = 1.0 if (abs(x1 - gx1) + abs(y1 - gy1) + abs(x2 - gx2) + abs(y2 - gy2)) / 4 < 10 else 0.0
+    (p1x, p1y), (p2x, p2y) = obj.points
+    ax, ay, bx, by = int(p1x), int(p1y), int(p2x), int(p2y)
+    points = 0.0
+    if x1 <= ax <= x2 and y1 <= ay <= y2 and x1 <= bx <= x2 and y1 <= by <= y2:
+        # min(straight, crossed) / 2 < 100; the ground truth is small, so nothing here can overflow.
+        straight = math.sqrt((ax - g1x) ** 2 + (ay - g1y) ** 2) + math.sqrt((bx - g2x) ** 2 + (by - g2y) ** 2)
+        if straight / 2 < 100:
+            points = 1.0
+        else:
+            crossed = math.sqrt((ax - g2x) ** 2 + (ay - g2y) ** 2) + math.sqrt((bx - g1x) ** 2 + (by - g1y) ** 2)
+            points = 1.0 if crossed / 2 < 100 else 0.0
+    return think, 1.0, iou, l1, points
 
 
-def seg_zero_box_iou(reading: UpstreamReading, gt_box: Sequence[float] | None) -> float:
-    """1.0 when IoU(bbox, GT) > 0.5: inclusive areas, overlap only when strictly positive, no swap."""
-    box = _seg_zero_box(reading)
-    if box is None or gt_box is None:
-        return 0.0
-    g = [_upstream_gt(v) for v in gt_box]
+_last_gt: tuple[Any, Any, tuple | None] = (None, None, None)
+
+
+def _exact_gt(box: Sequence[float], points: Sequence[Sequence[float]]) -> tuple[tuple, tuple, tuple] | None:
+    """The ground truth as upstream holds it, or ``None`` beyond 2**20 (remembered: a group shares it)."""
+    global _last_gt
+    last = _last_gt
+    if box is last[0] and points is last[1]:
+        return last[2]  # the same tuples (a group's episode): unchanged
+    gt = upstream_gt(box), upstream_gt(points[0]), upstream_gt(points[1])
+    result = gt if max(abs(v) for part in gt for v in part) <= _EXACT_LIMIT else None
+    if type(box) is tuple and type(points) is tuple and all(type(p) is tuple for p in points):
+        _last_gt = (box, points, result)  # immutable: safe to recognise by identity
+    return result
+
+
+def _seg_zero_points(box: Any, p1: Any, p2: Any, g1: Sequence[float], g2: Sequence[float]) -> float:
     try:
-        ix1, iy1 = max(box[0], g[0]), max(box[1], g[1])
-        ix2, iy2 = min(box[2], g[2]), min(box[3], g[3])
-        inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if ix1 < ix2 and iy1 < iy2 else 0
-        area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
-        area_gt = (g[2] - g[0] + 1) * (g[3] - g[1] + 1)
-        return 1.0 if float(inter) / (area_pred + area_gt - inter) > 0.5 else 0.0
-    except Exception:  # noqa: BLE001 - strings, None, lists, zero unions, overflow: upstream scores 0
-        return 0.0
-
-
-def seg_zero_box_l1(reading: UpstreamReading, gt_box: Sequence[float] | None) -> float:
-    """1.0 when the mean absolute difference of the 4 coordinates (as written) is below 10."""
-    box = _seg_zero_box(reading)
-    if box is None or gt_box is None:
-        return 0.0
-    g = [_upstream_gt(v) for v in gt_box]
-    try:
-        total = abs(box[0] - g[0]) + abs(box[1] - g[1]) + abs(box[2] - g[2]) + abs(box[3] - g[3])
-        return 1.0 if total / 4 < 10 else 0.0
-    except Exception:  # noqa: BLE001 - see seg_zero_box_iou
-        return 0.0
-
-
-def _inside(point: Sequence[int], box: Any) -> bool:
-    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
-
-
-def seg_zero_points(reading: UpstreamReading, gt_points: Sequence[Sequence[float]] | None) -> float:
-    """1.0 when both ``int()``-truncated points lie in ``bbox`` and their best-order mean distance is < 100."""
-    data = reading.seg_zero_value
-    box = _seg_zero_box(reading)
-    if data is None or box is None or not gt_points or len(gt_points) < 2:
-        return 0.0
-    g = [[_upstream_gt(v) for v in p] for p in gt_points[:2]]
-    try:
-        p1, p2 = data["points_1"], data["points_2"]
         a = [int(p1[0]), int(p1[1])]
         b = [int(p2[0]), int(p2[1])]
-        if not (_inside(a, box) and _inside(b, box)):
+        inside = box[0] <= a[0] <= box[2] and box[1] <= a[1] <= box[3]
+        if not (inside and box[0] <= b[0] <= box[2] and box[1] <= b[1] <= box[3]):
             return 0.0
-        straight = math.sqrt((a[0] - g[0][0]) ** 2 + (a[1] - g[0][1]) ** 2) + math.sqrt(
-            (b[0] - g[1][0]) ** 2 + (b[1] - g[1][1]) ** 2
+        straight = math.sqrt((a[0] - g1[0]) ** 2 + (a[1] - g1[1]) ** 2) + math.sqrt(
+            (b[0] - g2[0]) ** 2 + (b[1] - g2[1]) ** 2
         )
-        crossed = math.sqrt((a[0] - g[1][0]) ** 2 + (a[1] - g[1][1]) ** 2) + math.sqrt(
-            (b[0] - g[0][0]) ** 2 + (b[1] - g[0][1]) ** 2
+        crossed = math.sqrt((a[0] - g2[0]) ** 2 + (a[1] - g2[1]) ** 2) + math.sqrt(
+            (b[0] - g1[0]) ** 2 + (b[1] - g1[1]) ** 2
         )
         return 1.0 if min(straight, crossed) / 2 < 100 else 0.0
-    except Exception:  # noqa: BLE001 - missing keys, int("x"), int(nan), comparisons with strings: 0
+    except Exception:  # noqa: BLE001 - int("x"), int(nan), comparisons with strings: upstream scores 0
         return 0.0
 
 
@@ -266,9 +338,13 @@ def vr_format(reading: UpstreamReading) -> float:
 
 def non_repeat(reply: str) -> float:
     """0.0 when two or more of the reply's ``.``-separated sentences repeat an earlier one, else 1.0."""
-    sentences = [s.strip() for s in reply.split(".")]
-    sentences = [s for s in sentences if s]
-    return 0.0 if len(sentences) - len(set(sentences)) >= 2 else 1.0
+    sentences = list(map(str.strip, reply.split(".")))
+    if len(sentences) < 3:
+        return 1.0  # two repeats need three sentences
+    distinct = set(sentences)
+    empty = sentences.count("")
+    repeats = (len(sentences) - empty) - (len(distinct) - (1 if empty else 0))
+    return 0.0 if repeats >= 2 else 1.0
 
 
 def _is_number(v: Any) -> bool:
@@ -362,8 +438,8 @@ def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coo
     gt = list(gt_objects)[:VR_MAX_OBJECTS]
     if any(p is None or len(p) != 2 for _, p in gt):
         return 0.0
-    gt_boxes = [[_upstream_gt(v) for v in b] for b, _ in gt]
-    gt_points = [[_upstream_gt(v) for v in p] for _, p in gt]  # type: ignore[union-attr]
+    gt_boxes = [upstream_gt(b) for b, _ in gt]
+    gt_points = [upstream_gt(p) for _, p in gt]  # type: ignore[arg-type]
     shapes_ok = all(type(b) is list and len(b) == 4 for b in boxes) and all(
         type(p) is list and len(p) == 2 for p in points
     )

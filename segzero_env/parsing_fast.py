@@ -1,0 +1,109 @@
+"""Fast readers shared by the parser and the reward rules.
+
+:func:`loads` is :func:`json.loads` remembering its last text: the parser and the ``upstream`` reward
+rules decode the same answer text one after the other, and the second reading is then free.
+
+:func:`canonical_seg_zero` reads the answer nearly every reply writes,
+``{"bbox": [4 numbers], "points_1": [2], "points_2": [2]}``. Decoding that one shape with a single anchored
+regular expression instead of :func:`json.loads` plus a walk of the decoded value is what lets reply
+scoring keep up with a GRPO group's rewards. The reader accepts only text that :func:`json.loads` reads
+to exactly that dict (keys in that order, JSON whitespace, JSON numbers with at most 7 digits before
+the point and no exponent), and returns what :func:`json.loads` would: ``int`` for integer literals,
+``float`` for the others. Anything else returns ``None`` and the caller takes the general path.
+
+>>> canonical_seg_zero('{"bbox": [1, 2, 30, 4.5], "points_1": [5, 6], "points_2": [-0, 100.0]}')
+{'bbox': [1, 2, 30, 4.5], 'points_1': [5, 6], 'points_2': [0, 100.0]}
+>>> canonical_seg_zero("{'bbox': [1, 2, 3, 4], 'points_1': [5, 6], 'points_2': [7, 8]}") is None
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_WS = r"[ \t\n\r]*"  # JSON whitespace only (\s would admit Unicode spaces json.loads refuses)
+# JSON numbers with at most 7 integer digits and no exponent ([0-9], not \d): every value is below
+# 10**7, so products of two coordinates stay exact in float arithmetic (readers rely on it).
+_NUMBER = r"(-?(?:0|[1-9][0-9]{0,6})(?:\.[0-9]{1,20})?)"
+
+
+def _list(n: int) -> str:
+    return r"\[" + _WS + (_WS + "," + _WS).join([_NUMBER] * n) + _WS + r"\]"
+
+
+def _key(name: str, n: int) -> str:
+    return '"' + name + '"' + _WS + ":" + _WS + _list(n)
+
+
+CANONICAL_SEG_ZERO = re.compile(
+    r"\{" + _WS + (_WS + "," + _WS).join([_key("bbox", 4), _key("points_1", 2), _key("points_2", 2)]) + _WS + r"\}"
+)
+"""Fully matches a Seg-Zero answer in the canonical layout; its 8 groups are the numbers as written."""
+
+
+def number(literal: str) -> int | float:
+    """The value :func:`json.loads` gives a JSON number literal matched by :data:`CANONICAL_SEG_ZERO`."""
+    if "." in literal:
+        return float(literal)
+    return int(literal)
+
+
+_CACHE_SIZE = 1024
+_MISS = object()
+_canonical_cache: dict[str, tuple[str, ...] | None] = {}
+
+
+def canonical_numbers(text: str) -> tuple[str, ...] | None:
+    """The 8 number literals of a canonical Seg-Zero answer (bbox, points_1, points_2), or ``None``.
+
+    Recent answers are remembered (up to 1,024 texts): the parser reads a batch of replies, then the
+    ``upstream`` reward rules read the same answers again.
+    """
+    hit = _canonical_cache.get(text, _MISS)
+    if hit is not _MISS:
+        return hit  # type: ignore[return-value]
+    m = CANONICAL_SEG_ZERO.fullmatch(text)
+    groups = m.groups() if m is not None else None
+    if len(_canonical_cache) >= _CACHE_SIZE:
+        _canonical_cache.clear()
+    _canonical_cache[text] = groups
+    return groups
+
+
+def canonical_seg_zero(text: str) -> dict | None:
+    """``json.loads(text)`` when ``text`` is a canonical Seg-Zero answer, else ``None``."""
+    literals = canonical_numbers(text)
+    if literals is None:
+        return None
+    v = [number(s) for s in literals]
+    return {"bbox": v[0:4], "points_1": v[4:6], "points_2": v[6:8]}
+
+
+_json_cache: dict[str, tuple[Any, type[Exception] | None, str]] = {}
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``; recent texts' values (or errors) are remembered (up to 1,024) and reused.
+
+    A value is shared between callers: they only read it. A remembered error is raised again as a new
+    exception of the same kind (``ValueError`` or ``RecursionError``) with the same message.
+    """
+    hit = _json_cache.get(text)
+    if hit is not None:
+        if hit[1] is not None:
+            raise hit[1](hit[2])
+        return hit[0]
+    if len(_json_cache) >= _CACHE_SIZE:
+        _json_cache.clear()
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        _json_cache[text] = (None, ValueError, str(err))
+        raise
+    except RecursionError as err:
+        _json_cache[text] = (None, RecursionError, str(err))
+        raise
+    _json_cache[text] = (value, None, "")
+    return value
