@@ -13,6 +13,7 @@ KL to the reference is minimised over micro-batches (gradient accumulation). The
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -36,6 +37,7 @@ from segzero_agents.distributed import (
 from segzero_agents.evaluation import evaluate
 from segzero_agents.grpo_math import group_advantages, grpo_loss
 from segzero_agents.metrics_logger import MetricsLogger
+from segzero_agents.multiturn_rollout import evaluate_refinement, refinement_train_step
 from segzero_agents.policy_model import load_policy
 from segzero_agents.rollout import Rollout, reply_log_probs, sample_replies, select_rows, vision_token_ids
 from segzero_agents.run_folder import open_run_folder
@@ -187,6 +189,33 @@ class Args:
         metadata={"help": "Replies per forward/backward; the step accumulates gradients over all P x G replies."},
     )
 
+    # --- refinement episodes (multi-turn; agents/multiturn_rollout.py, docs/agent.md) ---
+    max_turns: int = field(
+        default=1,
+        metadata={"help": "Turns per episode K; above 1 each group member plays a K-turn refinement trajectory."},
+    )
+    feedback: str = field(
+        default="image",
+        metadata={
+            "help": "What the policy sees after a turn: 'image' (its mask shaded into the image), 'text' (the "
+            "env's feedback text, for models that cannot see it) or 'none' (the ablation: nothing)."
+        },
+    )
+    turn_advantage: str = field(
+        default="trajectory",
+        metadata={
+            "help": "'trajectory' (each return's group-relative advantage on every turn) or 'per-turn' "
+            "(normalised turn rewards summed from the turn on, with the env's gain rewards)."
+        },
+    )
+    turn_reward: str = field(
+        default="gain", metadata={"help": "The env's turn_reward: 'gain' (IoU gain per turn) or 'final'."}
+    )
+    turn_cost: float = field(default=0.0, metadata={"help": "The env's turn_cost, paid on every turn after the first."})
+    eval_max_turns: int = field(
+        default=0, metadata={"help": "Turns of the evaluation episodes; 0 = max_turns. Above 1: gIoU after each turn."}
+    )
+
     # --- logging, evaluation, checkpoints ---
     log_replies_every: int = field(default=10, metadata={"help": "Steps between sample-reply tables in TensorBoard."})
     eval_every: int = field(
@@ -220,6 +249,12 @@ class Args:
             raise ValueError("micro_batch_size, prompts_per_step and num_iterations must be at least 1")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be > 0: GRPO needs sampled, different replies")
+        if self.max_turns < 1 or self.eval_max_turns < 0:
+            raise ValueError(f"max_turns={self.max_turns} must be >= 1 and eval_max_turns={self.eval_max_turns} >= 0")
+        if self.feedback not in ("image", "text", "none"):
+            raise ValueError(f"feedback={self.feedback!r}: use 'image', 'text' or 'none'")
+        if self.turn_advantage not in ("trajectory", "per-turn"):
+            raise ValueError(f"turn_advantage={self.turn_advantage!r}: use 'trajectory' or 'per-turn'")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,9 +282,19 @@ def scheduled_sample_ids(
 
 
 def make_envs(
-    args: Args, num_envs: int, group_size: int, split: str, dataset: str | None, data_root: str | None
+    args: Args,
+    num_envs: int,
+    group_size: int,
+    split: str,
+    dataset: str | None,
+    data_root: str | None,
+    max_turns: int = 1,
 ) -> Any:
-    """The group vector env: ``num_envs`` sub-envs in blocks of ``group_size`` sharing one sample."""
+    """The group vector env: ``num_envs`` sub-envs in blocks of ``group_size`` sharing one sample.
+
+    ``max_turns > 1`` makes refinement episodes (with ``args.turn_reward`` and ``args.turn_cost``);
+    their blocks reset on the next step once finished (members stop at different turns).
+    """
     import gymnasium as gym
 
     import segzero_env  # noqa: F401 - registers the ids
@@ -269,9 +314,13 @@ def make_envs(
         kwargs["dataset_kwargs"] = json.loads(args.dataset_kwargs) if dataset == args.dataset else {}
     if data_root is not None:
         kwargs["data_root"] = data_root
+    mode = "Disabled"
+    if max_turns > 1:
+        kwargs.update(max_turns=max_turns, turn_reward=args.turn_reward, turn_cost=args.turn_cost)
+        mode = "NextStep"  # a block that finished early waits, unscored, while the others play on
     # Disabled: the loop resets before every batch and reads the step's own info; a forgotten reset raises.
     return gym.make_vec(
-        args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", autoreset_mode="Disabled", **kwargs
+        args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", autoreset_mode=mode, **kwargs
     )
 
 
@@ -468,11 +517,14 @@ def train(args: Args) -> dict[str, Any]:
         ref_model = accelerator.prepare_model(ref_model, evaluation_mode=True)
 
     G = args.group_size  # noqa: N806 - the paper's name
-    envs = make_envs(args, args.prompts_per_step * G, G, args.split, args.dataset, args.data_root)
+    envs = make_envs(args, args.prompts_per_step * G, G, args.split, args.dataset, args.data_root, args.max_turns)
     eval_envs = None
+    eval_turns = args.eval_max_turns or args.max_turns
+    # refinement episodes are evaluated turn by turn (gIoU after each turn)
+    run_eval = evaluate if eval_turns == 1 else evaluate_refinement
     if args.eval_every:
         eval_width = min(args.eval_samples, 8)
-        eval_envs = make_envs(args, eval_width, 1, args.eval_split, args.eval_dataset, args.eval_data_root)
+        eval_envs = make_envs(args, eval_width, 1, args.eval_split, args.eval_dataset, args.eval_data_root, eval_turns)
     all_ids = list(envs.envs[0].dataset.sample_ids)
     frame = coordinate_frame(accelerator.unwrap_model(model).config.model_type)
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -513,14 +565,55 @@ def train(args: Args) -> dict[str, Any]:
     record: dict[str, Any] = {}
     if eval_envs is not None and start_step == 0:
         # the starting point (after any warm start), logged as step 0, so gains are measured from it
-        logger.log(0, evaluate(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
+        logger.log(0, run_eval(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
     step_times = []
+
+    def checkpoint_if_due(done: int) -> None:
+        if done == args.steps or (args.save_every and done % args.save_every == 0):
+            cursor = (done * accelerator.num_processes) * args.prompts_per_step
+            save_checkpoint(
+                accelerator,
+                model,
+                processor,
+                output_dir,
+                done,
+                {
+                    "samples_drawn": cursor,
+                    "epoch": cursor / max(len(all_ids), 1),
+                    "num_processes": accelerator.num_processes,
+                    "args": asdict(args),
+                },
+                keep_last=args.keep_last or None,
+            )
+
     for step in range(start_step, args.steps):
         t0 = time.perf_counter()
         # 1. observations: P samples, each shown to a block of G sub-envs
         sample_ids = scheduled_sample_ids(
             all_ids, step, args.prompts_per_step, accelerator.process_index, accelerator.num_processes, args.seed
         )
+        if args.max_turns > 1:
+            # refinement episodes: each member plays a K-turn trajectory (agents/multiturn_rollout.py)
+            to_env = None
+            if frame != "absolute":
+                to_env = functools.partial(
+                    reply_to_env_frame, model_type=accelerator.unwrap_model(model).config.model_type,
+                    image_size=args.image_size,
+                )  # fmt: skip
+            metrics, reply_rows = refinement_train_step(
+                accelerator, model, ref_model, bundle.uses_lora, optimizer, scheduler, processor, envs,
+                sample_ids, step, args, suppress, to_env,
+            )  # fmt: skip
+            metrics["policy/lr"] = float(scheduler.get_last_lr()[0])
+            metrics["memory/peak_mb"] = peak_memory_mb(device)
+            if eval_envs is not None and (step + 1) % args.eval_every == 0:
+                metrics.update(run_eval(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
+            record = logger.log(step + 1, metrics, extra={"sample_ids": gather_sample_ids(accelerator, sample_ids)})
+            if args.log_replies_every and step % args.log_replies_every == 0:
+                logger.log_replies(step + 1, reply_rows)
+            step_times.append(metrics["time/step_s"])
+            checkpoint_if_due(step + 1)
+            continue
         obs, reset_info = envs.reset(seed=args.seed + step, options={"sample_ids": sample_ids})
         images = list(obs["image"][::G])
         prompts = list(reset_info["prompt"][::G])
@@ -571,7 +664,7 @@ def train(args: Args) -> dict[str, Any]:
         )
         metrics["memory/peak_mb"] = peak_memory_mb(device)
         if eval_envs is not None and (step + 1) % args.eval_every == 0:
-            metrics.update(evaluate(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
+            metrics.update(run_eval(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
         record = logger.log(step + 1, metrics, extra={"sample_ids": gather_sample_ids(accelerator, sample_ids)})
         if args.log_replies_every and step % args.log_replies_every == 0:
             rows = [
@@ -588,23 +681,7 @@ def train(args: Args) -> dict[str, Any]:
         step_times.append(t3 - t0)
 
         # 6. checkpoint
-        done = step + 1
-        if done == args.steps or (args.save_every and done % args.save_every == 0):
-            cursor = (done * accelerator.num_processes) * args.prompts_per_step
-            save_checkpoint(
-                accelerator,
-                model,
-                processor,
-                output_dir,
-                done,
-                {
-                    "samples_drawn": cursor,
-                    "epoch": cursor / max(len(all_ids), 1),
-                    "num_processes": accelerator.num_processes,
-                    "args": asdict(args),
-                },
-                keep_last=args.keep_last or None,
-            )
+        checkpoint_if_due(step + 1)
     logger.close()
     envs.close()
     summary = {

@@ -238,3 +238,203 @@ def grpo_loss(
         "clip_frac": clip_fraction(ratio.detach(), advantages, mask, clip_eps),
     }
     return loss, stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Refinement episodes: K turns per group member.
+#
+# Layout: ``N`` trajectories (``N = P * G``) of at most ``K`` turns. ``turn_rewards`` and
+# ``turn_mask`` are ``N x K``: the env's reward of each turn, and 1 where the member replied on that
+# turn (a member that stopped on turn ``k`` has zeros from ``k + 1`` on; no row exists for them, so
+# nothing is padded into the loss). Every reply token of every played turn is trained; the feedback
+# is part of the next turn's prompt, never of a reply.
+# ---------------------------------------------------------------------------------------------
+
+
+def trajectory_returns(turn_rewards: torch.Tensor, turn_mask: torch.Tensor) -> torch.Tensor:
+    """Each trajectory's return: the sum of the rewards of the turns it played (``N x K`` -> ``N``).
+
+    With the env's ``turn_reward="gain"`` the mask-IoU credits telescope to the final IoU, so the
+    return is the final IoU plus every turn's format terms minus the turn costs.
+
+    >>> trajectory_returns(torch.tensor([[0.5, 0.2], [0.7, 9.0]]), torch.tensor([[1, 1], [1, 0]]))
+    tensor([0.7000, 0.7000])
+    """
+    return (turn_rewards * turn_mask.to(turn_rewards.dtype)).sum(dim=1)
+
+
+def trajectory_advantages(
+    turn_rewards: torch.Tensor,
+    turn_mask: torch.Tensor,
+    group_size: int,
+    scaling: AdvantageScaling = "group",
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """Trajectory-level GRPO: the group-relative advantage of each return, given to every turn played.
+
+    Args:
+        turn_rewards: ``N x K`` rewards.
+        turn_mask: ``N x K`` 0/1, 1 where the member replied on that turn.
+        group_size: ``G``; consecutive blocks of ``G`` trajectories share one sample.
+        scaling: As in :func:`group_advantages`.
+        eps: As in :func:`group_advantages`.
+
+    Returns:
+        ``N x K`` advantages: ``A_i`` on each turn member ``i`` played, 0 elsewhere.
+
+    >>> trajectory_advantages(torch.tensor([[0.0, 1.0], [0.5, 0.0]]), torch.tensor([[1, 1], [1, 0]]), 2)
+    tensor([[ 0.7071,  0.7071],
+            [-0.7071,  0.0000]])
+    """
+    adv = group_advantages(trajectory_returns(turn_rewards, turn_mask), group_size, scaling, eps)
+    return torch.where(turn_mask.bool(), adv.unsqueeze(1), torch.zeros((), dtype=adv.dtype))
+
+
+def turn_advantages(
+    turn_rewards: torch.Tensor,
+    turn_mask: torch.Tensor,
+    group_size: int,
+    scaling: AdvantageScaling = "group",
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """Per-turn GRPO (DeepSeekMath's process supervision, arXiv 2402.03300 sec. 4.1.3) over turn rewards.
+
+    Every played turn's reward is normalised with the mean and std of ALL played turns of its group
+    (``r~ = (r - mean) / (std + eps)``); a turn's advantage is the sum of the normalised rewards from
+    that turn to the end of its trajectory (reward-to-go), so a reply is credited with what it and
+    the later turns earned, not with what came before it. With ``turn_reward="gain"`` a turn's reward
+    is its IoU gain plus its format terms.
+
+    Args:
+        turn_rewards: ``N x K`` rewards.
+        turn_mask: ``N x K`` 0/1 played turns.
+        group_size: ``G``.
+        scaling: ``"group"`` divides by the std of the group's played turn rewards, ``"none"`` does not.
+        eps: Added to the std.
+
+    Returns:
+        ``N x K`` advantages, 0 on turns not played.
+
+    >>> turn_advantages(torch.tensor([[1.0, 1.0], [0.5, 0.0]]), torch.tensor([[1, 1], [1, 0]]), 2, "none")
+    tensor([[ 0.3333,  0.1667],
+            [-0.3333,  0.0000]])
+    """
+    if group_size < 2:
+        raise ValueError(f"group_size must be at least 2 for group-relative advantages, got {group_size}")
+    n, k = turn_rewards.shape
+    if n % group_size or turn_mask.shape != turn_rewards.shape:
+        raise ValueError(
+            f"turn_rewards {tuple(turn_rewards.shape)} and turn_mask {tuple(turn_mask.shape)} must be equal N x K "
+            f"shapes with N divisible by group_size={group_size}"
+        )
+    mask = turn_mask.to(turn_rewards.dtype)
+    r = (turn_rewards * mask).view(-1, group_size * k)
+    m = mask.view(-1, group_size * k)
+    count = m.sum(dim=1, keepdim=True).clamp(min=1.0)
+    mean = r.sum(dim=1, keepdim=True) / count
+    centred = (r - mean) * m
+    if scaling == "group":
+        var = (centred**2).sum(dim=1, keepdim=True) / (count - 1.0).clamp(min=1.0)
+        centred = centred / (var.sqrt() + eps)
+    elif scaling != "none":
+        raise ValueError(f"unknown advantage scaling {scaling!r}: use 'group' or 'none'")
+    normalised = centred.view(n, k)
+    # reward-to-go: reverse cumulative sum along the turns
+    to_go = normalised.flip(1).cumsum(dim=1).flip(1)
+    return torch.where(turn_mask.bool(), to_go, torch.zeros((), dtype=to_go.dtype))
+
+
+def turn_token_weights(
+    reply_lengths: torch.Tensor,
+    turn_mask: torch.Tensor,
+    aggregation: Aggregation = "grpo",
+    max_length: int | None = None,
+) -> torch.Tensor:
+    """The weight each reply token of each turn gets in the loss (``N x K``; the same for all tokens of a reply).
+
+    The loss is ``sum over played turns and their tokens of weight * per_token_loss``; the weights
+    generalise the three aggregations to trajectories so that a turn is never counted twice and a
+    trajectory that stopped early is not diluted by turns it did not play:
+
+    - ``grpo``: ``1 / (N * L_i)`` with ``L_i`` the reply tokens of trajectory ``i`` over all its
+      turns: the mean over each trajectory's tokens, then the mean over trajectories (every
+      trajectory weighs the same, however many turns it took).
+    - ``dapo``: ``1 / (total reply tokens)``: every token weighs the same.
+    - ``dr_grpo``: ``1 / (N * K * max_length)``: a constant normaliser.
+
+    With ``K = 1`` these are exactly :func:`aggregate`'s three rules. Since the loss is a weighted
+    sum, micro-batches of any rows add up to the full-batch gradient with no further scaling.
+
+    Args:
+        reply_lengths: ``N x K`` reply tokens of each turn (end-of-turn token included).
+        turn_mask: ``N x K`` 0/1 played turns.
+        aggregation: See :data:`Aggregation`.
+        max_length: ``dr_grpo``'s per-reply length (the reply token limit).
+
+    >>> turn_token_weights(torch.tensor([[2, 2], [4, 0]]), torch.tensor([[1, 1], [1, 0]]))
+    tensor([[0.1250, 0.1250],
+            [0.1250, 0.0000]])
+    """
+    mask = turn_mask.to(torch.float32)
+    lengths = reply_lengths.to(torch.float32) * mask
+    n, k = lengths.shape
+    if aggregation == "grpo":
+        per_trajectory = lengths.sum(dim=1, keepdim=True).clamp(min=1.0)
+        weights = 1.0 / (n * per_trajectory) * torch.ones_like(lengths)
+    elif aggregation == "dapo":
+        weights = torch.full_like(lengths, 1.0 / float(lengths.sum().clamp(min=1.0)))
+    elif aggregation == "dr_grpo":
+        if max_length is None:
+            raise ValueError("dr_grpo needs max_length (the reply token limit)")
+        weights = torch.full_like(lengths, 1.0 / (n * k * max_length))
+    else:
+        raise ValueError(f"unknown aggregation {aggregation!r}: use 'grpo', 'dr_grpo' or 'dapo'")
+    return weights * mask
+
+
+def weighted_grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    row_weights: torch.Tensor,
+    *,
+    clip_eps: float = 0.2,
+    kl_coef: float = 5e-3,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The GRPO objective on some reply rows, as a weighted SUM of per-token terms.
+
+    ``row_weights`` come from :func:`turn_token_weights` (one weight per row, i.e. per turn reply),
+    so the losses of any split of the rows into micro-batches add up to the whole batch's loss.
+
+    Args:
+        logp: ``R x T`` current log-probs of ``R`` reply rows.
+        old_logp: ``R x T`` sampling-time log-probs.
+        ref_logp: ``R x T`` reference log-probs, or ``None`` when ``kl_coef`` is 0.
+        advantages: ``R`` advantages, one per row.
+        mask: ``R x T`` reply-token mask.
+        row_weights: ``R`` token weights.
+        clip_eps: Clip range.
+        kl_coef: KL coefficient (k3 estimator).
+
+    Returns:
+        ``(loss, stats)``: stats ``policy`` (this part of the weighted surrogate sum), ``kl`` (mean
+        per-token KL of these rows), ``clip_frac``.
+    """
+    surrogate, ratio = clipped_surrogate(logp, old_logp, advantages, clip_eps)
+    weights = row_weights.to(logp.dtype).unsqueeze(1) * mask.to(logp.dtype)
+    per_token = surrogate
+    kl_value = 0.0
+    if ref_logp is not None:
+        kl = kl_k3(logp, ref_logp.detach())
+        kl_value = float(aggregate(kl.detach(), mask, "dapo"))
+        if kl_coef != 0.0:
+            per_token = per_token + kl_coef * kl
+    loss = (per_token * weights).sum()
+    stats = {
+        "policy": float((surrogate.detach() * weights).sum()),
+        "kl": kl_value,
+        "clip_frac": clip_fraction(ratio.detach(), advantages, mask, clip_eps),
+    }
+    return loss, stats
