@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +185,7 @@ def play_episodes(
     temperature: float = 1.0,
     top_p: float = 1.0,
     to_env_frame: Any = None,
+    write_replies: Callable[[dict[str, Any], int, list[int], int], Rollout] | None = None,
 ) -> Trajectories:
     """Play one K-turn trajectory per sub-env of ``envs`` (a group vector env with ``max_turns=K``).
 
@@ -204,6 +206,8 @@ def play_episodes(
         temperature: Sampling temperature.
         top_p: Nucleus mass.
         to_env_frame: Optional ``reply -> reply`` rewriting relative-frame coordinates for the env.
+        write_replies: Optional ``(prompt_batch, repeats, members, turn) -> Rollout`` used instead of
+            ``model`` (a scripted policy, e.g. in tests).
     """
     from segzero_env.hf.chat import batch_inputs, decode_replies
 
@@ -236,7 +240,9 @@ def play_episodes(
         else:
             batch = dict(batch_inputs(processor, images, prompts))
             repeats = 1
-        if greedy:
+        if write_replies is not None:
+            rollout = write_replies(batch, repeats, rows, turn)
+        elif greedy:
             rollout = _greedy_replies(
                 model, batch, max_new_tokens=max_new_tokens, eos_token_id=eos,
                 pad_token_id=tokenizer.pad_token_id, suppress=suppress_token_ids,
