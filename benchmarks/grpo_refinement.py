@@ -49,22 +49,71 @@ ARMS: dict[str, dict[str, Any]] = {
 """Training settings of each policy (``None``: the benchmark's ``--turns``)."""
 
 
-def run_arm(arm: str, seed: int, opts: argparse.Namespace, output_dir: str) -> list[dict[str, Any]]:
-    """Train one policy; return its evaluation records (step 0 and every ``--eval-every`` steps)."""
+def _preset_argv(seed: int, opts: argparse.Namespace) -> list[str]:
+    argv = ["--preset", "tiny-learn", "--seed", str(seed), "--learning-rate", str(opts.learning_rate)]
+    if opts.warm_start_steps is not None:
+        argv += ["--warm-start-steps", str(opts.warm_start_steps)]
+    if opts.warm_start_jitter is not None:
+        argv += ["--warm-start-jitter", str(opts.warm_start_jitter)]
+    return argv
+
+
+def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Path:
+    """The preset's supervised warm start, run once per seed and saved: every policy of the seed starts from it.
+
+    The steps are the trainer's own (its sample schedule with ``seed + 1``, the jitter generator seeded
+    with ``[seed, 0]``), so the start is the one ``train`` would build; saving it spares each arm the
+    warm start.
+    """
+    from accelerate import Accelerator
+    from segzero_agents.grpo import make_envs, scheduled_sample_ids, seed_everything
+    from segzero_agents.policy_model import load_policy
+    from segzero_agents.presets import parse_args
+    from segzero_agents.warm_start import oracle_reply, warm_start
+
+    args = parse_args(_preset_argv(seed, opts))
+    seed_everything(args.seed)
+    accelerator = Accelerator(cpu=True)
+    bundle = load_policy(
+        "tiny", device=accelerator.device, seed=args.seed, tiny_hidden=args.tiny_hidden,
+        tiny_compact_max_coordinate=args.image_size, kl_coef=0.0,
+    )  # fmt: skip
+    g = args.group_size
+    envs = make_envs(args, args.prompts_per_step * g, g, args.split, args.dataset, args.data_root)
+    all_ids = list(envs.envs[0].dataset.sample_ids)
+    jitter_rng = np.random.default_rng([args.seed, 0])
+    batches = []
+    for k in range(args.warm_start_steps):
+        ids = scheduled_sample_ids(all_ids, k, args.prompts_per_step, 0, 1, args.seed + 1)
+        obs, info = envs.reset(seed=args.seed, options={"sample_ids": ids})
+        replies = [
+            oracle_reply(info["gt_box"][i], info["gt_points"][i], args.image_size, args.warm_start_jitter, jitter_rng)
+            for i in range(0, len(info["gt_box"]), g)
+        ]
+        batches.append((list(obs["image"][::g]), list(info["prompt"][::g]), replies))
+    losses = warm_start(accelerator, bundle.model, bundle.processor, batches, args.warm_start_lr)
+    print(f"[seed {seed}] warm start NLL {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} steps", flush=True)
+    envs.close()
+    bundle.model.save_pretrained(folder)
+    bundle.processor.save_pretrained(folder)
+    return folder
+
+
+def run_arm(arm: str, seed: int, opts: argparse.Namespace, output_dir: str, start: Path) -> list[dict[str, Any]]:
+    """Train one policy from ``start``; return its evaluation records (step 0 and every ``--eval-every`` steps)."""
     from segzero_agents.grpo import train
     from segzero_agents.presets import parse_args
 
     settings = ARMS[arm]
     turns = settings["max_turns"] or opts.turns
     argv = [
-        "--preset", "tiny-learn", "--seed", str(seed), "--steps", str(opts.steps),
+        *_preset_argv(seed, opts), "--model-name-or-path", str(start), "--warm-start-steps", "0",
+        "--steps", str(opts.steps),
         "--eval-every", str(opts.eval_every), "--eval-samples", str(opts.eval_samples),
         "--output-dir", output_dir, "--log-replies-every", "0", "--save-every", "0",
         "--max-turns", str(turns), "--eval-max-turns", str(opts.turns), "--feedback", settings["feedback"],
         "--turn-advantage", opts.turn_advantage,
     ]  # fmt: skip
-    if opts.warm_start_steps is not None:
-        argv += ["--warm-start-steps", str(opts.warm_start_steps)]
     train(parse_args(argv))
     records = [json.loads(line) for line in (Path(output_dir) / "metrics.jsonl").read_text().splitlines()]
     step_s = [r["time/step_s"] for r in records if "time/step_s" in r]
@@ -89,7 +138,7 @@ def _mean_sd(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-def report(rows: list[dict[str, Any]], out_dir: Path, command: str, turns: int) -> str:
+def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
     """Write ``grpo_refinement.md`` and ``.png`` from the evaluation rows; return the markdown."""
     last = f"giou_turn_{turns}"
     final: dict[str, dict[int, dict[str, Any]]] = {}
@@ -103,7 +152,9 @@ def report(rows: list[dict[str, Any]], out_dir: Path, command: str, turns: int) 
     lines = [
         "# GRPO on refinement episodes: held-out gIoU after turn 1 and after the last turn",
         "",
-        f"Command: `{command}`",
+        "Commands (each run's, from the CSV):",
+        "",
+        *sorted({f"    nice -n 5 {r['command']}" for r in rows}),
         "",
         f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level 0, 56 px, box segmenter), K = {turns} turns at "
         "evaluation, greedy replies on the first val samples. Mean ± sd over seeds; `start` is the shared "
@@ -189,9 +240,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--eval-samples", type=int, default=32)
     parser.add_argument("--turn-advantage", default="trajectory", choices=["trajectory", "per-turn"])
-    parser.add_argument("--warm-start-steps", type=int, default=None, help="Override the preset's warm start.")
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--warm-start-steps", type=int, default=400, help="None keeps the preset's.")
+    parser.add_argument("--warm-start-jitter", type=float, default=0.1, help="None keeps the preset's.")
     parser.add_argument("--out-dir", default="benchmarks/results")
     parser.add_argument("--report-only", action="store_true", help="Rebuild md/png from the CSV.")
+    parser.add_argument("--merge", nargs="*", default=[], help="With --report-only: CSVs of other runs to add.")
     parser.add_argument("--resume", action="store_true", help="Keep the CSV's runs and train only the missing ones.")
     opts = parser.parse_args(argv)
     out_dir = Path(opts.out_dir)
@@ -199,27 +253,42 @@ def main(argv: list[str] | None = None) -> None:
     csv_path = out_dir / "grpo_refinement.csv"
     command = "python benchmarks/grpo_refinement.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rows: list[dict[str, Any]] = []
+    sources = [Path(p) for p in opts.merge]
     if csv_path.exists() and (opts.report_only or opts.resume):
-        with csv_path.open() as f:
-            rows = [{k: (v if k == "arm" else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
-        for r in rows:
-            r["seed"], r["step"] = int(r["seed"]), int(r["step"])
+        sources.insert(0, csv_path)
+    for source in sources:
+        with source.open() as f:
+            for r in csv.DictReader(f):
+                row: dict[str, Any] = {k: (v if k in ("arm", "command") else float(v)) for k, v in r.items()}
+                row["seed"], row["step"] = int(row["seed"]), int(row["step"])
+                rows.append(row)
+    if opts.merge:
+        with csv_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     if not opts.report_only:
         done = {(r["arm"], r["seed"]) for r in rows}
         for seed in opts.seeds:
+            if all((arm, seed) in done for arm in opts.arms):
+                continue
+            start_dir = tempfile.TemporaryDirectory()
+            start = warm_started_policy(seed, opts, Path(start_dir.name))
             for arm in opts.arms:
                 if (arm, seed) in done:
                     continue
                 t0 = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
-                    rows += run_arm(arm, seed, opts, tmp)
+                    new = run_arm(arm, seed, opts, tmp, start)
+                rows += [{**r, "command": command} for r in new]
                 print(f"[{arm} seed {seed}] {time.perf_counter() - t0:.0f} s", flush=True)
                 with csv_path.open("w", newline="") as f:
                     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                     writer.writeheader()
                     writer.writerows(rows)
-                report(rows, out_dir, command, opts.turns)
-    print(report(rows, out_dir, command, opts.turns))
+                report(rows, out_dir, opts.turns)
+            start_dir.cleanup()
+    print(report(rows, out_dir, opts.turns))
 
 
 if __name__ == "__main__":
