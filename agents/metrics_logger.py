@@ -20,6 +20,11 @@ Namespaces:
 - ``time/``: ``rollout_s`` (generation), ``env_s`` (scoring, segmenter included), ``update_s``, ``step_s``.
 - ``eval/``: ``giou``, ``ciou``, ``n``, ``unusable_rate`` from periodic evaluation (greedy replies on
   held-out samples); with ``eval_every`` set, step 0 holds the evaluation before the first update.
+- ``turns/`` (refinement episodes, ``max_turns > 1``): ``iou_<k>`` (mean IoU after turn ``k``, a
+  finished trajectory counting with its last mask), ``iou_gain``, ``stop_rate``, ``turns_used``,
+  ``played_<k>``, ``unusable_rate_<k>``; ``rewards/`` then describe whole trajectories (``mean`` is
+  the mean return, a term's value its sum over the turns played) and ``eval/`` adds
+  ``giou_turn_<k>``, ``stop_rate`` and ``turns_used`` (``giou`` and ``ciou`` are after the last turn).
 """
 
 from __future__ import annotations
