@@ -251,3 +251,33 @@ def test_sam2_resolver_shares_the_probe_and_fails_fast(offline_world, monkeypatc
     assert "download not tried (unreachable (ConnectionRefusedError" in info.value.tried[-1]
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert seconds < GUARD_S
+
+
+def test_reachable_hub_is_asked_and_its_answer_reported(offline_world, monkeypatch):
+    """A hub that answers (here a local server that knows no repository): the download is tried, not skipped."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NoRepos(BaseHTTPRequestHandler):
+        def _not_found(self):
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET = _not_found  # noqa: N815 - the handler API's names
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NoRepos)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    try:
+        with pytest.raises(ModelNotFoundError) as info:
+            resolve_model("Org/absent")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert info.value.tried[-1].startswith(f"hub {endpoint}/Org/absent: RepositoryNotFoundError")
+    assert "HF_HUB_OFFLINE" not in os.environ

@@ -136,10 +136,11 @@ def _hub_lookup(repo_id: str, weights: bool, tried: list[str]) -> bool:
         return False
     import huggingface_hub
 
+    endpoint = hub_endpoint()  # the address just probed, also when $HF_ENDPOINT changed after import
     try:
         if weights:
-            huggingface_hub.hf_hub_download(repo_id, "config.json")
-        elif not huggingface_hub.repo_exists(repo_id):
+            huggingface_hub.hf_hub_download(repo_id, "config.json", endpoint=endpoint)
+        elif not huggingface_hub.HfApi(endpoint=endpoint).repo_exists(repo_id):
             tried.append(f"hub {hub_endpoint()}/{repo_id}: no such repository")
             return False
     except Exception as err:  # noqa: BLE001 - unknown id, gated repo, network failure: all "not available here"

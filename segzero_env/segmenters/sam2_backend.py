@@ -11,7 +11,7 @@ import numpy as np
 from segzero_env.segmenters._prompts import CleanPrompt
 from segzero_env.segmenters.cached_backend import EMPTY_LOGIT, CachedPromptSegmenter, ImageFeatures, tensor_bytes
 from segzero_env.segmenters.sam2_build import build_network
-from segzero_env.segmenters.weights import model_spec
+from segzero_env.segmenters.weights import model_spec, resolve_checkpoint
 
 __all__ = ["EMPTY_LOGIT", "ImageFeatures", "SAM2Segmenter"]
 
@@ -109,10 +109,12 @@ class SAM2Segmenter(CachedPromptSegmenter):
         allow_hub: bool = True,
         seed: int = 0,
     ) -> None:
+        self.spec = model_spec(model, version)
+        if not random_weights:  # looked up before torch and sam2 load, so a missing checkpoint fails in a second
+            resolve_checkpoint(self.spec, checkpoint, allow_hub=allow_hub)
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
         self._setup(device, multimask, cache_bytes, dtype, encode_batch_size, decode_batch_size, pad_decode_batch)
-        self.spec = model_spec(model, version)
         network, self.weights_source = build_network(
             self.spec, checkpoint=checkpoint, random_weights=random_weights, allow_hub=allow_hub, seed=seed
         )

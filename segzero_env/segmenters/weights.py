@@ -152,7 +152,7 @@ def _hub_lookup(spec: ModelSpec, tried: list[str]) -> Path | None:
         tried.append(f"hub {hub_endpoint()}/{spec.hub_id}: download not tried ({reason})")
         return None
     try:
-        return Path(huggingface_hub.hf_hub_download(spec.hub_id, spec.checkpoint_filename))
+        return Path(huggingface_hub.hf_hub_download(spec.hub_id, spec.checkpoint_filename, endpoint=hub_endpoint()))
     except Exception as err:  # noqa: BLE001 - any network / hub failure means "not available here"
         tried.append(f"hub {spec.hub_id}: download failed ({type(err).__name__}: {str(err).splitlines()[0][:160]})")
         return None
