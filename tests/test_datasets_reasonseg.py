@@ -11,7 +11,7 @@ import pytest
 from dataset_writers import assert_matches_polygon, rect, write_reasonseg_item
 
 from segzero_env.datasets import load
-from segzero_env.datasets.errors import DatasetError, DatasetWarning
+from segzero_env.datasets.errors import DatasetError, DatasetWarning, DegeneratePolygonWarning
 from segzero_env.datasets.reasonseg import ReasonSegDataset, rasterize_shapes
 
 H, W = 30, 40
@@ -120,13 +120,13 @@ def test_bad_files_raise_naming_the_file_or_are_skipped_with_one_warning(root: P
     val = root / "val"
     write_reasonseg_item(val, "d_broken", (H, W), [])
     (val / "d_broken.json").write_text('{"text": ["x"], "shapes": [')
-    write_reasonseg_item(val, "e_two_points", (H, W), [{"label": "target", "points": [[1, 1], [5, 5]]}])
+    write_reasonseg_item(val, "e_one_point", (H, W), [{"label": "target", "points": [[1, 1]]}])
     (val / "f_orphan.json").write_text(json.dumps({"text": ["x"], "shapes": []}))
     write_reasonseg_item(val, "g_no_text", (H, W), [rect("target", 1, 1, 3, 3)], texts=[])
     with pytest.raises(DatasetError, match=r"d_broken\.json: does not parse as JSON"):
         ReasonSegDataset(root, "val")
     (val / "d_broken.json").write_text(json.dumps({"text": ["x"], "shapes": []}))
-    with pytest.raises(DatasetError, match=r"e_two_points\.json: shape 0 .* 2 points \(needs 3\)"):
+    with pytest.raises(DatasetError, match=r"e_one_point\.json: shape 0 .* 1 points \(needs 2\)"):
         ReasonSegDataset(root, "val")
     (val / "d_broken.json").write_text("{")
     with warnings.catch_warnings(record=True) as caught:
@@ -138,7 +138,7 @@ def test_bad_files_raise_naming_the_file_or_are_skipped_with_one_warning(root: P
     assert ds.sample_ids == ["a_target_with_hole", "b_cp1252", "c_triangle"]
     assert {Path(p).name for p, _ in ds.skip_log.problems} == {
         "d_broken.json",
-        "e_two_points.json",
+        "e_one_point.json",
         "f_orphan.json",
         "g_no_text.json",
     }
@@ -155,3 +155,17 @@ def test_missing_split_folder_names_it(tmp_path: Path) -> None:
 def test_unknown_id_raises_key_error(root: Path) -> None:
     with pytest.raises(KeyError, match="nope"):
         ReasonSegDataset(root, "val").index_of("nope")
+
+
+def test_a_two_point_polygon_is_drawn_as_lisa_draws_it_with_a_warning(root: Path) -> None:
+    val = root / "val"
+    write_reasonseg_item(val, "e_two_points", (H, W), [{"label": "target", "points": [[1, 1], [5.9, 5]]}])
+    with pytest.warns(DegeneratePolygonWarning, match=r"e_two_points\.json: shape 0 .* 2 points; drawn as a line"):
+        ds = ReasonSegDataset(root, "val")
+    with pytest.warns(DegeneratePolygonWarning):  # read again with the sample
+        mask = ds[ds.sample_ids.index("e_two_points")].mask
+    # Points truncated to (1, 1) and (5, 5): the diagonal pixels, drawn by the outline and by the fill.
+    expected = np.zeros((H, W), np.uint8)
+    for k in range(1, 6):
+        expected[k, k] = 1
+    np.testing.assert_array_equal(mask, expected)

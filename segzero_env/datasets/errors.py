@@ -44,6 +44,10 @@ class DatasetWarning(UserWarning):
     """Samples were skipped because their data is bad (``strict=False``)."""
 
 
+class DegeneratePolygonWarning(UserWarning):
+    """A 2-point polygon was drawn as LISA's rasteriser draws it: a line (outline plus fill)."""
+
+
 class DatasetEncodingWarning(UserWarning):
     """Annotation files are not UTF-8 and were read as cp1252 (their text may be wrong)."""
 

@@ -19,7 +19,7 @@ to check the polygons); images are decoded and masks rasterised only in ``ds[i]`
 Bad data and ``strict``: a missing split folder always raises :class:`DatasetError`. An image
 without its JSON, a JSON without its image, a JSON that does not parse (or nests too deeply to),
 lacks ``text`` / ``shapes`` or has an ``is_sentence`` that is not ``true`` / ``false``, and a
-polygon with fewer than 3 points, points that are not pairs of JSON numbers (strings and booleans
+polygon with fewer than 2 points, points that are not pairs of JSON numbers (strings and booleans
 are refused) or coordinates beyond +-1,000,000 are found while indexing: ``strict=True``
 (default) raises on the first, ``strict=False`` skips them with one warning. What needs the
 image is found only by reading it: an image that does not decode or whose header claims more
@@ -28,7 +28,9 @@ image width or height beyond the border (a few pixels past it are normal and kep
 raises then, in either mode, unless ``verify=True`` read every image while indexing (slow; what
 ``segzero data check`` does), in which case ``strict=False`` skips those too. Annotations that
 are not UTF-8 are read as cp1252, as the reference evaluation does, with one
-:class:`~segzero_env.datasets.errors.DatasetEncodingWarning` listing how many.
+:class:`~segzero_env.datasets.errors.DatasetEncodingWarning` listing how many. A 2-point polygon is
+drawn as the reference draws it, a line (outline plus fill), with a
+:class:`~segzero_env.datasets.errors.DegeneratePolygonWarning` naming the file.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from segzero_env.datasets.errors import (
     SKIP_HINT,
     DatasetEncodingWarning,
     DatasetError,
+    DegeneratePolygonWarning,
     SkipLog,
     paused_gc,
     read_json_with_encoding,
@@ -130,8 +133,15 @@ def check_shapes(shapes: object, path: str | os.PathLike[str]) -> None:
         malformed = array.size and (array.ndim != 2 or array.shape[1] != 2 or not np.isfinite(array).all())
         if not kinds <= _JSON_NUMBERS or malformed:
             raise DatasetError(path, f"{name} points are not [x, y] number pairs", SKIP_HINT)
-        if len(array) < 3:
-            raise DatasetError(path, f"{name} is a polygon with {len(array)} points (needs 3)", SKIP_HINT)
+        if len(array) < 2:
+            raise DatasetError(path, f"{name} is a polygon with {len(array)} points (needs 2)", SKIP_HINT)
+        if len(array) == 2:
+            # LISA's rasteriser draws it (a line: outline plus fill); masks must match the benchmark's.
+            warnings.warn(
+                f"{path}: {name} has 2 points; drawn as a line, as the reference rasteriser does",
+                DegeneratePolygonWarning,
+                stacklevel=2,
+            )
         if (np.abs(array) > MAX_COORDINATE).any():
             raise DatasetError(path, f"{name} has coordinates beyond +-{MAX_COORDINATE:,}", SKIP_HINT)
 
