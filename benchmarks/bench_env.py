@@ -1,6 +1,6 @@
 """Throughput of reply scoring and of the synthetic environment, on one CPU core.
 
-Prints two figures and ends with one JSON line holding them all:
+Prints these figures and ends with one JSON line holding them all:
 
 1. parse + reward: replies/s through ``parse_reply`` + ``compute_terms`` + ``preset.combine``
    (the segmenter excluded), on a fixed mix of well-formed and malformed replies with small
@@ -8,6 +8,8 @@ Prints two figures and ends with one JSON line holding them all:
 2. env: steps/s of ``ReasonSegShapes-v0`` with each CPU segmenter (``box``, ``grabcut``), the
    reply being a well-formed answer around the ground-truth box; ``reset`` is timed separately.
    Both are timed in process CPU time, less disturbed by other users of the machine than wall time.
+3. per preset (``bench_rewards.py``): replies/s of parse + every term for each reward preset next to
+   the upstream reward it reproduces, their ratio, and how many replies disagree with upstream.
 
 Absolute rates depend on the machine and on what else runs on it, so the script also prints
 ratios of figures measured in the same run: what the reward terms add to parsing
@@ -18,7 +20,7 @@ bounds a step).
 Usage::
 
     python benchmarks/bench_env.py                 # everything
-    python benchmarks/bench_env.py --skip-env      # scoring only
+    python benchmarks/bench_env.py --skip-env      # scoring only (with the per-preset table of bench_rewards.py)
     python benchmarks/bench_env.py --replies 50000 --episodes 40
 """
 
@@ -107,7 +109,7 @@ def bench_scoring(n_replies: int, preset_name: str, rounds: int = 3) -> dict[str
         for i, reply in enumerate(reps):
             parsed = parse_reply(reply)
             pred = preds[i & 7] if parsed.ok else None
-            terms = compute_terms(RewardInput(reply, parsed, gt_box, gt_points, pred, gt, 840))
+            terms = compute_terms(RewardInput(reply, parsed, gt_box, gt_points, pred, gt, 840), preset.rules)
             preset.combine(terms)
 
     out: dict[str, float] = {}
@@ -164,6 +166,7 @@ def main() -> None:
     parser.add_argument("--preset", default="mask-iou", choices=sorted(PRESETS))
     parser.add_argument("--episodes", type=int, default=30, help="env episodes per segmenter")
     parser.add_argument("--skip-env", action="store_true", help="only time parse + reward")
+    parser.add_argument("--skip-presets", action="store_true", help="skip the per-preset table (bench_rewards.py)")
     args = parser.parse_args()
 
     results: dict[str, object] = {"python": platform.python_version(), "cpu_count": os.cpu_count()}
@@ -176,6 +179,11 @@ def main() -> None:
     )
     results["reward_cost_ratio"] = scoring["parse_replies_per_s"] / scoring["parse_reward_replies_per_s"]
     print(f"  parse + reward takes {results['reward_cost_ratio']:.2f}x the time of parse alone (same run)")
+    if not args.skip_presets:
+        from bench_rewards import run as bench_presets  # every preset against the upstream rewards
+
+        print("per preset, parse + every term, against the upstream rewards (one core, same run):")
+        results.update(bench_presets())
     if not args.skip_env:
         for segmenter in ("box", "grabcut"):
             env_res = bench_env(segmenter, args.episodes)
