@@ -77,8 +77,9 @@ class HFSam2Segmenter(CachedPromptSegmenter):
             self.weights_source = "random"
         else:
             try:
-                # one short hub probe (or HF_HUB_OFFLINE) instead of minutes of retries when offline
-                network = Sam2Model.from_pretrained(str(model_path), local_files_only=not hub_available())
+                # a folder needs no hub; a hub id gets one short probe (or HF_HUB_OFFLINE), not minutes of retries
+                local_only = os.path.isdir(model_path) or not hub_available()
+                network = Sam2Model.from_pretrained(str(model_path), local_files_only=local_only)
             except OSError as err:
                 tried = [f"Sam2Model.from_pretrained({str(model_path)!r}): {str(err).splitlines()[0][:200]}"]
                 raise WeightsNotFoundError(
