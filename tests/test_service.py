@@ -146,6 +146,8 @@ BAD_BODIES = [
     (b'{"items": [{"sample_id": "a"}]}', 422, "items[0].reply is missing"),
     (b'{"items": [{"sample_id": 7, "reply": "r"}]}', 422, "items[0].sample_id must be a string"),
     (b'{"items": [{"sample_id": "nope", "reply": "r"}]}', 404, "items[0].sample_id 'nope' is not in"),
+    (b'{"items": [{"sample_id": "a", "reply": "r"}], "env_kwargs": {"segmenter": "os:system"}}', 422, "'env_kwargs'"),
+    (b'{"items": [{"sample_id": "a", "reply": "r", "segmenter": "m:C"}]}', 422, "items[0] has unknown field"),
     (b'{"request_id": 5, "items": [{"sample_id": "a", "reply": "r"}]}', 422, "request_id must be a string"),
     (json.dumps({"items": [{"sample_id": "a", "reply": "x" * 40_000}]}).encode(), 413, "items[0].reply has 40000"),
 ]

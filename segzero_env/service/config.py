@@ -24,7 +24,7 @@ class ServiceConfig:
         max_queued_requests: Requests in flight in the ingress before it answers 429.
         retry_after_s: The ``Retry-After`` given with 429 and 503.
         max_cached_samples: Prepared samples a replica keeps (routing follows them).
-        idempotency_cache: Completed request ids remembered for retries.
+        idempotency_cache: Completed request ids remembered for retries (their answers are kept).
         token: Bearer token every request must carry (``None``: no authentication).
         host: Address the HTTP proxy binds (127.0.0.1 unless told otherwise).
         port: HTTP port.
@@ -42,7 +42,7 @@ class ServiceConfig:
     max_queued_requests: int = 256
     retry_after_s: int = 1
     max_cached_samples: int = 64
-    idempotency_cache: int = 100_000
+    idempotency_cache: int = 10_000
     token: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000

@@ -11,7 +11,9 @@ the offending field (``items[3].reply``) and says what would be accepted.
      "items": [{"sample_id": "shapes-train-0", "reply": "<think>..</think><answer>..</answer>"}, ...]}
 
 answers ``{"request_id": ..., "results": [{"sample_id", "reward", "terms", "iou", "intersection",
-"union", "parse_failure", "parse_detail"}, ...]}`` in the order of ``items``.
+"union", "parse_failure", "parse_detail"}, ...]}`` in the order of ``items``. A ``request_id`` names
+one body: a retry resends the same body with the same id, and is answered from the first
+attempt's result (or joins it while it runs) instead of being scored again.
 
 ``POST /segment`` (the ``remote`` segmenter)::
 
@@ -127,6 +129,15 @@ def _list(value: Any, field: str, max_len: int) -> list[Any]:
     return value
 
 
+def _only(entry: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(entry) - set(allowed))
+    if unknown:
+        raise BadRequestError(
+            f"{where} has unknown field {unknown[0]!r}; allowed: {', '.join(allowed)} "
+            "(the env, its segmenter and rewards are fixed when the service starts)"
+        )
+
+
 def request_id_of(body: dict[str, Any], limits: Limits) -> str | None:
     """The body's ``request_id`` (``None`` when absent)."""
     value = body.get("request_id")
@@ -150,10 +161,12 @@ def parse_score_body(body: dict[str, Any], limits: Limits) -> list[ScoreItem]:
     """
     if "items" not in body:
         raise BadRequestError('items is missing; send {"items": [{"sample_id": ..., "reply": ...}, ...]}')
+    _only(body, ("request_id", "items"), "the body")
     items = []
     for i, entry in enumerate(_list(body["items"], "items", limits.max_items)):
         if not isinstance(entry, dict):
             raise BadRequestError(f"items[{i}] must be an object, got {type(entry).__name__}")
+        _only(entry, ("sample_id", "reply"), f"items[{i}]")
         for key in ("sample_id", "reply"):
             if key not in entry:
                 raise BadRequestError(f'items[{i}].{key} is missing; each item is {{"sample_id": str, "reply": str}}')
@@ -176,6 +189,7 @@ def _numbers(value: Any, field: str, shape: tuple[int, ...] | None) -> np.ndarra
 def _prompt(entry: Any, field: str) -> Prompt:
     if not isinstance(entry, dict):
         raise BadRequestError(f"{field} must be an object, got {type(entry).__name__}")
+    _only(entry, ("box", "points", "labels"), field)
     box = entry.get("box")
     if box is not None:
         box = tuple(float(v) for v in _numbers(box, f"{field}.box", (4,)))
@@ -208,11 +222,13 @@ def parse_segment_body(body: dict[str, Any], limits: Limits) -> list[ImagePrompt
     """Validate a ``/segment`` body and return one :class:`ImagePrompts` per image."""
     if "requests" not in body:
         raise BadRequestError('requests is missing; send {"requests": [{"image_key": ..., "prompts": [...]}, ...]}')
+    _only(body, ("request_id", "requests"), "the body")
     out = []
     for i, entry in enumerate(_list(body["requests"], "requests", limits.max_items)):
         field = f"requests[{i}]"
         if not isinstance(entry, dict):
             raise BadRequestError(f"{field} must be an object, got {type(entry).__name__}")
+        _only(entry, ("image_key", "image_digest", "image_png", "prompts"), field)
         key = _string(entry.get("image_key", ""), f"{field}.image_key", limits.max_id_chars)
         digest = _string(entry.get("image_digest", ""), f"{field}.image_digest", 64)
         image = None if entry.get("image_png") is None else _png(entry["image_png"], f"{field}.image_png", limits)
