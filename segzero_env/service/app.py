@@ -6,7 +6,9 @@
   pass, so the G replies of an image, sent by one trainer or by several, share one encoder pass
   and one batched decode. Calls carry the sample id as Serve's multiplexed model id: Serve sends
   a sample's requests to the replica that already holds it (and its cached image embedding), and
-  splits batches by sample.
+  splits batches by sample. The routing is Serve's best effort: replicas report what they hold
+  every 0.1 s, so requests in the first moments after a sample is first seen, or while its
+  replica is busy, may go to another replica, which then holds it too.
 - ``SegZeroIngress`` (FastAPI) checks the bearer token, caps and validates bodies (JSON only),
   bounds the requests in flight (429 with ``Retry-After`` beyond), makes retries idempotent by
   ``request_id`` (a completed id is answered from memory, an id in flight is joined, a failed one

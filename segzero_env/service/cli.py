@@ -35,7 +35,9 @@ def add_subparser(subparsers: Any) -> None:
     )
     parser.add_argument("--replicas", type=int, default=1, help="scorer replicas (default 1)")
     parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica; 0.5 puts two on a GPU")
-    parser.add_argument("--num-cpus", type=float, default=1.0, help="CPUs reserved per replica")
+    parser.add_argument(
+        "--num-cpus", type=float, default=1.0, help="CPUs reserved per replica (Ray gives torch as many threads)"
+    )
     parser.add_argument("--max-batch-size", type=int, default=64, help="requests gathered into one scoring pass")
     parser.add_argument("--batch-wait-ms", type=float, default=10.0, help="wait for more requests after the first")
     parser.add_argument("--max-queued", type=int, default=256, help="requests in flight before 429 (default 256)")
