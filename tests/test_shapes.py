@@ -174,7 +174,7 @@ def test_bad_arguments_name_the_problem():
     with pytest.raises(ValueError, match="split"):
         load_shapes(split="dev")
     with pytest.raises(ValueError, match="level"):
-        load_shapes(level=4)
+        load_shapes(level=5)
     with pytest.raises(ValueError, match="size"):
         load_shapes(size=0)
     with pytest.raises(TypeError, match="levle"):
@@ -201,3 +201,25 @@ def test_meta_survives_json_and_the_dataset_pickles():
         assert is_unique(meta["query_struct"], meta["objects"], s.width, s.height, meta["target_index"])
     clone = pickle.loads(pickle.dumps(ds))
     assert np.array_equal(clone[5].image, ds[5].image)
+
+
+def test_level_four_answers_are_proven_for_several_and_no_targets():
+    ds = load_shapes(split="val", size=120, level=4)
+    styles = set()
+    for i in range(len(ds)):
+        s = ds[i]
+        meta = s.meta
+        objects, struct, targets = meta["objects"], meta["query_struct"], meta["target_indices"]
+        styles.add(meta["query_style"])
+        for mode in ("strict", "lenient"):
+            assert resolve(struct, objects, s.width, s.height, mode) == targets, s.sample_id
+        # The mask is the union of exactly the targets' visible pixels, empty without a target.
+        assert int(s.mask.sum()) == sum(int(objects[t]["visible_area"]) for t in targets), s.sample_id
+        assert meta["no_target"] == (not targets) == (meta["query_style"] == "absent")
+        if meta["query_style"] == "every":
+            assert len(targets) >= 2 and s.query.lower().count("every") == 1
+            members = [o for o, obj in enumerate(objects) if all(obj[k] == v for k, v in struct["filter"].items())]
+            assert members == targets
+        if meta["query_style"] == "absent":
+            assert not s.mask.any() and meta["gt_boxes"] == [] and meta["target_index"] is None
+    assert styles == {"attribute", "every", "absent"}

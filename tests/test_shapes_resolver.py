@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from segzero_env.datasets.shapes_levels import LEVELS
-from segzero_env.datasets.shapes_queries import BUILDERS, generate_query
+from segzero_env.datasets.shapes_queries import BUILDERS, generate_query, query_targets
 from segzero_env.datasets.shapes_resolver import is_unique, resolve
 from segzero_env.datasets.shapes_text import SINGLE_OBJECT_FRAMES, render_query
 from segzero_env.datasets.shapes_vocab import SHAPE_FUNCTIONS, SHAPES
@@ -179,7 +179,14 @@ def test_builders_only_return_unique_queries():
         for name, builder in BUILDERS.items():
             target = int(rng.integers(n))
             query = builder(rng, scene, target, W, H)
-            if query is not None:
+            if query is None:
+                continue
+            if name == "every":  # the whole class of at least two, the target among them, both readings alike
+                targets = query_targets(query, scene, W, H)
+                assert target in targets and 2 <= len(targets) < n, (trial, query)
+            elif name == "absent":  # nothing fits, under both readings
+                assert query_targets(query, scene, W, H) == [], (trial, query)
+            else:
                 assert is_unique(query, scene, W, H, target), (trial, name, query)
 
 

@@ -7,8 +7,9 @@ Image sizes vary per sample (width 320-640, height 240-480, never square) so res
 
 Every query is generated from a structured form and kept only when an explicit resolver proves it picks
 exactly one object under both a strict and a lenient reading of vague words (see
-:mod:`segzero_env.datasets.shapes_resolver`). The mask is the target's visible pixels, taken from the
-same rasterisation that painted the image: values 0 (background) and 1 (target), no ignore pixels.
+:mod:`segzero_env.datasets.shapes_resolver`); level 4 adds queries proven to pick every object of a class,
+or none. The mask is the targets' visible pixels, taken from the same rasterisation that painted the
+image: values 0 (background) and 1 (target), no ignore pixels (all zero when there is no target).
 Level 3 softens the finished image with a 5x5 blur and noise; the mask stays the exact drawn region.
 
 Levels (``level=``):
@@ -28,12 +29,18 @@ Levels (``level=``):
   and slightly translucent surfaces (80-92% opaque, over the bare background), blur and noise.
   Queries add ordinals ("the second circle from the left"), negation ("the circle that is
   not red"), counting ("the shape whose colour appears only once") and long paraphrases.
+- **4**: level 2's scenes with colours and shapes repeated (two or three of each), and three kinds of
+  query: one object by its attributes (40%), every object of a class ("every red shape", 30%; the
+  mask is their union) and an object that is not there ("the blue star" when no star is blue, 30%;
+  the mask is empty and ``meta["no_target"]`` is True). The right answer to a no-target query is the
+  empty one (see the ``no-target`` handling of the answer protocol).
 
 Each query is a short phrase or a long sentence (``query_kind`` ``"short"`` / ``"long"``, about half
 each). ``Sample.meta`` holds ``level``, ``objects`` (dicts with ``shape``, ``colour``, ``size``,
-``centre``, ``bbox`` of the visible part, ``extent``, ``area``, ``visible_area``, ...), ``target_index``,
-``query_struct``, ``query_style`` and ``seed``; ``resolve(meta["query_struct"], meta["objects"],
-width, height)`` re-checks uniqueness.
+``centre``, ``bbox`` of the visible part, ``extent``, ``area``, ``visible_area``, ...), ``target_index``
+(``None`` unless exactly one target), ``target_indices``, ``n_targets``, ``no_target``, ``gt_boxes`` (the
+targets' visible boxes), ``query_struct``, ``query_style`` and ``seed``; ``resolve(meta["query_struct"],
+meta["objects"], width, height)`` re-checks the answer.
 
 >>> ds = load_shapes(split="val", size=3, level=2)
 >>> len(ds), ds.sample_ids[1]
@@ -52,7 +59,7 @@ from typing import Any, overload
 import numpy as np
 
 from segzero_env.datasets.shapes_levels import LEVELS, LevelConfig
-from segzero_env.datasets.shapes_queries import generate_query
+from segzero_env.datasets.shapes_queries import generate_query, query_targets
 from segzero_env.datasets.shapes_scene import render_scene
 from segzero_env.datasets.shapes_text import render_query
 from segzero_env.types import Sample
@@ -104,7 +111,7 @@ class ShapesDataset:
         name: Always ``"shapes"``.
         split: ``"train"``, ``"val"`` or ``"test"``.
         has_masks: Always True.
-        level: Difficulty level 0-3.
+        level: Difficulty level 0-4.
         seed: Base seed; different seeds give different datasets (and ids carry it when non-zero).
     """
 
@@ -115,7 +122,9 @@ class ShapesDataset:
         if split not in DEFAULT_SIZES:
             raise ValueError(f"unknown split {split!r} for the shapes dataset; use one of {sorted(DEFAULT_SIZES)}")
         if level not in LEVELS:
-            raise ValueError(f"level must be one of {sorted(LEVELS)} (0 easiest, 3 hardest), got {level!r}")
+            raise ValueError(
+                f"level must be one of {sorted(LEVELS)} (0 easiest, 3 hardest, 4 several or no targets), got {level!r}"
+            )
         if size is not None and (not isinstance(size, int) or size < 1):
             raise ValueError(f"size must be a positive int or None (default {DEFAULT_SIZES[split]}), got {size!r}")
         if not isinstance(seed, int) or seed < 0:
@@ -178,20 +187,28 @@ class ShapesDataset:
             if found is None:
                 continue
             query_struct, target, style = found
+            targets = query_targets(query_struct, scene.objects, width, height)
             long = bool(rng.random() < self.config.long_prob)
             meta: dict[str, Any] = {
                 "level": self.level,
                 "seed": self.seed,
                 "objects": scene.objects,
-                "target_index": target,
+                "target_index": targets[0] if len(targets) == 1 else None,
+                "target_indices": targets,
+                "n_targets": len(targets),
+                "no_target": not targets,
+                "gt_boxes": [[float(v) for v in scene.objects[t]["bbox"]] for t in targets],
                 "query_struct": query_struct,
                 "query_style": style,
             }
+            mask = np.zeros((height, width), dtype=np.uint8)
+            for t in targets:
+                mask |= scene.mask_of(t)
             return Sample(
                 sample_id=self._ids[index],
                 image=scene.image,
                 query=render_query(query_struct, rng, long, n_objects=len(scene.objects)),
-                mask=scene.mask_of(target),
+                mask=mask,
                 query_kind="long" if long else "short",
                 meta=meta,
             )
@@ -214,7 +231,8 @@ def load_shapes(
         root: Ignored (nothing is read from disk); accepted so every loader takes the same arguments.
         split: ``"train"`` (100,000 samples by default), ``"val"`` (500) or ``"test"`` (1,000).
         size: Number of samples instead of the split's default.
-        level: Difficulty 0 (one object) to 3 (many objects, texture, occlusion); see the module docstring.
+        level: Difficulty 0 (one object) to 3 (many objects, texture, occlusion), or 4 (several or no
+            targets); see the module docstring.
         seed: Base seed; 0 is the published set.
         **kwargs: Not used; any key given raises ``TypeError`` naming it, so typos do not pass silently.
 

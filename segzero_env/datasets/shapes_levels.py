@@ -20,7 +20,7 @@ class LevelConfig:
     """How scenes and queries of one difficulty level are generated.
 
     Attributes:
-        level: Level number (0-3).
+        level: Level number (0-4).
         n_objects: Inclusive ``(min, max)`` number of objects.
         size_weights: Probability of each size class.
         size_area: Area range of each size class, as a fraction of ``min(H, W) ** 2``.
@@ -139,3 +139,14 @@ LEVELS: dict[int, LevelConfig] = {
     ),
 }
 """The level table; ``load_shapes(level=...)`` picks one entry."""
+
+# level 4 is level 2 with repeated attributes and queries naming several objects ("every red shape")
+# or none ("the blue star" when there is none)
+LEVELS[4] = replace(
+    LEVELS[2],
+    level=4,
+    colour_pool=(2, 3),
+    shape_pool=(2, 3),
+    query_weights={"attribute": 0.4, "every": 0.3, "absent": 0.3},
+    long_prob=0.3,
+)

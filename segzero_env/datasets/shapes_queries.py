@@ -1,9 +1,15 @@
-"""Build structured queries that pick exactly one object of a shapes scene.
+"""Build structured queries that pick exactly one object of a shapes scene (or, on purpose, several or none).
 
 Each builder takes a target and tries to describe it in one style (attributes, a superlative, an
 ordinal, a spatial relation, a distance, a negation, a function or a count). It proposes candidate
 queries and keeps the first one :func:`~segzero_env.datasets.shapes_resolver.is_unique` accepts, so
 nothing ambiguous ever leaves this module. :func:`generate_query` picks a style by the level's weights.
+
+Two styles leave the one-object rule, each with its own proof: ``every`` names a class of at least
+two objects, all of them the answer ("every red shape"; the filter is exact attributes, so both
+readings give the same set), and ``absent`` names a colour and shape that no object has together
+("the blue star" when no star is blue), so the answer is empty under both readings.
+:func:`query_targets` gives the answer of any query these builders make.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from segzero_env.datasets.shapes_levels import LevelConfig
-from segzero_env.datasets.shapes_resolver import is_unique, matches_filter
-from segzero_env.datasets.shapes_vocab import SHAPE_FUNCTIONS
+from segzero_env.datasets.shapes_resolver import is_unique, matches_filter, resolve
+from segzero_env.datasets.shapes_vocab import COLOURS, SHAPE_FUNCTIONS, SHAPES
 
 Objects = Sequence[dict[str, Any]]
 Query = dict[str, Any]
@@ -175,6 +181,51 @@ def count(rng: np.random.Generator, objects: Objects, target: int, width: int, h
     return None
 
 
+def every(rng: np.random.Generator, objects: Objects, target: int, width: int, height: int) -> Query | None:
+    """Name a class of two or more objects (not the whole scene), all of them the answer ("every red shape")."""
+    for flt in _class_filters(rng, objects[target], objects, with_empty=False):
+        if 2 <= len(_members(flt, objects)) < len(objects):
+            return {"op": "filter", "filter": flt, "quantifier": "every"}
+    return None
+
+
+def absent(rng: np.random.Generator, objects: Objects, target: int, width: int, height: int) -> Query | None:
+    """Name a colour and shape that no object has together ("the blue star" when no star is blue).
+
+    Half the time both words occur in the scene, on different objects, so only reading them together
+    shows that nothing fits; otherwise one of them is missing from the scene altogether.
+    """
+    colours = sorted({o["colour"] for o in objects})
+    shapes = sorted({o["shape"] for o in objects})
+    pairs = {(o["colour"], o["shape"]) for o in objects}
+    crossed = [(c, s) for c in colours for s in shapes if (c, s) not in pairs]
+    if crossed and rng.random() < 0.5:
+        colour, shape = crossed[int(rng.integers(len(crossed)))]
+    elif rng.random() < 0.5:
+        colour = colours[int(rng.integers(len(colours)))]
+        missing = [s for s in SHAPES if s not in shapes]
+        shape = missing[int(rng.integers(len(missing)))]
+    else:
+        missing = [c for c in COLOURS if c not in colours]
+        colour = missing[int(rng.integers(len(missing)))]
+        shape = shapes[int(rng.integers(len(shapes)))]
+    query = {"op": "filter", "filter": {"colour": colour, "shape": shape}}
+    no_one = resolve(query, objects, width, height, "strict") == resolve(query, objects, width, height, "lenient") == []
+    return query if no_one else None
+
+
+def query_targets(query: Query, objects: Objects, width: int, height: int) -> list[int]:
+    """The objects ``query`` asks for: the unique target, every member of an ``every`` class, or none.
+
+    Raises:
+        ValueError: The two readings disagree (the builders never produce such a query).
+    """
+    strict = resolve(query, objects, width, height, "strict")
+    if strict != resolve(query, objects, width, height, "lenient"):
+        raise ValueError(f"query {query} is ambiguous in this scene: the strict and lenient readings differ")
+    return strict
+
+
 BUILDERS: dict[str, Builder] = {
     "attribute": attribute_filter,
     "functional": functional,
@@ -184,6 +235,8 @@ BUILDERS: dict[str, Builder] = {
     "distance": distance,
     "negation": negation,
     "count": count,
+    "every": every,
+    "absent": absent,
 }
 """Query styles by name; a level's ``query_weights`` refer to these names."""
 

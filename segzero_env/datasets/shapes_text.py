@@ -39,6 +39,15 @@ SINGLE_OBJECT_FRAMES: tuple[str, ...] = tuple(
 )
 """Frames that stay true when the picture holds a single shape."""
 
+EVERY_FRAMES: tuple[str, ...] = (
+    "Please segment {d} in this image.",
+    "Find {d} in this picture; there may be more than one.",
+    "Which regions of the image show {d}?",
+    "Look at all the shapes in the image and mark {d}.",
+    "Somebody asked for {d}. Which parts of the picture are those?",
+)
+"""Sentence frames for queries naming a class (``{d}`` starts with "every")."""
+
 _GENERIC_HEADS = ("shape", "object", "figure")
 _EXTREME_WORDS = {
     ("x", "asc"): ("leftmost", "leftmost"),
@@ -110,6 +119,8 @@ def noun_phrase(query: dict[str, Any], rng: np.random.Generator, long: bool) -> 
     """Write the English noun phrase (starting with "the") for a structured query."""
     adjectives, head, posts = _noun_parts(query.get("filter", {}), rng, long)
     op = query["op"]
+    if op == "filter" and query.get("quantifier") == "every":
+        return "every" + _join([], adjectives, head, posts).removeprefix("the")
     if op == "filter":
         return _join([], adjectives, head, posts)
     if op == "relation":
@@ -151,7 +162,10 @@ def render_query(query: dict[str, Any], rng: np.random.Generator, long: bool, n_
     phrase = noun_phrase(query, rng, long)
     if not long:
         return phrase
-    frames = LONG_FRAMES if n_objects > 1 else SINGLE_OBJECT_FRAMES
+    if query.get("quantifier") == "every":
+        frames = EVERY_FRAMES
+    else:
+        frames = LONG_FRAMES if n_objects > 1 else SINGLE_OBJECT_FRAMES
     frame = frames[int(rng.integers(len(frames)))]
     sentence = frame.format(d=phrase)
     return sentence[0].upper() + sentence[1:]
