@@ -168,6 +168,8 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``image_size`` (int): ``S``.
     - ``gt_box`` (list or None): the ground-truth box in the ``S`` frame (for oracle baselines).
     - ``gt_points`` (list or None): the ground-truth points in the ``S`` frame.
+    - ``no_target`` (bool): the query names nothing in the image (gRefCOCO, shapes level 4); the
+      right answer is the empty one and the ground-truth mask is empty.
     - ``gt_mask`` (``S x S`` uint8 0/1/255): the ground-truth mask, only with
       ``expose_gt_mask=True`` (for oracle refinement policies; zeros without a mask).
 
@@ -365,6 +367,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
             "image_size": self.image_size,
             "gt_box": None if episode.gt_box is None else [float(v) for v in episode.gt_box],
             "gt_points": None if episode.gt_points is None else [[float(x), float(y)] for x, y in episode.gt_points],
+            "no_target": bool(sample.meta.get("no_target", False)),
         }
         if self.expose_gt_mask:
             info["gt_mask"] = self._gt_mask_obs(episode)

@@ -142,6 +142,8 @@ def _record(
         "parse_failure": info.get("parse_failure"),
         "parse_detail": info.get("parse_detail"),
         "has_mask": counts is not None,
+        "no_target": bool(info.get("no_target", False)),
+        "pred_empty": episode.pred_mask is None or not bool(np.any(episode.pred_mask)),
         "iou": iou,
         "intersection": None if counts is None else counts.intersection,
         "union": None if counts is None else counts.union,

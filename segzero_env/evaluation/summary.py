@@ -63,6 +63,32 @@ def definition_text(definition: str) -> str:
     return DEFINITION_TEXT[definition]
 
 
+def no_target_accuracy(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """GRES's N-acc and T-acc, or ``None`` when no record is a no-target sample.
+
+    A sample is answered empty when its predicted mask has no pixel: an explicit "no object" answer,
+    or an unusable reply (scored, as everywhere, as an empty prediction). N-acc is the share of
+    no-target samples answered empty, T-acc the share of target samples not answered empty.
+    gIoU and cIoU need nothing new: under LISA's rules an empty prediction on an empty target scores
+    1, and a prediction on an empty target adds its pixels to the union, as GRES counts them.
+
+    >>> rows = [{"no_target": True, "pred_empty": True}, {"no_target": True, "pred_empty": False},
+    ...         {"no_target": False, "pred_empty": False}]
+    >>> no_target_accuracy(rows)
+    {'n_acc': 0.5, 't_acc': 1.0, 'n_no_target': 2, 'n_target': 1}
+    """
+    no_target = [r for r in records if r.get("no_target")]
+    if not no_target:
+        return None
+    target = [r for r in records if not r.get("no_target")]
+    return {
+        "n_acc": sum(bool(r.get("pred_empty")) for r in no_target) / len(no_target),
+        "t_acc": sum(not r.get("pred_empty") for r in target) / len(target) if target else None,
+        "n_no_target": len(no_target),
+        "n_target": len(target),
+    }
+
+
 def _mean(values: Iterable[float]) -> float | None:
     values = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return sum(values) / len(values) if values else None
@@ -76,6 +102,8 @@ def summarise(records: Sequence[dict[str, Any]], definition: str) -> dict[str, A
     ``unusable_reply_rate`` (replies the parser could not read), ``empty_replies``,
     ``failure_counts`` (by reason), ``reward_mean``, ``reward_terms_mean`` (every term), and, when
     records carry query kinds, one object per kind (``short``, ``long``) with its giou / ciou / n.
+    When some samples have no target (gRefCOCO, shapes level 4), ``no_target`` holds GRES's N-acc
+    and T-acc (:func:`no_target_accuracy`).
     """
     scored = [r for r in records if r.get("has_mask", True)]
     metrics: dict[str, Any] = aggregate([record_counts(r) for r in scored], definition)
@@ -97,6 +125,9 @@ def summarise(records: Sequence[dict[str, Any]], definition: str) -> dict[str, A
     for kind in sorted(kinds, key=lambda k: (QUERY_KINDS.index(k) if k in QUERY_KINDS else len(QUERY_KINDS), k)):
         subset = [r for r in scored if r.get("query_kind") == kind]
         metrics[str(kind)] = aggregate([record_counts(r) for r in subset], definition)
+    accuracy = no_target_accuracy(scored)
+    if accuracy is not None:
+        metrics["no_target"] = accuracy
     return metrics
 
 
@@ -114,6 +145,12 @@ def summary_table(metrics: dict[str, Any]) -> str:
     for name, values in rows:
         lines.append(f"{name:<6} {values['giou']:>7.4f} {values['ciou']:>7.4f} {values['n']:>6d}")
     lines.append(f"unusable replies: {100 * metrics.get('unusable_reply_rate', 0.0):.1f}%")
+    accuracy = metrics.get("no_target")
+    if accuracy:
+        t_acc = "n/a" if accuracy["t_acc"] is None else f"{accuracy['t_acc']:.4f}"
+        lines.append(
+            f"N-acc: {accuracy['n_acc']:.4f} (n={accuracy['n_no_target']})  T-acc: {t_acc} (n={accuracy['n_target']})"
+        )
     if metrics.get("reward_mean") is not None:
         lines.append(f"mean reward: {metrics['reward_mean']:.4f}")
     if metrics.get("miou_after_turn"):
