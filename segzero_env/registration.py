@@ -15,6 +15,8 @@ ENV_SPECS: dict[str, dict] = {
     "RefCOCO-v0": {"dataset": "refcoco", "split": "val", "segmenter": "sam2"},
     "RefCOCOPlus-v0": {"dataset": "refcoco+", "split": "val", "segmenter": "sam2"},
     "RefCOCOg-v0": {"dataset": "refcocog", "split": "val", "segmenter": "sam2"},
+    # gRefCOCO (GRES): several targets or none; an empty answer is right on a no-target sample.
+    "gRefCOCO-v0": {"dataset": "grefcoco", "split": "val", "segmenter": "sam2"},
     # Seg-Zero's GRPO training set has no masks: the seg-zero preset rewards box and points only.
     "RefCOCOg9k-v0": {"dataset": "segzero-train", "split": "train", "segmenter": "sam2", "reward": "seg-zero"},
 }

@@ -121,6 +121,49 @@ def write_refer(
             write_jpeg(root / "images/mscoco/images/train2014" / coco_image_name(image_id), noise_image(h, w, image_id))
 
 
+def write_grefcoco(
+    root: Path,
+    refs: list[dict[str, Any]],
+    images: dict[int, tuple[int, int]],
+    annotations: list[dict[str, Any]],
+    split_by: str = "unc",
+    refs_format: str = "p",
+) -> None:
+    """The gRefCOCO layout: ``<root>/grefcoco/grefs(<split_by>).p`` (or ``.json``), ``instances.json``,
+    images in ``<root>/images/train2014``. Refs list their targets as ``ann_id`` lists, ``[-1]`` for none."""
+    folder = root / "grefcoco"
+    folder.mkdir(parents=True, exist_ok=True)
+    if refs_format == "p":
+        with open(folder / f"grefs({split_by}).p", "wb") as f:
+            pickle.dump(refs, f)
+    else:
+        (folder / f"grefs({split_by}).json").write_text(json.dumps(refs))
+    doc = {
+        "images": [{"id": i, "file_name": coco_image_name(i), "height": h, "width": w} for i, (h, w) in images.items()],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (folder / "instances.json").write_text(json.dumps(doc))
+    for image_id, (h, w) in images.items():
+        write_jpeg(root / "images/train2014" / coco_image_name(image_id), noise_image(h, w, image_id))
+
+
+def make_gref(ref_id: int, ann_ids: list[int], image_id: int, split: str, sentences: Sequence[str]) -> dict[str, Any]:
+    """A gRefCOCO ref: ``ann_id`` is a list of target annotation ids, ``[-1]`` for a no-target expression."""
+    return {
+        "ref_id": ref_id,
+        "ann_id": list(ann_ids),
+        "image_id": image_id,
+        "split": split,
+        "category_id": [] if ann_ids == [-1] else [1] * len(ann_ids),
+        "sent_ids": [ref_id * 10 + k for k in range(len(sentences))],
+        "sentences": [
+            {"sent_id": ref_id * 10 + k, "sent": s.lower(), "raw": s, "tokens": s.lower().split()}
+            for k, s in enumerate(sentences)
+        ],
+    }
+
+
 def write_segzero_train(
     folder: Path,
     ids: Sequence[str],

@@ -14,6 +14,7 @@ register_dataset("reasonseg-hf", "segzero_env.datasets.reasonseg_hf:load_reasons
 register_dataset("refcoco", "segzero_env.datasets.refcoco:load_refcoco")
 register_dataset("refcoco+", "segzero_env.datasets.refcoco:load_refcoco_plus")
 register_dataset("refcocog", "segzero_env.datasets.refcoco:load_refcocog")
+register_dataset("grefcoco", "segzero_env.datasets.grefcoco:load_grefcoco")
 register_dataset("segzero-train", "segzero_env.datasets.segzero_train:load_segzero_train")
 
 __all__ = ["SegDataset", "dataset_names", "load", "register_dataset"]

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from segzero_env.datasets.errors import DatasetError
 from segzero_env.datasets.layouts import empty_split_error
 
-CHECKABLE = ("reasonseg", "reasonseg-hf", "refcoco", "refcoco+", "refcocog", "segzero-train")
+CHECKABLE = ("reasonseg", "reasonseg-hf", "refcoco", "refcoco+", "refcocog", "grefcoco", "segzero-train")
 
 
 @dataclass
@@ -72,6 +72,10 @@ def _splits_of(dataset: str, path: str) -> list[str]:
         from segzero_env.datasets.refcoco import list_splits as list_refer_splits
 
         return list_refer_splits(path, dataset)
+    if dataset == "grefcoco":
+        from segzero_env.datasets.grefcoco import list_splits as list_grefcoco_splits
+
+        return list_grefcoco_splits(path)
     from segzero_env.datasets.reasonseg_hf import list_hf_splits
 
     return list_hf_splits(path)

@@ -7,6 +7,7 @@ The data folder is ``$SEGZERO_DATA_DIR`` when that variable is set, else
 |---|---|
 | ``reasonseg`` | ``reasonseg``, ``ReasonSeg`` (holding ``train/``, ``val/``, ``test/``) |
 | ``refcoco``, ``refcoco+``, ``refcocog`` | ``refer``, then the data folder itself (with ``refcoco*/``, ``images/``) |
+| ``grefcoco`` | ``grefcoco``, ``refer``, then the data folder itself (with ``grefcoco/``, ``images/``) |
 | ``reasonseg-hf`` | ``ReasonSeg_<split>``, ``reasonseg_hf/<split>`` |
 | ``segzero-train`` | ``refCOCOg_9k_840``, ``segzero_train`` |
 
