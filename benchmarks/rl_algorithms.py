@@ -72,11 +72,44 @@ BUDGETS: dict[str, Budget] = {
     "large": Budget(steps=100_000, eval_episodes=500, checkpoints=10),
 }
 
+
+@dataclass(frozen=True)
+class Learner:
+    """A named table column: an SB3 algorithm with its own observation encoding and policy.
+
+    Plain SB3 class names (``PPO``, ``SAC``, ...) are learners with the defaults below.
+    """
+
+    algo: str
+    """SB3 (or sb3_contrib) class name."""
+    query_encoding: str | None = None
+    """Query encoding of this learner's env (``None``: ``--query-encoding``)."""
+    query_film: bool = False
+    """Use :class:`segzero_env.wrappers.QueryFiLMExtractor` as the policy's features extractor."""
+    blank_query: bool = False
+    """Replace every query by the same blank encoding (an ablation: what the learner gets from the image alone)."""
+
+
+LEARNERS: dict[str, Learner] = {
+    # The query-conditioned CNN (word embeddings + GRU, FiLM on every conv block, spatial soft-argmax).
+    "PPO-FiLM": Learner("PPO", query_encoding="token-ids", query_film=True),
+    # The same learner with every query blanked: the gap to PPO-FiLM is what reading the query is worth.
+    "PPO-FiLM-blank": Learner("PPO", query_encoding="token-ids", query_film=True, blank_query=True),
+}
+"""Named variants usable in ``--algos`` besides plain SB3 class names."""
+
 HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     # Short rollouts: every step is a whole episode, so long horizons buy nothing and updates come sooner.
     # log_std_init=-1 (std 0.37): with SB3's default std of 1 most samples land clipped at the frame edges
     # and PPO stayed near IoU 0.11 for 6,000 steps; lr 1e-4 keeps the CNN from collapsing the policy.
     "PPO": {
+        "n_steps": 256,
+        "batch_size": 64,
+        "n_epochs": 4,
+        "learning_rate": 1e-4,
+        "policy_kwargs": {"log_std_init": -1.0},
+    },
+    "PPO-FiLM": {
         "n_steps": 256,
         "batch_size": 64,
         "n_epochs": 4,
@@ -116,7 +149,8 @@ class Args:
     algos: str = "PPO,A2C,SAC,TD3"
     """Comma-separated SB3 algorithm class names; the random and oracle baselines are always added."""
     levels: str = "0,1"
-    """Comma-separated shapes levels: 0 = one large object (easiest), 1 = two objects told apart by the query."""
+    """Comma-separated shapes levels: 0 = one large object (easiest), 1 = two objects told apart by the query,
+    2 = three to five objects and reasoning queries."""
     seeds: int = 3
     """Seeds per algorithm and level (0 .. seeds-1)."""
     budget: str = "small"
@@ -141,6 +175,9 @@ class Args:
     """Where the CSV, markdown and plot go."""
     name: str = "rl_algorithms"
     """Base name of the output files."""
+    reuse: str = ""
+    """CSV of an earlier run with the same budget and env settings: its rows for (algorithm, level) pairs this run
+    does not redo are kept in the table (and named as reused in the markdown)."""
 
     @property
     def budget_spec(self) -> Budget:
@@ -183,16 +220,36 @@ def _field_docs() -> dict[str, str]:
     return docs
 
 
-def env_kwargs(args: Args, level: int, split: str) -> dict[str, Any]:
-    """Keyword arguments of ``make_sb3_env`` for one level and split."""
+def learner_of(name: str) -> Learner:
+    """The :class:`Learner` called ``name``: an entry of :data:`LEARNERS` or a plain SB3 class name."""
+    return LEARNERS.get(name, Learner(name))
+
+
+def env_kwargs(args: Args, level: int, split: str, learner: Learner | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``make_sb3_env`` for one level and split (and the learner's query encoding)."""
+    encoding = learner.query_encoding if learner is not None and learner.query_encoding else args.query_encoding
     return {
         "image_size": args.image_size,
         "obs_size": args.obs_size,
         "segmenter": args.segmenter,
         "split": split,
         "dataset_kwargs": {"level": level},
-        "query_encoding": args.query_encoding,
+        "query_encoding": encoding,
     }
+
+
+def make_env(args: Args, level: int, split: str, learner: Learner | None = None, **kwargs: Any) -> Any:
+    """``make_sb3_env`` for one level, split and learner; a blank-query learner gets every query zeroed."""
+    import gymnasium as gym
+
+    from segzero_env.wrappers import make_sb3_env
+
+    env = make_sb3_env(ENV_ID, **env_kwargs(args, level, split, learner), **kwargs)
+    if learner is not None and learner.blank_query:
+        env = gym.wrappers.TransformObservation(
+            env, lambda obs: {**obs, "query": np.zeros_like(obs["query"])}, env.observation_space
+        )
+    return env
 
 
 class Evaluator:
@@ -202,13 +259,16 @@ class Evaluator:
     in so both encode a query the same way.
     """
 
-    def __init__(self, args: Args, level: int, episodes: int, vocabulary: Sequence[str] | None) -> None:
-        from segzero_env.wrappers import make_sb3_env
-
-        kwargs = env_kwargs(args, level, "val")
-        if vocabulary is not None:
-            kwargs["query_kwargs"] = {"vocabulary": list(vocabulary)}
-        self.env = make_sb3_env(ENV_ID, **kwargs)
+    def __init__(
+        self,
+        args: Args,
+        level: int,
+        episodes: int,
+        vocabulary: Sequence[str] | None,
+        learner: Learner | None = None,
+    ) -> None:
+        kwargs = {"query_kwargs": {"vocabulary": list(vocabulary)}} if vocabulary is not None else {}
+        self.env = make_env(args, level, "val", learner, **kwargs)
         self.episodes = episodes
         observations, self.infos = [], []
         for index in range(episodes):
@@ -266,11 +326,12 @@ def resolve_algorithm(name: str) -> type:
 
 
 def build_model(name: str, env: Any, seed: int, steps: int) -> Any:
-    """The algorithm with :data:`HYPERPARAMETERS` (off-policy replay buffers sized to the run)."""
+    """The learner ``name`` with :data:`HYPERPARAMETERS` (off-policy replay buffers sized to the run)."""
     import inspect
 
-    algorithm = resolve_algorithm(name)
-    params = dict(HYPERPARAMETERS.get(name, {}))
+    learner = learner_of(name)
+    algorithm = resolve_algorithm(learner.algo)
+    params = dict(HYPERPARAMETERS.get(name, HYPERPARAMETERS.get(name.removesuffix("-blank"), {})))
     sigma = params.pop("action_noise_sigma", None)
     accepted = inspect.signature(algorithm.__init__).parameters
     if sigma is not None:
@@ -281,6 +342,11 @@ def build_model(name: str, env: Any, seed: int, steps: int) -> Any:
         params.setdefault("buffer_size", steps)
         params["learning_starts"] = min(params.get("learning_starts", 100), steps // 4)
     params = {**params, "policy_kwargs": dict(params.get("policy_kwargs", {}))}  # SB3 mutates policy_kwargs
+    if learner.query_film:
+        from segzero_env.wrappers import query_film_policy_kwargs
+
+        extractor_kwargs = params["policy_kwargs"].pop("features_extractor_kwargs", {})
+        params["policy_kwargs"].update(query_film_policy_kwargs(**extractor_kwargs))
     return algorithm("MultiInputPolicy", env, seed=seed, device="cpu", verbose=0, **params)
 
 
@@ -290,8 +356,6 @@ def run_one(args: Args, algo: str, level: int, seed: int) -> list[dict[str, Any]
 
     torch.set_num_threads(args.torch_threads)
     from stable_baselines3.common.callbacks import BaseCallback
-
-    from segzero_env.wrappers import make_sb3_env
 
     budget = args.budget_spec
     base = {"algo": algo, "level": level, "seed": seed, "eval_episodes": budget.eval_episodes}
@@ -305,9 +369,10 @@ def run_one(args: Args, algo: str, level: int, seed: int) -> list[dict[str, Any]
             actions = evaluator.random_actions(seed)
         return [{**base, "steps": 0, **evaluator.score(actions), "train_seconds": 0.0, "final": 1}]
 
-    train_env = make_sb3_env(ENV_ID, monitor=True, **env_kwargs(args, level, "train"))
+    learner = learner_of(algo)
+    train_env = make_env(args, level, "train", learner, monitor=True)
     train_env.reset(seed=seed)
-    evaluator = Evaluator(args, level, budget.eval_episodes, train_env.get_wrapper_attr("vocabulary"))
+    evaluator = Evaluator(args, level, budget.eval_episodes, train_env.get_wrapper_attr("vocabulary"), learner)
     model = build_model(algo, train_env, seed, budget.steps)
     marks = [round(budget.steps * (i + 1) / budget.checkpoints) for i in range(budget.checkpoints)]
     rows: list[dict[str, Any]] = []
@@ -347,6 +412,46 @@ def _run_job(job: tuple[Args, str, int, int]) -> list[dict[str, Any]]:
     return rows
 
 
+def read_reused(args: Args, path: str, redone: set[tuple[str, int]]) -> tuple[list[dict[str, Any]], str]:
+    """Rows of an earlier run's CSV whose (algo, level) this run does not redo, and that run's command.
+
+    Raises:
+        ValueError: A kept run used another step budget or number of eval episodes than this one.
+    """
+    budget = args.budget_spec
+    kept = []
+    with open(path, newline="") as handle:
+        for raw in csv.DictReader(handle):
+            row: dict[str, Any] = {
+                key: (float(value) if key in FLOAT_COLUMNS else int(value) if key in INT_COLUMNS else value)
+                for key, value in raw.items()
+            }
+            if (row["algo"], row["level"]) in redone:
+                continue
+            trained = row["algo"] not in BASELINES
+            if row["eval_episodes"] != budget.eval_episodes or (
+                trained and row["final"] and row["steps"] != budget.steps
+            ):
+                raise ValueError(
+                    f"{path}: {row['algo']} level {row['level']} used {row['steps']} steps and {row['eval_episodes']} "
+                    f"eval episodes, this run {budget.steps} and {budget.eval_episodes}; rerun it instead of reusing it"
+                )
+            kept.append(row)
+    command = "unknown"
+    markdown = os.path.splitext(path)[0] + ".md"
+    if os.path.isfile(markdown):
+        with open(markdown) as handle:
+            for line in handle:
+                if line.startswith("Command: `"):
+                    command = line.strip()[len("Command: `") : -1]
+                    break
+    return kept, command
+
+
+FLOAT_COLUMNS = ("mean_iou", "std_iou", "mean_reward", "parse_failure_rate", "train_seconds")
+INT_COLUMNS = ("level", "seed", "steps", "eval_episodes", "final")
+
+
 def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and std over seeds of each (level, algo)'s final IoU, levels then algorithms in order of first run."""
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
@@ -381,8 +486,16 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str) -> None:
             writer.writerow({key: (round(v, 4) if isinstance(v, float) else v) for key, v in row.items()})
 
 
-def write_markdown(args: Args, table: Sequence[dict[str, Any]], path: str, command: str, wall: float) -> None:
-    """The table, the best-minus-random margin per level, and how the numbers were made."""
+def write_markdown(
+    args: Args,
+    table: Sequence[dict[str, Any]],
+    path: str,
+    command: str,
+    wall: float,
+    reused: Sequence[tuple[str, int]] = (),
+    reused_command: str = "",
+) -> None:
+    """The table, the margins per level, and how the numbers were made (and which rows an earlier run made)."""
     budget = args.budget_spec
     lines = [
         "# SB3 algorithms on ReasonSegShapes-v0",
@@ -399,6 +512,15 @@ def write_markdown(args: Args, table: Sequence[dict[str, Any]], path: str, comma
         f"({platform.processor() or platform.machine()}); total wall time {wall / 60:.1f} min. "
         "`train s` is the CPU seconds of one run's training (evaluation excluded).",
         "",
+    ]
+    if reused:
+        pairs = ", ".join(f"{algo} (level {level})" for algo, level in reused)
+        lines += [
+            f"Rows reused from an earlier run with the same budget, env settings and seeds (`{args.reuse}`, made by "
+            f"`{reused_command}`), not rerun here: {pairs}. The wall time above is this run's only.",
+            "",
+        ]
+    lines += [
         "| level | algo | steps | mean IoU | std | seeds | train s |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -421,15 +543,37 @@ def write_markdown(args: Args, table: Sequence[dict[str, Any]], path: str, comma
             if "zero-action" in baseline:
                 line += f"; vs the zero-action box {best['mean_iou'] - baseline['zero-action']:+.3f}"
             lines.append(line + ".")
+        by_algo = {r["algo"]: r for r in learners}
+        for algo, row in by_algo.items():
+            ablation = by_algo.get(f"{algo}-blank")
+            if ablation is None or "zero-action" not in baseline:
+                continue
+            lines.append(
+                f"- Level {level}, does {algo} read the query? {row['mean_iou']:.3f} vs zero-action "
+                f"{baseline['zero-action']:.3f} ({row['mean_iou'] - baseline['zero-action']:+.3f}, target +0.10 on "
+                f"level 1) and vs the same learner with the query blanked {ablation['mean_iou']:.3f} "
+                f"({row['mean_iou'] - ablation['mean_iou']:+.3f})."
+            )
     lines += [
         "",
         f"Learning curves: `{args.name}.png`; every checkpoint: `{args.name}.csv`.",
         "",
-        "Hyperparameters (SB3 defaults otherwise; `MultiInputPolicy`: NatureCNN on the image + MLP on the query):",
+        "Hyperparameters (SB3 defaults otherwise; `MultiInputPolicy`: NatureCNN on the image + MLP on the query, "
+        "unless the learner says otherwise):",
         "",
     ]
-    for algo in [a for a in args.algos.split(",") if a]:
-        lines.append(f"- {algo}: `{HYPERPARAMETERS.get(algo, {})}`")
+    for algo in dict.fromkeys(r["algo"] for r in table if r["algo"] not in BASELINES):
+        learner = learner_of(algo)
+        extra = ""
+        if learner != Learner(algo):
+            extra = (
+                f" ({learner.algo}; query `{learner.query_encoding or args.query_encoding}`"
+                + ("; `QueryFiLMExtractor`" if learner.query_film else "")
+                + ("; every query blanked (zeros)" if learner.blank_query else "")
+                + ")"
+            )
+        params = HYPERPARAMETERS.get(algo, HYPERPARAMETERS.get(algo.removesuffix("-blank"), {}))
+        lines.append(f"- {algo}{extra}: `{params}`")
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
 
@@ -474,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     algos = [a for a in args.algos.split(",") if a]
     for algo in algos:
-        resolve_algorithm(algo)  # fail before any run starts
+        resolve_algorithm(learner_of(algo).algo)  # fail before any run starts
     levels = [int(level) for level in args.levels.split(",")]
     names = (*algos, *BASELINES)
     jobs = [(args, algo, level, seed) for level in levels for algo in names for seed in range(args.seeds)]
@@ -487,11 +631,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             results = list(pool.map(_run_job, jobs))
     wall = time.time() - start
     rows = [row for result in results for row in result]
+    reused_pairs: list[tuple[str, int]] = []
+    reused_command = ""
+    if args.reuse:
+        redone = {(algo, level) for _, algo, level, _ in jobs}
+        old_rows, reused_command = read_reused(args, args.reuse, redone)
+        reused_pairs = list(dict.fromkeys((r["algo"], r["level"]) for r in old_rows))
+        rows = sorted(old_rows + rows, key=lambda r: r["level"])  # stable: reused rows first within a level
     os.makedirs(args.out_dir, exist_ok=True)
     base = os.path.join(args.out_dir, args.name)
     table = summarise(rows)
     write_csv(rows, base + ".csv")
-    write_markdown(args, table, base + ".md", command, wall)
+    write_markdown(args, table, base + ".md", command, wall, reused_pairs, reused_command)
     plot_curves(rows, base + ".png")
     with open(base + ".md") as handle:
         print(handle.read())

@@ -101,6 +101,31 @@ def make_sb3_env(
     return env
 
 
+def query_film_policy_kwargs(**extractor_kwargs: Any) -> dict[str, Any]:
+    """``policy_kwargs`` that give an SB3 ``MultiInputPolicy`` the query-conditioned CNN.
+
+    The features extractor is :class:`~segzero_env.wrappers.query_film.QueryFiLMExtractor`: the query's
+    words, embedded and read by a GRU, scale and shift every conv block (FiLM), so the query decides what
+    the CNN looks for. Pair it with ``make_sb3_env(..., query_encoding="token-ids")``. Importing torch is
+    left to the algorithm that builds the policy.
+
+    Example:
+        >>> from stable_baselines3 import PPO
+        >>> env = make_sb3_env("ReasonSegShapes-v0", image_size=64, segmenter="box", query_encoding="token-ids",
+        ...                    dataset_kwargs={"level": 1, "size": 8})
+        >>> model = PPO("MultiInputPolicy", env, policy_kwargs=query_film_policy_kwargs(query_dim=32), device="cpu")
+        >>> type(model.policy.features_extractor).__name__
+        'QueryFiLMExtractor'
+
+    Args:
+        **extractor_kwargs: Arguments of the extractor (``word_dim``, ``query_dim``, ``channels``,
+            ``coord_channels``).
+    """
+    from segzero_env.wrappers.query_film import QueryFiLMExtractor
+
+    return {"features_extractor_class": QueryFiLMExtractor, "features_extractor_kwargs": dict(extractor_kwargs)}
+
+
 def _image_like_keys(space: spaces.Dict) -> tuple[str, ...]:
     # Every uint8 map the size of the image (e.g. a previous-mask key of refinement episodes) is resized with it.
     image = space.spaces["image"]
