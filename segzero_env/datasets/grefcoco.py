@@ -8,7 +8,8 @@ Layout (``root`` holds ``grefcoco/`` and ``images/``, as the reference loader ``
                                              the refer layout's images/mscoco/images/train2014 works too)
 
 The split scheme is ``unc`` (splits ``train``, ``val``, ``testA``, ``testB``). When both a pickle
-and a JSON refs file exist, the pickle is read, as ``grefer.py`` does; load only pickles you trust.
+and a JSON refs file exist, the pickle is read, as ``grefer.py`` does (with the package's unpickler that
+builds plain values only, as for RefCOCO).
 
 A ref is a dict with ``ref_id``, ``image_id``, ``split``, ``sentences`` (``sent``, ``raw``,
 ``sent_id``) and ``ann_id``: a LIST of target annotation ids (a bare int is read as a one-item list).
@@ -33,17 +34,26 @@ while indexing and skipped with one warning when ``strict=False``; problems that
 from __future__ import annotations
 
 import os
-import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segzero_env.datasets.errors import SKIP_HINT, DatasetError, SkipLog, paused_gc, read_image, read_json
+from segzero_env.datasets.coco_masks import segmentation_to_mask
+from segzero_env.datasets.errors import (
+    SKIP_HINT,
+    DatasetEncodingWarning,
+    DatasetError,
+    SkipLog,
+    paused_gc,
+    read_json_with_encoding,
+)
+from segzero_env.datasets.images import read_image
 from segzero_env.datasets.indexed import IndexedDataset
 from segzero_env.datasets.paths import resolve_root
-from segzero_env.datasets.refcoco import segmentation_to_mask
+from segzero_env.datasets.refcoco import _image_entry, _read_refs
 from segzero_env.types import Sample
 
 NAME = "grefcoco"
@@ -91,15 +101,12 @@ def read_grefs(folder: Path, split_by: str) -> tuple[list[Any], Path]:
     """
     pickled, as_json = refs_paths(folder, split_by)
     if pickled.is_file():
-        try:
-            with open(pickled, "rb") as f, paused_gc():
-                refs = pickle.load(f)
-        except Exception as exc:  # a damaged pickle can raise nearly anything
-            raise DatasetError(pickled, f"does not unpickle ({type(exc).__name__}: {exc})", "re-download it") from exc
-        path = pickled
-    elif as_json.is_file():
+        return _read_refs(pickled), pickled  # plain values only: a pickle cannot run code here
+    if as_json.is_file():
         with paused_gc():
-            refs = read_json(as_json)
+            refs, encoding = read_json_with_encoding(as_json)
+        if encoding != "utf-8":
+            warnings.warn(f"{as_json} is not UTF-8 and was read as cp1252; re-download it", DatasetEncodingWarning, 3)
         path = as_json
     else:
         found = sorted(p.name for p in folder.glob("grefs(*)*"))
@@ -207,7 +214,7 @@ class GRefCocoDataset(IndexedDataset):
         with paused_gc():
             self._entries = self._build_index(refs, sentence_field)
         del refs
-        self._instances_cache: tuple[dict[int, tuple[str, int, int]], dict[int, dict[str, Any]]] | None = None
+        self._instances_cache: tuple[dict[int, tuple[str, int, int] | str], dict[int, dict[str, Any]]] | None = None
         if verify:
             self._entries = self._verified(self._entries)
         self._set_ids([e.sample_id for e in self._entries])
@@ -231,26 +238,39 @@ class GRefCocoDataset(IndexedDataset):
                 self.skip_log.record(exc)
         return entries
 
-    def _instances(self) -> tuple[dict[int, tuple[str, int, int]], dict[int, dict[str, Any]]]:
-        """The split's images and annotations, parsed from instances.json on first use."""
+    def _instances(self) -> tuple[dict[int, tuple[str, int, int] | str], dict[int, dict[str, Any]]]:
+        """The split's images (or what is wrong with each) and annotations, parsed from instances.json on first use."""
         if self._instances_cache is None:
             with paused_gc():
-                data = read_json(self.instances_path)
-                if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-                    raise DatasetError(self.instances_path, "lacks 'images' / 'annotations'", "re-download it")
+                data, encoding = read_json_with_encoding(self.instances_path)
+                if encoding != "utf-8":
+                    warnings.warn(
+                        f"{self.instances_path} is not UTF-8 and was read as cp1252; re-download it",
+                        DatasetEncodingWarning,
+                        stacklevel=4,
+                    )
+                if (
+                    not isinstance(data, dict)
+                    or not isinstance(data.get("images"), list)
+                    or not isinstance(data.get("annotations"), list)
+                ):
+                    raise DatasetError(
+                        self.instances_path, "lacks the 'images' / 'annotations' lists", "re-download it"
+                    )
                 ann_ids = {a for e in self._entries for a in e.ann_ids}
                 image_ids = {e.image_id for e in self._entries}
-                try:
-                    images = {
-                        int(im["id"]): (str(im["file_name"]), int(im["height"]), int(im["width"]))
-                        for im in data["images"]
-                        if int(im["id"]) in image_ids
-                    }
-                    annotations = {int(a["id"]): a for a in data["annotations"] if int(a["id"]) in ann_ids}
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise DatasetError(
-                        self.instances_path, f"an image or annotation lacks id / file_name / height / width ({exc})"
-                    ) from exc
+                # As in the RefCOCO loader: entries without a whole-number id cannot be referred to; a
+                # referred entry that is unusable fails only the samples that use it.
+                images = {
+                    im["id"]: _image_entry(im, self.instances_path)
+                    for im in data["images"]
+                    if isinstance(im, dict) and type(im.get("id")) is int and im["id"] in image_ids
+                }
+                annotations = {
+                    a["id"]: a
+                    for a in data["annotations"]
+                    if isinstance(a, dict) and type(a.get("id")) is int and a["id"] in ann_ids
+                }
                 self._instances_cache = (images, annotations)
         return self._instances_cache
 
@@ -259,6 +279,8 @@ class GRefCocoDataset(IndexedDataset):
         image = images.get(entry.image_id)
         if image is None:
             raise DatasetError(self.instances_path, f"has no image {entry.image_id} (ref {entry.ref_id})", SKIP_HINT)
+        if isinstance(image, str):
+            raise DatasetError(self.instances_path, image, SKIP_HINT)
         file_name, height, width = image
         image_path = str(self.image_root / file_name)
         if not os.path.isfile(image_path):
@@ -274,17 +296,20 @@ class GRefCocoDataset(IndexedDataset):
             ann = annotations.get(ann_id)
             if ann is None:
                 raise DatasetError(self.instances_path, f"has no annotation {ann_id} (ref {entry.ref_id})", SKIP_HINT)
-            if int(ann.get("image_id", entry.image_id)) != entry.image_id:
+            if ann.get("image_id", entry.image_id) != entry.image_id:
                 raise DatasetError(
                     self.instances_path,
                     f"annotation {ann_id} is on image {ann['image_id']}, ref {entry.ref_id} says {entry.image_id}",
                 )
+            where = f"{self.instances_path} annotation {ann_id}"
+            bbox = ann.get("bbox", [0, 0, -1, -1])
+            if not isinstance(bbox, list) or len(bbox) != 4 or not all(type(v) in (int, float) for v in bbox):
+                raise DatasetError(where, f"'bbox' is not 4 numbers ({bbox!r:.60})", SKIP_HINT)
+            x, y, w, h = (float(v) for v in bbox)
             categories.append(ann.get("category_id"))
-            x, y, w, h = (float(v) for v in ann.get("bbox", (0, 0, -1, -1)))
             boxes.append((x, y, x + w, y + h) if w >= 0 and h >= 0 else None)
             if ann.get("iscrowd"):
                 continue  # crowd regions are not targets, as in GRES's loaders
-            where = f"{self.instances_path} annotation {ann_id}"
             mask |= segmentation_to_mask(ann.get("segmentation"), height, width, where)
         return Sample(
             sample_id=entry.sample_id,
