@@ -352,6 +352,19 @@ def test_env_with_a_remote_segmenter_scores_like_the_in_process_env(service, sam
     assert remote.unwrapped.segmenter.uploads == 0  # the service had the image: no pixels travelled
 
 
+def test_gym_make_with_the_service_url_as_segmenter(service, box_env):
+    env = gym.make("ReasonSegShapes-v0", segmenter=service["box"], segmenter_kwargs={"token": TOKEN}, image_size=56)
+    assert env.unwrapped.segmenter.name == "remote"
+    sample_id = box_env.dataset.sample_ids[50]
+    replies = _replies(box_env, sample_id, 3)
+    got = []
+    for reply in replies:
+        env.reset(options={"sample_id": sample_id})
+        _, reward, _, _, info = env.step(reply)
+        got.append((reward, info["reward_terms"], info["iou"]))
+    assert got == _expected(box_env, sample_id, replies)
+
+
 def test_remote_segmenter_uploads_an_image_the_service_lacks(service, box_env):
     from segzero_env.segmenters import make_segmenter
     from segzero_env.types import Prompt

@@ -30,7 +30,8 @@ def make_segmenter(spec: str | type | Segmenter, **kwargs: Any) -> Segmenter:
     """Build a segmenter from a registered name, a class, or return an instance unchanged.
 
     A ``"module:Class"`` string runs code and is built only when code is allowed
-    (:mod:`segzero_env.trust`).
+    (:mod:`segzero_env.trust`). A URL (``"http://host:8000"``) is the ``remote`` segmenter on
+    that ``segzero serve`` service.
 
     Raises:
         CodeNotAllowedError: ``spec`` is an unregistered ``"module:Class"`` and code is not allowed.
@@ -42,4 +43,6 @@ def make_segmenter(spec: str | type | Segmenter, **kwargs: Any) -> Segmenter:
         if kwargs:
             raise ValueError("segmenter_kwargs given with a segmenter instance; configure the instance instead")
         return spec
+    if spec.startswith(("http://", "https://")):
+        return resolve("segmenter", "remote", _REGISTRY)(url=spec, **kwargs)
     return resolve("segmenter", spec, _REGISTRY)(**kwargs)
