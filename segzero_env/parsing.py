@@ -55,12 +55,11 @@ Grammar and documented behaviour:
 from __future__ import annotations
 
 import ast
-import math
 import re
 import warnings
 from typing import Any
 
-from segzero_env.parsing_fast import canonical_numbers, loads
+from segzero_env.parsing_fast import canonical_numbers, canonical_reply, loads
 from segzero_env.parsing_schemas import MAX_CLICKS as MAX_CLICKS  # re-exported: the grammar above cites it
 from segzero_env.parsing_schemas import (
     REFINE_KEYS,
@@ -87,6 +86,7 @@ _ANSWER_OPEN = "<answer>"
 _ANSWER_CLOSE = "</answer>"
 _FENCE = "```"
 _WS_THEN_ANSWER = re.compile(r"\s*<answer>")
+_JSON_ONLY_WORD = re.compile(r"true|false|null|NaN|Infinity")
 _FENCE_LANGUAGE = re.compile(r"[A-Za-z0-9_+-]*[ \t]*\r?\n?")
 
 
@@ -127,6 +127,13 @@ def _decode(body: str) -> tuple[Any, bool]:
         json_error = str(err)
     if len(body) > MAX_LITERAL_CHARS:
         raise ParseError(FailureReason.INVALID_JSON, f"answer is not JSON ({json_error})")
+    if "'" in body and '"' not in body and "\\" not in body and _JSON_ONLY_WORD.search(body) is None:
+        # A single-quoted literal without escapes, double quotes or JSON-only words: swapping the quotes
+        # gives JSON that decodes to exactly the literal's value, an order of magnitude faster than ast.
+        try:
+            return loads(body.replace("'", '"')), False
+        except (ValueError, RecursionError):
+            pass
     try:
         # Junk such as "1jx" makes the compiler warn; a policy's text must not spam the warnings log.
         with warnings.catch_warnings():
@@ -268,6 +275,12 @@ def parse_reply(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> ParsedRe
 
 
 def _parse_stripped(text: str) -> ParsedReply:
+    common = canonical_reply(text)  # most replies: one regular expression reads them whole
+    if common is not None:
+        body, literals = common
+        fast = _canonical_seg_zero(body, True, 1, body[:ANSWER_TEXT_CHARS], literals)
+        if fast is not None:
+            return fast
     think = think_format_ok(text)
     open_at = text.find(_ANSWER_OPEN)
     if open_at < 0:
@@ -303,14 +316,16 @@ def _parse_stripped(text: str) -> ParsedReply:
     return _interpret(value, strict, think, n_tags, answer_text, untagged=False)
 
 
-def _canonical_seg_zero(body: str, think: bool, n_tags: int, answer_text: str) -> ParsedReply | None:
+def _canonical_seg_zero(
+    body: str, think: bool, n_tags: int, answer_text: str, literals: tuple[str, ...] | None = None
+) -> ParsedReply | None:
     """The general path's result for a canonical Seg-Zero answer, without json.loads; ``None`` otherwise."""
-    literals = canonical_numbers(body)
     if literals is None:
-        return None
-    x1, y1, x2, y2, a, b, c, d = map(float, literals)  # float(literal) == float(json value)
-    if not math.isfinite(x1 + y1 + x2 + y2 + a + b + c + d):
-        return None  # 1e400: the general path names the failing key
+        literals = canonical_numbers(body)
+        if literals is None:
+            return None
+    # float(literal) == float(json value); the literals have no exponent, so they are finite.
+    x1, y1, x2, y2, a, b, c, d = map(float, literals)
     inverted = x2 < x1 or y2 < y1
     if inverted:
         x1, x2 = min(x1, x2), max(x1, x2)

@@ -42,6 +42,28 @@ CANONICAL_SEG_ZERO = re.compile(
 )
 """Fully matches a Seg-Zero answer in the canonical layout; its 8 groups are the numbers as written."""
 
+CANONICAL_REPLY = re.compile(
+    r"<think>[^<]*</think>\s*<answer>\s*(" + CANONICAL_SEG_ZERO.pattern + r")\s*</answer>"
+)
+r"""Fully matches a whole (stripped) reply of the common shape: a reasoning without ``<``, then one
+canonical Seg-Zero answer. Group 1 is the answer text; groups 2-9 its numbers. Such a reply has the
+think-then-answer layout and one answer tag (``\s`` is the whitespace ``str.strip`` removes)."""
+
+
+def canonical_reply(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(answer text, its 8 number literals)`` when ``text`` matches :data:`CANONICAL_REPLY`, else ``None``.
+
+    The answer is remembered as :func:`canonical_numbers` would remember it.
+    """
+    m = CANONICAL_REPLY.fullmatch(text)
+    if m is None:
+        return None
+    body, literals = m.group(1), m.groups()[1:]
+    if len(_canonical_cache) >= _CACHE_SIZE:
+        _canonical_cache.clear()
+    _canonical_cache[body] = literals
+    return body, literals
+
 
 def number(literal: str) -> int | float:
     """The value :func:`json.loads` gives a JSON number literal matched by :data:`CANONICAL_SEG_ZERO`."""

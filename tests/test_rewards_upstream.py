@@ -389,9 +389,13 @@ def test_canonical_reader_returns_what_json_loads_returns():
 def test_parser_fast_path_gives_the_general_result(monkeypatch):
     import segzero_env.parsing as parsing
 
-    replies = [f"<think>a</think>{w}<answer>{body}</answer>" for body in _canonical_bodies(1500, 2) for w in ("", " ")]
+    replies = [f"<think>{t}</think>{w}<answer>{body}</answer>"
+               for body in _canonical_bodies(1000, 2) for w in ("", " \n") for t in ("a", "a < b")]
+    replies += [f"<think>a</think><answer>{GOOD}</answer><answer>{GOOD}</answer>",
+                f"<think>a</think><answer> {GOOD}\u2003</answer>"]
     fast = [parse_reply(r) for r in replies]
     monkeypatch.setattr(parsing, "_canonical_seg_zero", lambda *args: None)
+    monkeypatch.setattr(parsing, "canonical_reply", lambda text: None)
     assert [parse_reply(r) for r in replies] == fast
 
 
@@ -404,3 +408,29 @@ def test_upstream_fast_path_gives_the_general_result(monkeypatch):
     fast = [terms(r, "upstream", **gt) for r in replies for gt in gts]
     monkeypatch.setattr(upstream, "canonical_seg_zero_terms", lambda *args: None)
     assert [terms(r, "upstream", **gt) for r in replies for gt in gts] == fast
+
+
+def test_single_quoted_fast_path_gives_the_literal_result(monkeypatch):
+    import random
+
+    import segzero_env.parsing as parsing
+
+    rng = random.Random(4)
+    atoms = ["'bbox'", "'points_1'", "'points_2'", "'a b'", "1", "-2", "3.5", "1e3", "01", "1_0", "True", "None",
+             "true", "null", "NaN", "(1, 2)", "[1, 2]", "{}", "'x]'", "''", "'it''s'", "+1", ".5", "'\\n'"]
+
+    def value(depth=0):
+        roll = rng.random()
+        if depth < 2 and roll < 0.3:
+            return "[" + ", ".join(value(depth + 1) for _ in range(rng.randint(0, 4))) + rng.choice(["]", ",]"])
+        if depth < 2 and roll < 0.5:
+            items = [f"{rng.choice(atoms[:4])}: {value(depth + 1)}" for _ in range(rng.randint(0, 3))]
+            return "{" + rng.choice([", ", ",", " ,\n"]).join(items) + "}"
+        return rng.choice(atoms)
+
+    replies = [f"<think>a</think><answer>{value()}</answer>" for _ in range(3000)]
+    replies += [f"<think>a</think><answer>{GOOD.replace(chr(34), chr(39))}</answer>"]
+    fast = [parse_reply(r) for r in replies]
+    monkeypatch.setattr(parsing, "_JSON_ONLY_WORD", re.compile(r""))  # matches everywhere: the fast path is off
+    assert [parse_reply(r) for r in replies] == fast
+    assert fast[-1].ok and not fast[-1].strict_json
