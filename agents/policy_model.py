@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -98,6 +99,10 @@ def load_policy(
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         processor = AutoProcessor.from_pretrained(location)
+        if Path(location).is_dir():
+            from segzero_env.hf.tiny import restore_saved_pre_tokenizer
+
+            restore_saved_pre_tokenizer(processor, location)
         kwargs: dict[str, Any] = {"dtype": torch_dtype}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation

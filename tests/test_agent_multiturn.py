@@ -78,7 +78,7 @@ def test_early_stops_are_masked_and_each_turn_is_one_segmenter_call(bundle):
     seg = CountingBox()
     envs = make_envs(seg)
     ids = list(envs.envs[0].dataset.sample_ids)[:P]
-    traj = play_episodes(None, bundle.processor, envs, ids, seed=0, feedback="image", max_new_tokens=8,
+    traj = play_episodes(None, bundle.processor, envs, ids, seed=0, feedback="text", max_new_tokens=8,
                          suppress_token_ids=[], write_replies=scripted(bundle.processor, plan))
     expected_mask = np.array([[1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 1, 1]] * P)
     assert (traj.turn_mask == expected_mask).all()
@@ -86,6 +86,9 @@ def test_early_stops_are_masked_and_each_turn_is_one_segmenter_call(bundle):
     assert seg.calls == K == traj.segmenter_steps
     assert [b.members for b in traj.turns] == [list(range(8)), [1, 2, 3, 5, 6, 7], [2, 3, 6, 7]]
     assert [b.rollout.completion_ids.shape[0] for b in traj.turns] == [8, 6, 4]
+    # text feedback: turn 2's prompt carries the env's description of the member's own answer
+    turn_2_prompt = bundle.processor.tokenizer.decode(traj.turns[1].rollout.prompt["input_ids"][0])
+    assert "Turn 2 of 3. Your current answer:" in turn_2_prompt and "Coarse map" in turn_2_prompt
     # the gain rewards telescope: each return is the final IoU plus the format terms of the turns played
     returns = (traj.rewards * traj.turn_mask).sum(axis=1)
     formats = traj.terms["think_format"] + traj.terms["answer_format"]

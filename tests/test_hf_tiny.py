@@ -68,3 +68,19 @@ def test_save_and_reload_is_identical(tiny, tmp_path):
     assert torch.equal(batch["input_ids"], batch2["input_ids"])
     with torch.no_grad():
         assert torch.allclose(model(**batch).logits, model2(**batch2).logits)
+
+
+def test_saved_compact_tiny_model_reloads_with_its_own_tokenization(tmp_path):
+    from segzero_agents.policy_model import load_policy
+
+    from segzero_env.policies.hf_policy import HFPolicy
+
+    model, processor = build_tiny_qwen25vl(seed=0, hidden=32, compact_max_coordinate=56)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    text = '<answer>{"bbox": [10, 12, 40, 33]}</answer> Please find the red circle'
+    expected = processor.tokenizer(text).input_ids
+    reloaded = load_policy(str(tmp_path), device=torch.device("cpu"), kl_coef=0.0).processor
+    assert reloaded.tokenizer(text).input_ids == expected
+    policy = HFPolicy(model=str(tmp_path), device="cpu")
+    assert policy.processor.tokenizer(text).input_ids == expected

@@ -14,6 +14,8 @@ with Qwen's special tokens. The result saves and reloads with ``save_pretrained`
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 SPECIAL_TOKENS: tuple[str, ...] = (
@@ -214,3 +216,24 @@ def build_tiny_qwen25vl(
         chat_template=CHAT_TEMPLATE,
     )
     return model, processor
+
+
+def restore_saved_pre_tokenizer(processor: Any, folder: str | os.PathLike[str]) -> None:
+    """Give a processor loaded from ``folder`` the pre-tokenizer saved in its ``tokenizer.json``.
+
+    transformers' Qwen2 tokenizer installs Qwen's own pre-tokenizer when it loads, whatever the file
+    says. For a real Qwen checkpoint the two are the same; for a saved tiny model with the compact
+    tokenizer (one token per coordinate) they differ, and the reloaded policy would read every
+    prompt as different tokens than it was trained on (its replies then never parse). Folders
+    without a ``tokenizer.json`` are left alone.
+    """
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        return
+    from tokenizers import Tokenizer
+
+    saved = Tokenizer.from_file(str(path)).pre_tokenizer
+    tokenizer = getattr(processor, "tokenizer", processor)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if saved is not None and backend is not None:
+        backend.pre_tokenizer = saved

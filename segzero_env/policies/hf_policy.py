@@ -96,7 +96,12 @@ class HFPolicy(PolicyBase):
             if processor is None:
                 raise ValueError("HFPolicy got a model object without a processor; pass processor= as well")
         if isinstance(processor, str):
-            processor = AutoProcessor.from_pretrained(processor, trust_remote_code=trust_remote_code)
+            folder = processor
+            processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+            if os.path.isdir(folder):
+                from segzero_env.hf.tiny import restore_saved_pre_tokenizer
+
+                restore_saved_pre_tokenizer(processor, folder)
         self.processor = processor
         if device != "auto":
             self.model.to(device)
