@@ -434,3 +434,10 @@ def test_single_quoted_fast_path_gives_the_literal_result(monkeypatch):
     monkeypatch.setattr(parsing, "_JSON_ONLY_WORD", re.compile(r""))  # matches everywhere: the fast path is off
     assert [parse_reply(r) for r in replies] == fast
     assert fast[-1].ok and not fast[-1].strict_json
+
+
+def test_an_escaped_key_is_still_the_bbox_key():
+    reply = ('<think>a</think><answer>{"bb\\u006fx": [250, 180, 410, 330], "points_1": [300, 250], '
+             '"points_2": [360, 260]}</answer>')
+    assert sz(reply) == (1, 1, 1, 1, 1) == baseline_sz(reply)
+    assert vr(reply) == baseline_vr(reply)

@@ -143,6 +143,8 @@ def read_upstream(reply: str, stripped_think_format: bool = False) -> UpstreamRe
             scan is skipped.
     """
     sz_text, vr_text = first_brace_block(reply), answer_block(reply)
+    if sz_text is not None and '"bbox"' not in sz_text and "\\" not in sz_text:
+        sz_text = None  # without a "bbox" key (none can hide behind an escape) every Seg-Zero term is 0
     sz = _decode(sz_text)
     vr = sz if vr_text == sz_text else _decode(vr_text)  # usually the same text: decode it once
     # A stripped match is a raw match unless whitespace surrounds the reply.
@@ -429,27 +431,32 @@ def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coo
     if type(data) is not list or not data or not gt_objects:
         return 0.0
     boxes, points = [], []
+    fast = all_bool = True
     for item in data:  # every element is read before the cut at 120, as upstream does
-        if type(item) is not dict or "bbox_2d" not in item or "point_2d" not in item:
+        if type(item) is not dict:
             return 0.0
-        boxes.append(item["bbox_2d"])
-        points.append(item["point_2d"])
-    boxes, points = boxes[:VR_MAX_OBJECTS], points[:VR_MAX_OBJECTS]
+        box, point = item.get("bbox_2d", _NO_VALUE), item.get("point_2d", _NO_VALUE)
+        if box is _NO_VALUE or point is _NO_VALUE:
+            return 0.0
+        if len(boxes) == VR_MAX_OBJECTS:
+            continue
+        if type(box) is not list or len(box) != 4 or type(point) is not list or len(point) != 2:
+            return 0.0  # numpy cannot build (M, 4) and (M, 2) arrays: upstream raises
+        if fast:
+            b0, b1, b2, b3 = box
+            fast = (
+                _is_number(b0) and _is_number(b1) and _is_number(b2) and _is_number(b3)
+                and _is_number(point[0]) and _is_number(point[1])
+            )
+            all_bool = all_bool and type(b0) is bool and type(b1) is bool and type(b2) is bool and type(b3) is bool
+        boxes.append(box)
+        points.append(point)
     gt = list(gt_objects)[:VR_MAX_OBJECTS]
     if any(p is None or len(p) != 2 for _, p in gt):
         return 0.0
     gt_boxes = [upstream_gt(b) for b, _ in gt]
     gt_points = [upstream_gt(p) for _, p in gt]  # type: ignore[arg-type]
-    shapes_ok = all(type(b) is list and len(b) == 4 for b in boxes) and all(
-        type(p) is list and len(p) == 2 for p in points
-    )
-    if not shapes_ok:
-        return 0.0  # numpy cannot build (M, 4) and (M, 2) arrays: upstream raises
-    fast = (
-        all(_is_number(v) for b in boxes for v in b)
-        and all(_is_number(v) for p in points for v in p)
-        and not all(type(v) is bool for b in boxes for v in b)  # an all-bool box array cannot be subtracted
-    )
+    fast = fast and not all_bool  # an all-bool box array cannot be subtracted: the numpy path raises as upstream
     if fast:
         gts = list(zip(gt_boxes, gt_points, strict=True))
         scores = [[_pair_score(b, p, gb, gp) for gb, gp in gts] for b, p in zip(boxes, points, strict=True)]
