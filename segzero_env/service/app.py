@@ -192,18 +192,22 @@ class Ingress:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _remember(self, request_id: str, payload: dict[str, Any]) -> None:
-        self.done[request_id] = payload
+    def _remember(self, key: str, payload: dict[str, Any]) -> None:
+        self.done[key] = payload
         while len(self.done) > self.config.idempotency_cache:
             self.done.popitem(last=False)
 
-    async def _handle(self, endpoint: str, request: Request, work: Any) -> JSONResponse:
-        """Shared path of ``/score`` and ``/segment``: auth, body, replay, queue bound, failures."""
-        response = await self._handle_inner(request, work)
+    async def _handle(self, endpoint: str, request: Request, work: Any, remember: bool = True) -> JSONResponse:
+        """Shared path of ``/score`` and ``/segment``: auth, body, replay, queue bound, failures.
+
+        ``remember``: keep completed answers for replays (``/score``). ``/segment`` answers are masks,
+        too large to keep; a retried id joins the attempt in flight, and a late one segments again.
+        """
+        response = await self._handle_inner(endpoint, request, work, remember)
         self.counters.requests[(endpoint, response.status_code)] += 1
         return response
 
-    async def _handle_inner(self, request: Request, work: Any) -> JSONResponse:
+    async def _handle_inner(self, endpoint: str, request: Request, work: Any, remember: bool) -> JSONResponse:
         if not self._authorized(request):
             return _error(401, "missing or wrong bearer token; send the header 'Authorization: Bearer <token>'")
         limits = self.config.limits
@@ -213,11 +217,12 @@ class Ingress:
             job = work(body)  # validates the body; returns a coroutine doing the work
         except BadRequestError as error:
             return _error(error.status, str(error))
-        if request_id is not None and request_id in self.done:
+        key = None if request_id is None else f"{endpoint}/{request_id}"  # ids are per endpoint
+        if key is not None and key in self.done:
             job.close()
             self.counters.replayed += 1
-            return JSONResponse(self.done[request_id], headers={"X-Segzero-Replayed": "1"})
-        task = self.inflight.get(request_id) if request_id is not None else None
+            return JSONResponse(self.done[key], headers={"X-Segzero-Replayed": "1"})
+        task = self.inflight.get(key) if key is not None else None
         if task is not None:
             job.close()
             self.counters.joined += 1
@@ -230,9 +235,9 @@ class Ingress:
                     f"{self.config.retry_after_s} s (the Retry-After header)",
                     retry_after=self.config.retry_after_s,
                 )
-            task = asyncio.ensure_future(self._timed(job, request_id))
-            if request_id is not None:
-                self.inflight[request_id] = task
+            task = asyncio.ensure_future(self._timed(job, request_id, key, remember))
+            if key is not None:
+                self.inflight[key] = task
             else:
                 self._anonymous += 1
                 task.add_done_callback(self._anonymous_done)
@@ -252,17 +257,17 @@ class Ingress:
     def _anonymous_done(self, _task: asyncio.Task) -> None:
         self._anonymous -= 1
 
-    async def _timed(self, job: Any, request_id: str | None) -> dict[str, Any]:
+    async def _timed(self, job: Any, request_id: str | None, key: str | None, remember: bool) -> dict[str, Any]:
         start = time.perf_counter()
         try:
             payload = await job
             payload["request_id"] = request_id
-            if request_id is not None:
-                self._remember(request_id, payload)
+            if key is not None and remember:
+                self._remember(key, payload)
             return payload
         finally:
-            if request_id is not None:
-                self.inflight.pop(request_id, None)
+            if key is not None:
+                self.inflight.pop(key, None)
             self.counters.seconds_sum += time.perf_counter() - start
             self.counters.seconds_count += 1
 
@@ -318,7 +323,7 @@ class Ingress:
     @app.post("/segment")
     async def segment(self, request: Request) -> JSONResponse:
         """Segment ``{"request_id", "requests": [{"image_key", "image_digest", "prompts"}]}``."""
-        return await self._handle("segment", request, self._segment_job)
+        return await self._handle("segment", request, self._segment_job, remember=False)
 
     @app.get("/health")
     async def health(self, request: Request) -> JSONResponse:
