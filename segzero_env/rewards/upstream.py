@@ -251,7 +251,7 @@ def canonical_seg_zero_terms(
     gt = _exact_gt(gt_box, gt_points)
     if gt is None:
         return None
-    (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y) = gt
+    (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y), area_gt = gt
     obj = parsed.objects[0]
     x1, y1, x2, y2 = obj.box  # below 10**7 when written as integers: float arithmetic on them is exact
     think = 1.0 if parsed.think_format and not (reply[0].isspace() or reply[-1].isspace()) else 0.0
@@ -259,7 +259,7 @@ def canonical_seg_zero_terms(
     ix1, iy1 = (gx1 if gx1 > x1 else x1), (gy1 if gy1 > y1 else y1)
     ix2, iy2 = (gx2 if gx2 < x2 else x2), (gy2 if gy2 < y2 else y2)
     inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if ix1 < ix2 and iy1 < iy2 else 0
-    union = (x2 - x1 + 1) * (y2 - y1 + 1) + (gx2 - gx1 + 1) * (gy2 - gy1 + 1) - inter
+    union = (x2 - x1 + 1) * (y2 - y1 + 1) + area_gt - inter
     iou = 1.0 if union != 0 and inter / union > 0.5 else 0.0
     l1 = 1.0 if (abs(x1 - gx1) + abs(y1 - gy1) + abs(x2 - gx2) + abs(y2 - gy2)) / 4 < 10 else 0.0
     (p1x, p1y), (p2x, p2y) = obj.points
@@ -277,16 +277,21 @@ def canonical_seg_zero_terms(
 
 
 _last_gt: tuple[Any, Any, tuple | None] = (None, None, None)
+"""The last ground truth :func:`_exact_gt` read, by identity, and its result."""
 
 
-def _exact_gt(box: Sequence[float], points: Sequence[Sequence[float]]) -> tuple[tuple, tuple, tuple] | None:
-    """The ground truth as upstream holds it, or ``None`` beyond 2**20 (remembered: a group shares it)."""
+def _exact_gt(box: Sequence[float], points: Sequence[Sequence[float]]) -> tuple | None:
+    """The ground truth as upstream holds it, and its box's inclusive area; ``None`` beyond 2**20.
+
+    Remembered for the same tuples: a GRPO group shares its ground truth.
+    """
     global _last_gt
     last = _last_gt
     if box is last[0] and points is last[1]:
         return last[2]  # the same tuples (a group's episode): unchanged
-    gt = upstream_gt(box), upstream_gt(points[0]), upstream_gt(points[1])
-    result = gt if max(abs(v) for part in gt for v in part) <= _EXACT_LIMIT else None
+    g, g1, g2 = upstream_gt(box), upstream_gt(points[0]), upstream_gt(points[1])
+    small = max(abs(v) for part in (g, g1, g2) for v in part) <= _EXACT_LIMIT
+    result = (g, g1, g2, (g[2] - g[0] + 1) * (g[3] - g[1] + 1)) if small else None
     if type(box) is tuple and type(points) is tuple and all(type(p) is tuple for p in points):
         _last_gt = (box, points, result)  # immutable: safe to recognise by identity
     return result
