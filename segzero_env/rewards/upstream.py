@@ -60,6 +60,7 @@ _EXACT_LIMIT = float(1 << 20)
 Coords = Sequence[float]
 
 _SEG_ZERO = AnswerSchema.SEG_ZERO
+_sqrt = math.sqrt
 _ANSWER_OPEN = "<answer>"
 _ANSWER_CLOSE = "</answer>"
 
@@ -251,7 +252,7 @@ def canonical_seg_zero_terms(
     gt = _exact_gt(gt_box, gt_points)
     if gt is None:
         return None
-    (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y), area_gt = gt
+    (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y), area_gt, integral_gt = gt
     obj = parsed.objects[0]
     x1, y1, x2, y2 = obj.box  # below 10**7 when written as integers: float arithmetic on them is exact
     think = 1.0 if parsed.think_format and not (reply[0].isspace() or reply[-1].isspace()) else 0.0
@@ -267,11 +268,15 @@ def canonical_seg_zero_terms(
     points = 0.0
     if x1 <= ax <= x2 and y1 <= ay <= y2 and x1 <= bx <= x2 and y1 <= by <= y2:
         # min(straight, crossed) / 2 < 100; the ground truth is small, so nothing here can overflow.
-        straight = math.sqrt((ax - g1x) ** 2 + (ay - g1y) ** 2) + math.sqrt((bx - g2x) ** 2 + (by - g2y) ** 2)
+        if integral_gt:  # integers: d * d is exactly upstream's d ** 2, and faster
+            d1, d2, d3, d4 = ax - g1x, ay - g1y, bx - g2x, by - g2y
+            straight = _sqrt(d1 * d1 + d2 * d2) + _sqrt(d3 * d3 + d4 * d4)
+        else:
+            straight = _sqrt((ax - g1x) ** 2 + (ay - g1y) ** 2) + _sqrt((bx - g2x) ** 2 + (by - g2y) ** 2)
         if straight / 2 < 100:
             points = 1.0
         else:
-            crossed = math.sqrt((ax - g2x) ** 2 + (ay - g2y) ** 2) + math.sqrt((bx - g1x) ** 2 + (by - g1y) ** 2)
+            crossed = _sqrt((ax - g2x) ** 2 + (ay - g2y) ** 2) + _sqrt((bx - g1x) ** 2 + (by - g1y) ** 2)
             points = 1.0 if crossed / 2 < 100 else 0.0
     return think, 1.0, iou, l1, points
 
@@ -281,7 +286,9 @@ _last_gt: tuple[Any, Any, tuple | None] = (None, None, None)
 
 
 def _exact_gt(box: Sequence[float], points: Sequence[Sequence[float]]) -> tuple | None:
-    """The ground truth as upstream holds it, and its box's inclusive area; ``None`` beyond 2**20.
+    """The ground truth as upstream holds it, its box's inclusive area and whether it is all integers.
+
+    ``None`` beyond 2**20.
 
     Remembered for the same tuples: a GRPO group shares its ground truth.
     """
@@ -291,7 +298,8 @@ def _exact_gt(box: Sequence[float], points: Sequence[Sequence[float]]) -> tuple 
         return last[2]  # the same tuples (a group's episode): unchanged
     g, g1, g2 = upstream_gt(box), upstream_gt(points[0]), upstream_gt(points[1])
     small = max(abs(v) for part in (g, g1, g2) for v in part) <= _EXACT_LIMIT
-    result = (g, g1, g2, (g[2] - g[0] + 1) * (g[3] - g[1] + 1)) if small else None
+    integral = all(type(v) is int for part in (g, g1, g2) for v in part)
+    result = (g, g1, g2, (g[2] - g[0] + 1) * (g[3] - g[1] + 1), integral) if small else None
     if type(box) is tuple and type(points) is tuple and all(type(p) is tuple for p in points):
         _last_gt = (box, points, result)  # immutable: safe to recognise by identity
     return result
