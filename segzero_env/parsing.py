@@ -157,7 +157,7 @@ def _strip_fence(body: str) -> str:
 
 
 def _failure(reason: FailureReason, detail: str, **fields: Any) -> ParsedReply:
-    return ParsedReply(failure=reason, detail=detail, **fields)
+    return ParsedReply.fast(failure=reason, detail=detail, **fields)
 
 
 def _interpret(
@@ -168,7 +168,7 @@ def _interpret(
     try:
         if isinstance(value, dict) and not untagged and not REFINE_KEYS.isdisjoint(value):
             objects, inverted, schema, refinement, stop = read_refinement(value)
-            return ParsedReply(
+            return ParsedReply.fast(
                 objects=objects,
                 schema=schema,
                 detail=_notes(strict, inverted, n_tags),
@@ -181,7 +181,7 @@ def _interpret(
             if "bbox" in value and not untagged:
                 objects, inverted = read_seg_zero(value)
                 notes = _notes(strict, inverted, n_tags)
-                return ParsedReply(
+                return ParsedReply.fast(
                     objects=objects, schema=AnswerSchema.SEG_ZERO, detail=notes, box_inverted=inverted, **common
                 )
             if "bbox_2d" in value:
@@ -200,7 +200,7 @@ def _interpret(
                 schema = AnswerSchema.QWEN_GROUNDING
             if fail is not None:
                 return _failure(fail.reason, fail.detail, item_checks=checks, **common)
-            return ParsedReply(
+            return ParsedReply.fast(
                 objects=objects,
                 schema=schema,
                 detail=_notes(strict, inverted, n_tags),

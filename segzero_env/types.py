@@ -169,6 +169,8 @@ class ParsedReply:
 
         The parser's hot path uses it; the result compares equal to the regular constructor's.
         """
+        if not _PARSED_REPLY_DEFAULTS.keys() >= fields.keys():
+            raise TypeError(f"ParsedReply has no field {sorted(set(fields) - set(_PARSED_REPLY_DEFAULTS))}")
         obj = object.__new__(cls)
         state = _PARSED_REPLY_DEFAULTS.copy()
         state.update(fields)

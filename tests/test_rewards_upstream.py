@@ -441,3 +441,26 @@ def test_an_escaped_key_is_still_the_bbox_key():
              '"points_2": [360, 260]}</answer>')
     assert sz(reply) == (1, 1, 1, 1, 1) == baseline_sz(reply)
     assert vr(reply) == baseline_vr(reply)
+
+
+def test_fast_constructors_equal_the_dataclass_constructors():
+    import dataclasses
+
+    from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply
+
+    obj = ObjectAnswer((1.0, 2.0, 3.0, 4.0), ((1.0, 2.0),))
+    assert ObjectAnswer.fast((1.0, 2.0, 3.0, 4.0), ((1.0, 2.0),)) == obj
+    for fields in ({}, {"failure": FailureReason.MISSING_KEY, "detail": "x", "think_format": True},
+                   {"objects": (obj,), "schema": AnswerSchema.SEG_ZERO, "strict_json": True, "n_answer_tags": 2}):
+        fast, slow = ParsedReply.fast(**fields), ParsedReply(**fields)
+        assert fast == slow and repr(fast) == repr(slow) and hash(fast) == hash(slow)
+        assert dataclasses.replace(fast, stop=True) == dataclasses.replace(slow, stop=True)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.stop = True
+    inp = RewardInput.fast(reply="r", parsed=ParsedReply(), gt_box=None, gt_points=None, pred_mask=None, gt_mask=None,
+                           image_size=840)
+    assert inp == RewardInput("r", ParsedReply(), None, None, None, None, 840)
+    with pytest.raises(TypeError, match="no field"):
+        ParsedReply.fast(stopp=True)
+    with pytest.raises(TypeError, match="no field"):
+        RewardInput.fast(reply="r", parsedd=None)

@@ -106,11 +106,14 @@ class RewardInput:
     @classmethod
     def fast(cls, **fields: Any) -> RewardInput:
         """``RewardInput(**fields)`` without the frozen dataclass's per-field ``__setattr__`` (one per reply)."""
+        if not fields.keys() <= _REWARD_INPUT_FIELDS:
+            raise TypeError(f"RewardInput has no field {sorted(set(fields) - _REWARD_INPUT_FIELDS)}")
         obj = object.__new__(cls)
         obj.__dict__.update(_REWARD_INPUT_DEFAULTS, **fields)
         return obj
 
 
+_REWARD_INPUT_FIELDS = frozenset(f.name for f in dataclasses.fields(RewardInput))
 _REWARD_INPUT_DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(RewardInput) if f.default is not dataclasses.MISSING
 }
