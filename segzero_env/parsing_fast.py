@@ -59,9 +59,10 @@ def canonical_reply(text: str) -> tuple[str, tuple[str, ...]] | None:
     if m is None:
         return None
     body, literals = m.group(1), m.groups()[1:]
-    if len(_canonical_cache) >= _CACHE_SIZE:
-        _canonical_cache.clear()
-    _canonical_cache[body] = literals
+    if len(body) <= _CACHE_TEXT_CHARS:
+        if len(_canonical_cache) >= _CACHE_SIZE:
+            _canonical_cache.clear()
+        _canonical_cache[body] = literals
     return body, literals
 
 
@@ -73,6 +74,7 @@ def number(literal: str) -> int | float:
 
 
 _CACHE_SIZE = 1024
+_CACHE_TEXT_CHARS = 4096  # texts longer than this are never kept (at most ~4 MB of keys in all)
 _MISS = object()
 _canonical_cache: dict[str, tuple[str, ...] | None] = {}
 
@@ -80,17 +82,18 @@ _canonical_cache: dict[str, tuple[str, ...] | None] = {}
 def canonical_numbers(text: str) -> tuple[str, ...] | None:
     """The 8 number literals of a canonical Seg-Zero answer (bbox, points_1, points_2), or ``None``.
 
-    Recent answers are remembered (up to 1,024 texts): the parser reads a batch of replies, then the
-    ``upstream`` reward rules read the same answers again.
+    Recent answers are remembered (up to 1,024 texts of at most 4,096 characters): the parser reads
+    a batch of replies, then the ``upstream`` reward rules read the same answers again.
     """
     hit = _canonical_cache.get(text, _MISS)
     if hit is not _MISS:
         return hit  # type: ignore[return-value]
     m = CANONICAL_SEG_ZERO.fullmatch(text)
     groups = m.groups() if m is not None else None
-    if len(_canonical_cache) >= _CACHE_SIZE:
-        _canonical_cache.clear()
-    _canonical_cache[text] = groups
+    if len(text) <= _CACHE_TEXT_CHARS:
+        if len(_canonical_cache) >= _CACHE_SIZE:
+            _canonical_cache.clear()
+        _canonical_cache[text] = groups
     return groups
 
 
@@ -107,7 +110,9 @@ _json_cache: dict[str, tuple[Any, type[Exception] | None, str]] = {}
 
 
 def loads(text: str) -> Any:
-    """``json.loads(text)``; recent texts' values (or errors) are remembered (up to 1,024) and reused.
+    """``json.loads(text)``; recent texts' values (or errors) are remembered and reused.
+
+    Up to 1,024 texts of at most 4,096 characters are kept.
 
     A value is shared between callers: they only read it. A remembered error is raised again as a new
     exception of the same kind (``ValueError`` or ``RecursionError``) with the same message.
@@ -117,6 +122,8 @@ def loads(text: str) -> Any:
         if hit[1] is not None:
             raise hit[1](hit[2])
         return hit[0]
+    if len(text) > _CACHE_TEXT_CHARS:
+        return json.loads(text)  # long texts are not kept: the cache stays small
     if len(_json_cache) >= _CACHE_SIZE:
         _json_cache.clear()
     try:
