@@ -464,3 +464,17 @@ def test_fast_constructors_equal_the_dataclass_constructors():
         ParsedReply.fast(stopp=True)
     with pytest.raises(TypeError, match="no field"):
         RewardInput.fast(reply="r", parsedd=None)
+
+
+def test_generated_replies_agree_with_the_published_rules_on_two_ground_truth_objects():
+    second = ((262, 190, 400, 320), (330, 255))
+    gts = (ObjectAnswer(tuple(map(float, GT_BOX)), (tuple(map(float, GT_POINTS[0])),)),
+           ObjectAnswer(tuple(map(float, second[0])), (tuple(map(float, second[1])),)))
+    solution = baseline.vision_reasoner_solution([(GT_BOX, GT_POINTS[0]), second])
+    disagreements = []
+    for reply in REPLIES[1::2]:
+        ours = terms(reply, "upstream", gt_objects=gts)["vr_accuracy"]
+        ref = baseline.vr_accuracy(reply, solution)
+        if ours != ref:
+            disagreements.append((ours, ref, reply))
+    assert disagreements == []
