@@ -51,7 +51,8 @@ def format_reply(
     """Write a reply that :func:`~segzero_env.parsing.parse_reply` reads back to the same objects.
 
     Args:
-        objects: The objects to answer with. Give either ``objects`` or ``box`` (+ ``points``).
+        objects: The objects to answer with. Give either ``objects`` or ``box`` (+ ``points``). An empty
+            list writes the "no object" answer ``[]`` (``seg-zero`` and ``vision-reasoner``).
         box: A single object's box ``(x1, y1, x2, y2)``.
         points: That object's points.
         schema: ``"seg-zero"`` (one object with exactly two points), ``"vision-reasoner"`` (each
@@ -77,6 +78,8 @@ def format_reply(
         raise ValueError("format_reply: think text must not contain <think>/<answer> tags")
     if "```" in label:
         raise ValueError("format_reply: label must not contain a code fence (```)")
+    if not objects and schema is not AnswerSchema.QWEN_GROUNDING:
+        return f"<think>{think}</think>\n<answer>[]</answer>"  # "no object": the same form in both schemas
     if schema is AnswerSchema.SEG_ZERO:
         if len(objects) != 1 or len(objects[0].points) != 2:
             raise ValueError(

@@ -16,7 +16,11 @@ Grammar and documented behaviour:
   and ``points_2`` (2 numbers each). A list of dicts with ``bbox_2d`` (4 numbers) and optional
   ``point_2d`` (2 numbers) is VisionReasoner's answer when every element has ``point_2d``, otherwise
   Qwen's grounding answer (``label`` and other extra keys are ignored). A lone dict with ``bbox_2d``
-  is read as a one-element list. An empty list is ``NO_OBJECTS``.
+  is read as a one-element list.
+* **No object.** An empty list, ``<answer>[]</answer>``, says that nothing in the image fits the
+  query. It is a valid answer in either schema (Seg-Zero prompts use the same ``[]``): ``failure`` is
+  ``None``, ``no_object`` is True, ``objects`` is empty (so ``ok`` is False and nothing is segmented;
+  the prediction is the empty mask) and ``schema`` is ``vision-reasoner``, the list grammar.
 * **JSON.** The body is read with :func:`json.loads` (``strict_json=True``). If that fails, it is read
   as a Python literal (single-quoted dicts, as in the Seg-Zero prompt's own example) with
   :func:`ast.literal_eval` and ``strict_json=False``; bodies over :data:`MAX_LITERAL_CHARS` skip this
@@ -194,7 +198,9 @@ def _interpret(
                 )
         if isinstance(value, (list, tuple)) and not isinstance(value, str):
             if len(value) == 0:
-                raise ParseError(FailureReason.NO_OBJECTS, "answer is an empty list")
+                return ParsedReply(
+                    schema=AnswerSchema.VISION_REASONER, no_object=True, detail=_notes(strict, False, n_tags), **common
+                )
             objects, inverted, schema, checks, fail = read_object_list(value)
             if untagged:
                 schema = AnswerSchema.QWEN_GROUNDING

@@ -143,6 +143,9 @@ class ParsedReply:
             answer holds any, else ``None``. A refinement that omits the box has no ``objects``:
             the multi-turn env supplies the current box.
         stop: The answer holds ``"stop": true``: end a multi-turn episode after this reply.
+        no_object: The answer says "no object": the empty list ``[]`` (a valid answer, not a failure;
+            ``objects`` is empty and ``ok`` is False, so nothing is segmented). It is the right
+            answer to a query that names nothing in the image (gRefCOCO's no-target expressions).
     """
 
     objects: tuple[ObjectAnswer, ...] = ()
@@ -157,6 +160,7 @@ class ParsedReply:
     item_checks: tuple[tuple[bool, bool], ...] = ()
     refinement: Refinement | None = None
     stop: bool = False
+    no_object: bool = False
 
     @property
     def ok(self) -> bool:

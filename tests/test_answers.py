@@ -79,7 +79,7 @@ def test_integral_floats_written_as_ints():
         ({"box": (0, 0, 1, True), "points": [(0, 0), (1, 1)]}, "finite"),
         ({"box": (0, 0, 1, 1), "points": [(0, 0), (1, 1)], "think": "a</think>"}, "tags"),
         ({"box": (0, 0, 1, 1), "points": [(0, 0), (1, 1)], "schema": "vision-reasoner"}, "one point"),
-        ({"objects": [], "schema": "vision-reasoner"}, "at least one"),
+        ({"objects": [], "schema": "qwen-grounding"}, "at least one"),
         ({"box": (0, 0, 1, 1), "schema": "qwen-grounding", "label": "```"}, "fence"),
     ],
 )
@@ -91,3 +91,10 @@ def test_bad_arguments_raise(kwargs, needle):
 def test_unknown_schema_raises():
     with pytest.raises(ValueError):
         format_reply(box=(0, 0, 1, 1), points=[(0, 0), (1, 1)], schema="yolo")
+
+
+@pytest.mark.parametrize("schema", ["seg-zero", "vision-reasoner"])
+def test_no_objects_write_the_no_object_answer(schema):
+    reply = format_reply([], schema=schema, think="Nothing fits.")
+    assert reply.endswith("<answer>[]</answer>")
+    assert parse_reply(reply).no_object

@@ -113,6 +113,8 @@ def _check_reply(reply: object, parsed: ParsedReply, *, pred, gt, gt_box, gt_poi
     assert parsed.ok == (parsed.failure is None and bool(parsed.objects))
     if parsed.failure is not None:
         assert parsed.objects == () and parsed.schema is None and isinstance(parsed.detail, str)
+    elif parsed.no_object:  # the "no object" answer: an empty list
+        assert parsed.objects == () and parsed.schema is AnswerSchema.VISION_REASONER
     elif not parsed.objects:  # only a refinement turn may keep the current box
         assert parsed.refinement is not None and parsed.schema is AnswerSchema.REFINE
     for obj in parsed.objects:

@@ -61,7 +61,6 @@ def test_floats_accepted():
          FailureReason.NON_FINITE, "bbox[0]"),
         ("<answer>{'bbox': [" + "9" * 400 + ", 2, 3, 4], 'points_1': [1, 2], 'points_2': [1, 2]}</answer>",
          FailureReason.NON_FINITE, "too large"),
-        ("<answer>[]</answer>", FailureReason.NO_OBJECTS, "empty list"),
         ("<answer>42</answer>", FailureReason.WRONG_TYPE, "int"),
         ('<answer>[{"bbox_2d": [1, 2, 3, 4]}, 7]</answer>', FailureReason.WRONG_TYPE, "[1]"),
         ('<answer>[{"point_2d": [1, 2]}]</answer>', FailureReason.MISSING_KEY, "[0]"),
@@ -228,3 +227,12 @@ def test_think_format_agrees_with_the_regular_expression_on_random_text():
         assert think_format_ok(stripped) == bool(pattern.fullmatch(stripped))
 
     check()
+
+
+@pytest.mark.parametrize("reply", ["<think>none</think> <answer>[]</answer>", "<answer> ```json\n[]\n``` </answer>"])
+def test_the_empty_list_is_a_valid_no_object_answer(reply):
+    r = parse_reply(reply)
+    assert r.failure is None and r.no_object and r.objects == () and not r.ok
+    assert r.schema is AnswerSchema.VISION_REASONER and r.strict_json
+    assert not parse_reply('<answer>[{"bbox_2d": [1, 2, 3, 4], "point_2d": [2, 3]}]</answer>').no_object
+    assert not parse_reply("<answer>{}</answer>").no_object  # an empty object is not the documented form

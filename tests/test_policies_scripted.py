@@ -145,3 +145,35 @@ def test_replay_bad_files(tmp_path):
     bad.write_text('{"sample_id": "a"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match='"reply"'):
         ReplayPolicy(bad)
+
+
+def test_oracle_answers_several_targets_and_no_target_on_shapes_level_four(tmp_path):
+    import gymnasium as gym
+
+    from segzero_env.evaluation import evaluate
+
+    env = gym.make("ReasonSegShapes-v0", segmenter="box", split="val", dataset_kwargs={"level": 4})
+    oracle = make_policy("oracle")
+    seen = set()
+    for index in (*range(6), 13, 14):
+        obs, info = env.reset(options={"index": index})
+        reply = oracle.act([obs], [info])[0]
+        parsed = parse_reply(reply)
+        _, reward, _, _, step_info = env.step(reply)
+        style = env.unwrapped.current_sample.meta["query_style"]
+        seen.add(style)
+        if style == "absent":
+            assert info["no_target"] and info["gt_objects"] == [] and parsed.no_object
+            assert step_info["iou"] == 1.0 and step_info["reward_terms"]["answer_format"] == 1.0
+        elif style == "every":
+            assert len(parsed.objects) == len(info["gt_objects"]) >= 2 and step_info["iou"] > 0.3
+    assert seen == {"attribute", "every", "absent"}
+    metrics = evaluate(
+        "ReasonSegShapes-v0",
+        {"segmenter": "box", "split": "val", "dataset_kwargs": {"level": 4}},
+        policy="oracle",
+        out_dir=tmp_path,
+        limit=12,
+        progress=False,
+    )
+    assert metrics["no_target"]["n_acc"] == 1.0 and metrics["no_target"]["t_acc"] == 1.0

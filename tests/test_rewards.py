@@ -182,3 +182,29 @@ def test_presets_ranges_and_weights():
 
 def test_term_ranges_cover_every_term():
     assert set(TERM_RANGES) == set(TERM_NAMES) and all(lo < hi for lo, hi in TERM_RANGES.values())
+
+
+def test_no_target_samples_reward_the_empty_answer_under_the_robust_rules_only():
+    empty_gt = np.zeros((20, 20), np.uint8)
+    none = format_reply([], schema="vision-reasoner", think="Nothing fits. There is no such shape.")
+    some = format_reply(box=(1, 1, 9, 9), points=[(3, 3), (5, 5)], think="The red one.")
+    some_mask = np.zeros((20, 20), bool)
+    some_mask[2:6, 2:6] = True
+    accuracy = ("box_iou", "box_l1", "points", "vr_accuracy", "mask_iou")
+    kwargs = {"gt_box": None, "gt_points": None, "gt_mask": empty_gt, "no_target": True}
+    right = compute_terms(_inp(none, **kwargs))
+    assert {k: right[k] for k in accuracy} == {"box_iou": 1.0, "box_l1": 1.0, "points": 1.0, "vr_accuracy": 3.0,
+                                               "mask_iou": 1.0}
+    assert right["answer_format"] == 1.0 and right["vr_format"] == 3.0
+    assert make_preset("seg-zero-robust").combine(right) == 5.0 and make_preset("mask-iou").combine(right) == 3.0
+    wrong = compute_terms(_inp(some, pred_mask=some_mask, **kwargs))
+    assert all(wrong[k] == 0.0 for k in accuracy)
+    # On a sample with a target, the empty answer is well formed but scores no accuracy.
+    target = np.zeros((20, 20), np.uint8)
+    target[2:6, 2:6] = 1
+    missed = compute_terms(_inp(none, gt_box=(2, 2, 5, 5), gt_points=((3, 3), (4, 4)), gt_mask=target))
+    assert missed["answer_format"] == 1.0 and all(missed[k] == 0.0 for k in accuracy)
+    # The upstream rules know no empty answer: unchanged, the "[]" reply has no Seg-Zero dict.
+    upstream = compute_terms(_inp(none, **kwargs), "upstream")
+    assert upstream["answer_format"] == upstream["box_iou"] == upstream["points"] == 0.0
+    assert upstream["mask_iou"] == 1.0  # LISA: empty on empty

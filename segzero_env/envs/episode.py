@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from segzero_env.geometry import mask_to_box, mask_to_points
-from segzero_env.types import Box, Point, Sample
+from segzero_env.types import Box, ObjectAnswer, Point, Sample
 
 QUERY_CHARSET = "".join(c for c in string.printable if c not in "\x0b\x0c")
 """Characters the observation's ``query`` may hold: printable ASCII, space, tab, newline, carriage return."""
@@ -52,6 +52,9 @@ class Episode:
         query_obs: Query folded into the observation charset.
         gt_box: Ground-truth box in the ``S`` frame (from the source, else the mask extent).
         gt_points: Ground-truth points in the ``S`` frame (from the source, else distance-transform maxima).
+        no_target: The query names nothing in the image (``sample.meta["no_target"]``); the mask is empty.
+        gt_objects: One object per target (``S`` frame, two points each) when the sample has several
+            (``sample.meta["gt_boxes"]``), else ``None`` (the single ``gt_box`` / ``gt_points``).
     """
 
     sample: Sample
@@ -60,6 +63,8 @@ class Episode:
     query_obs: str
     gt_box: Box | None
     gt_points: tuple[Point, ...] | None
+    no_target: bool = False
+    gt_objects: tuple[ObjectAnswer, ...] | None = None
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -69,6 +74,23 @@ class Episode:
 
 def _to_obs_frame_box(box: Box, sx: float, sy: float) -> Box:
     return (box[0] / sx, box[1] / sy, box[2] / sx, box[3] / sy)
+
+
+def _target_objects(sample: Sample, sx: float, sy: float) -> tuple[ObjectAnswer, ...] | None:
+    """Each target's box and two points (inside its box) in the ``S`` frame, for samples with several targets."""
+    boxes = sample.meta.get("gt_boxes") or ()
+    if len(boxes) < 2 or sample.mask is None:
+        return None
+    target = sample.mask == 1
+    objects = []
+    for x1, y1, x2, y2 in boxes:
+        part = np.zeros_like(target)
+        part[max(int(y1), 0) : int(y2) + 1, max(int(x1), 0) : int(x2) + 1] = True
+        part &= target
+        points = mask_to_points(part, n=2) if part.any() else ()
+        box = _to_obs_frame_box((float(x1), float(y1), float(x2), float(y2)), sx, sy)
+        objects.append(ObjectAnswer(box=box, points=tuple((x / sx, y / sy) for x, y in points)))
+    return tuple(objects)
 
 
 def make_episode(sample: Sample, image_size: int, max_query_length: int) -> Episode:
@@ -89,4 +111,6 @@ def make_episode(sample: Sample, image_size: int, max_query_length: int) -> Epis
         query_obs=sanitize_query(sample.query, max_query_length),
         gt_box=None if gt_box is None else _to_obs_frame_box(gt_box, sx, sy),
         gt_points=None if not gt_points else tuple((x / sx, y / sy) for x, y in gt_points),
+        no_target=bool(sample.meta.get("no_target", False)),
+        gt_objects=_target_objects(sample, sx, sy),
     )

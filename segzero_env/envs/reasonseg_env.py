@@ -169,7 +169,10 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``gt_box`` (list or None): the ground-truth box in the ``S`` frame (for oracle baselines).
     - ``gt_points`` (list or None): the ground-truth points in the ``S`` frame.
     - ``no_target`` (bool): the query names nothing in the image (gRefCOCO, shapes level 4); the
-      right answer is the empty one and the ground-truth mask is empty.
+      right answer is the empty one (``<answer>[]</answer>``) and the ground-truth mask is empty.
+    - ``gt_objects`` (list): every target as ``{"box", "points"}`` in the ``S`` frame: one per target
+      when the sample has several (gRefCOCO, shapes level 4), else ``gt_box`` / ``gt_points``; empty
+      without a target.
     - ``gt_mask`` (``S x S`` uint8 0/1/255): the ground-truth mask, only with
       ``expose_gt_mask=True`` (for oracle refinement policies; zeros without a mask).
 
@@ -367,7 +370,8 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
             "image_size": self.image_size,
             "gt_box": None if episode.gt_box is None else [float(v) for v in episode.gt_box],
             "gt_points": None if episode.gt_points is None else [[float(x), float(y)] for x, y in episode.gt_points],
-            "no_target": bool(sample.meta.get("no_target", False)),
+            "no_target": episode.no_target,
+            "gt_objects": _gt_objects_info(episode),
         }
         if self.expose_gt_mask:
             info["gt_mask"] = self._gt_mask_obs(episode)
@@ -522,3 +526,16 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
 
             plt.close(self._figure)
             self._figure = None
+
+
+def _gt_objects_info(episode: Episode) -> list[dict[str, Any]]:
+    """Every target as plain data for ``info["gt_objects"]`` (S frame)."""
+    if episode.gt_objects is not None:
+        objects = [(o.box, o.points) for o in episode.gt_objects]
+    elif episode.gt_box is not None and not episode.no_target:
+        objects = [(episode.gt_box, episode.gt_points or ())]
+    else:
+        objects = []
+    return [
+        {"box": [float(v) for v in box], "points": [[float(x), float(y)] for x, y in points]} for box, points in objects
+    ]

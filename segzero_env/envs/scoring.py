@@ -225,6 +225,8 @@ def score_replies(
                 gt_mask=gt_mask,
                 image_size=episode.image_size,
                 expected_schema=schemas[i],
+                gt_objects=episode.gt_objects,
+                no_target=episode.no_target,
                 mask_iou=iou,  # counted once, above
             ),
             preset.rules,

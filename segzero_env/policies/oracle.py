@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from segzero_env.policies.base import PolicyBase
-from segzero_env.policies.replies import write_reply
+from segzero_env.policies.replies import write_no_object, write_objects, write_reply
 
 
 class OraclePolicy(PolicyBase):
     """Answer with the ground truth the env exposes in ``info``, in the ``S x S`` frame.
 
     Reads ``info["gt_box"]`` (``[x1, y1, x2, y2]``) and ``info["gt_points"]`` (a list of ``[x, y]``).
-    With one GT point it is repeated; with none, the box centre is used. Samples without a target
-    (``gt_box`` is ``None``) get the empty reply ``""``: an unusable reply, scored as the empty
-    prediction that such a sample's ground truth is; ``stats()["no_target"]`` counts them.
+    With one GT point it is repeated; with none, the box centre is used. A sample whose query names
+    nothing (``info["no_target"]``) gets the "no object" answer ``<answer>[]</answer>``; one with
+    several targets (``info["gt_objects"]``) gets a VisionReasoner list of them, whatever ``schema``
+    (Seg-Zero's grammar holds one object). Other samples without a target (``gt_box`` is ``None``)
+    get the empty reply ``""``, scored as the empty prediction their ground truth is.
+    ``stats()["no_target"]`` counts the samples answered with no object.
 
     Args:
         schema: Answer grammar to write (``"seg-zero"`` or ``"vision-reasoner"``).
@@ -34,6 +37,13 @@ class OraclePolicy(PolicyBase):
                 f"this env's reset info has keys {sorted(info)}"
             )
         box = info["gt_box"]
+        if info.get("no_target"):
+            self.no_target += 1
+            return write_no_object(schema=self.schema, think="Nothing in the image fits the query.")
+        targets = info.get("gt_objects") or []
+        if len(targets) > 1:
+            objects = [(t["box"], (t["points"] or [_centre(t["box"])])[:1]) for t in targets]
+            return write_objects(objects, think="The ground-truth objects.")
         if box is None:
             self.no_target += 1
             return ""
@@ -48,3 +58,7 @@ class OraclePolicy(PolicyBase):
     def stats(self) -> dict[str, Any]:
         """How many samples had no target to point at."""
         return {"no_target": self.no_target}
+
+
+def _centre(box: list[float]) -> list[float]:
+    return [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]

@@ -26,6 +26,24 @@ def write_reply(box: Box, points: Sequence[Point], schema: str = "seg-zero", thi
     return format_reply([obj], schema=schema, think=think)
 
 
+def write_objects(objects: Sequence[tuple[Sequence[float], Sequence[Sequence[float]]]], think: str = "") -> str:
+    """Write a VisionReasoner list reply of several ``(box, [point])`` objects (``S x S`` frame)."""
+    from segzero_env.answers import format_reply
+
+    answers = [
+        ObjectAnswer(box=tuple(float(v) for v in box), points=tuple(tuple(float(c) for c in p) for p in points[:1]))  # type: ignore[arg-type]
+        for box, points in objects
+    ]
+    return format_reply(answers, schema="vision-reasoner", think=think)
+
+
+def write_no_object(schema: str = "seg-zero", think: str = "") -> str:
+    """Write the "no object" reply ``<answer>[]</answer>`` (the right answer to a query that names nothing)."""
+    from segzero_env.answers import format_reply
+
+    return format_reply([], schema=schema, think=think)
+
+
 FRAMES = ("absolute", "relative-1000")
 """Coordinate frames a model may write: pixels of the ``S x S`` image it saw, or ``0..1000`` per side."""
 

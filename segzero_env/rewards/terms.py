@@ -26,6 +26,14 @@ non_repeat      0 / 1    the reasoning (the first ``<think>`` block, else the wh
 mask_iou        0 .. 1   IoU of the segmenter's mask with the GT mask, LISA's rules (ignore pixels left
                          out, both empty = 1, no prediction = empty mask)
 ==============  =======  ===================================================================================
+
+No-target samples (``RewardInput.no_target``: gRefCOCO's no-target expressions, shapes level 4) under the
+robust rules: the "no object" answer ``[]`` (``ParsedReply.no_object``) earns full marks on every
+accuracy term (``box_iou``, ``box_l1``, ``points`` 1, ``vr_accuracy`` 3, ``mask_iou`` 1 since both masks
+are empty), and any object earns 0 on them. On a sample with a target the empty answer earns 0 accuracy
+(and ``mask_iou`` 0). The empty answer is well formed in either schema (``answer_format`` 1 when strict
+JSON; ``vr_format`` counts it as a valid list: think_format + 2). The ``upstream`` rules know no empty
+answer and are unchanged.
 """
 
 from __future__ import annotations
@@ -90,6 +98,7 @@ class RewardInput:
             means the single object ``(gt_box, gt_points)``.
         mask_iou: The mask IoU when the caller has already counted it (the env's segmenter path
             does); ``None`` computes it from ``pred_mask`` and ``gt_mask``.
+        no_target: The query names nothing in the image: the right answer is the empty one.
     """
 
     reply: str
@@ -102,6 +111,7 @@ class RewardInput:
     expected_schema: AnswerSchema = AnswerSchema.SEG_ZERO
     gt_objects: tuple[ObjectAnswer, ...] | None = None
     mask_iou: float | None = None
+    no_target: bool = False
 
     @classmethod
     def fast(cls, **fields: Any) -> RewardInput:
@@ -125,9 +135,18 @@ def think_format(inp: RewardInput) -> float:
 
 
 def answer_format(inp: RewardInput) -> float:
-    """1.0 when the answer is strict JSON in the expected schema."""
+    """1.0 when the answer is strict JSON in the expected schema (or the "no object" answer ``[]``)."""
     p = inp.parsed
-    return 1.0 if p.failure is None and p.objects and p.strict_json and p.schema is inp.expected_schema else 0.0
+    if p.failure is not None or not p.strict_json:
+        return 0.0
+    return 1.0 if p.no_object or (p.objects and p.schema is inp.expected_schema) else 0.0
+
+
+def _no_target_score(inp: RewardInput, full: float) -> float | None:
+    """On a no-target sample, ``full`` for the "no object" answer and 0 for anything else; ``None`` otherwise."""
+    if not inp.no_target:
+        return None
+    return full if inp.parsed.no_object else 0.0
 
 
 def _first_object(inp: RewardInput) -> ObjectAnswer | None:
@@ -137,6 +156,9 @@ def _first_object(inp: RewardInput) -> ObjectAnswer | None:
 
 def box_iou_term(inp: RewardInput) -> float:
     """1.0 when the first predicted box overlaps the GT box with IoU > 0.5 (inclusive pixels)."""
+    no_target = _no_target_score(inp, 1.0)
+    if no_target is not None:
+        return no_target
     obj = _first_object(inp)
     if obj is None or inp.gt_box is None:
         return 0.0
@@ -145,6 +167,9 @@ def box_iou_term(inp: RewardInput) -> float:
 
 def box_l1_term(inp: RewardInput) -> float:
     """1.0 when the first predicted box's mean coordinate error is below 10 px."""
+    no_target = _no_target_score(inp, 1.0)
+    if no_target is not None:
+        return no_target
     obj = _first_object(inp)
     if obj is None or inp.gt_box is None:
         return 0.0
@@ -153,6 +178,9 @@ def box_l1_term(inp: RewardInput) -> float:
 
 def points_term(inp: RewardInput) -> float:
     """1.0 when the first object's points lie in its box and near the GT points (best order)."""
+    no_target = _no_target_score(inp, 1.0)
+    if no_target is not None:
+        return no_target
     obj = _first_object(inp)
     gt = inp.gt_points
     if obj is None or not gt or len(obj.points) != len(gt):
@@ -166,6 +194,8 @@ def vr_format(inp: RewardInput) -> float:
     """Think format plus the mean per-element validity of ``bbox_2d`` and ``point_2d`` (0..3)."""
     checks = inp.parsed.item_checks
     score = 1.0 if inp.parsed.think_format else 0.0
+    if inp.parsed.no_object:
+        return score + 2.0  # an empty list has no invalid element
     if checks:
         score += sum(int(b) + int(p) for b, p in checks) / len(checks)
     return score
@@ -197,6 +227,9 @@ def _match_score(pred: ObjectAnswer, gt: ObjectAnswer) -> int:
 
 def vr_accuracy(inp: RewardInput) -> float:
     """Hungarian-matched accuracy of predicted against GT objects (0..3)."""
+    no_target = _no_target_score(inp, 3.0)
+    if no_target is not None:
+        return no_target
     preds = inp.parsed.objects if inp.parsed.failure is None else ()
     gts = _gt_objects(inp)
     if not preds or not gts:
@@ -335,6 +368,8 @@ def unavailable_terms(inp: RewardInput) -> dict[str, str]:
     missing: dict[str, str] = {}
     if inp.gt_mask is None:
         missing["mask_iou"] = "the sample has no ground-truth mask"
+    if inp.no_target:
+        return missing  # the empty answer is scored on every accuracy term
     if inp.gt_box is None:
         for name in ("box_iou", "box_l1"):
             missing[name] = "the sample has no ground-truth box"
