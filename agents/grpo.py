@@ -35,7 +35,7 @@ from segzero_agents.distributed import (
     parameter_checksums,
 )
 from segzero_agents.evaluation import evaluate
-from segzero_agents.grpo_math import group_advantages, grpo_loss
+from segzero_agents.grpo_math import group_advantages, grpo_loss, shuffle_within_groups
 from segzero_agents.metrics_logger import MetricsLogger
 from segzero_agents.multiturn_rollout import evaluate_refinement, refinement_train_step
 from segzero_agents.policy_model import load_policy
@@ -86,6 +86,13 @@ class Args:
         metadata={
             "help": "'tiny' model only: one token per coordinate and few for the prompt and reply text "
             "(a reply takes ~21 tokens instead of ~58)."
+        },
+    )
+    init_state_dict: str | None = field(
+        default=None,
+        metadata={
+            "help": "A torch.save'd state dict loaded into the policy after it is built (before any warm "
+            "start): e.g. one warm start shared by several runs, as benchmarks/grpo_learning.py does."
         },
     )
     dtype: str = field(
@@ -182,6 +189,13 @@ class Args:
         metadata={
             "help": "Shift each oracle box coordinate by up to this fraction of the image side: the warm "
             "start then teaches the format but not exact localisation, which is left for GRPO to learn."
+        },
+    )
+    shuffle_rewards: bool = field(
+        default=False,
+        metadata={
+            "help": "Control run: permute rewards within each group before the advantages (same compute, no "
+            "signal); the logged rewards stay the true ones."
         },
     )
     micro_batch_size: int = field(
@@ -322,6 +336,33 @@ def make_envs(
     return gym.make_vec(
         args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", autoreset_mode=mode, **kwargs
     )
+
+
+def run_warm_start(
+    args: Args, accelerator: Any, model: Any, processor: Any, envs: Any, all_ids: Sequence[str]
+) -> list[float]:
+    """The supervised warm start: ``warm_start_steps`` steps on (jittered) oracle replies.
+
+    Deterministic given ``args.seed``: its samples come from their own schedule (seed + 1) and the
+    jitter from its own generator, so every run (and another trainer given the same policy, as the
+    learning benchmark does) starts GRPO from the same weights. Returns each step's NLL.
+    """
+    from segzero_agents.warm_start import oracle_reply, warm_start
+
+    G = args.group_size  # noqa: N806 - the paper's name
+    jitter_rng = np.random.default_rng([args.seed, accelerator.process_index])
+    batches = []
+    for k in range(args.warm_start_steps):
+        ids = scheduled_sample_ids(
+            all_ids, k, args.prompts_per_step, accelerator.process_index, accelerator.num_processes, args.seed + 1
+        )
+        obs, info = envs.reset(seed=args.seed, options={"sample_ids": ids})
+        replies = [
+            oracle_reply(info["gt_box"][i], info["gt_points"][i], args.image_size, args.warm_start_jitter, jitter_rng)
+            for i in range(0, len(info["gt_box"]), G)
+        ]
+        batches.append((list(obs["image"][::G]), list(info["prompt"][::G]), replies))
+    return warm_start(accelerator, model, processor, batches, args.warm_start_lr)
 
 
 def seed_everything(seed: int) -> None:
@@ -500,6 +541,11 @@ def train(args: Args) -> dict[str, Any]:
         kl_coef=args.kl_coef,
     )
     processor = bundle.processor
+    if args.init_state_dict:
+        state = torch.load(args.init_state_dict, map_location=device, weights_only=True)
+        for target in (bundle.model, bundle.ref_model):
+            if target is not None:
+                target.load_state_dict(state)
     if accelerator.process_index:
         # building a model may reseed torch (the tiny one does, from args.seed), which would give
         # every process the same sampling stream; process 0 keeps the one a single-process run has
@@ -533,23 +579,7 @@ def train(args: Args) -> dict[str, Any]:
     if args.warm_start_steps:
         # also run when resuming: it is deterministic and rebuilds the warm-started reference model;
         # the checkpoint then overwrites the policy, optimizer and RNG states
-        from segzero_agents.warm_start import oracle_reply, warm_start
-
-        jitter_rng = np.random.default_rng([args.seed, accelerator.process_index])
-        batches = []
-        for k in range(args.warm_start_steps):
-            ids = scheduled_sample_ids(
-                all_ids, k, args.prompts_per_step, accelerator.process_index, accelerator.num_processes, args.seed + 1
-            )
-            obs, info = envs.reset(seed=args.seed, options={"sample_ids": ids})
-            replies = [
-                oracle_reply(
-                    info["gt_box"][i], info["gt_points"][i], args.image_size, args.warm_start_jitter, jitter_rng
-                )
-                for i in range(0, len(info["gt_box"]), G)
-            ]
-            batches.append((list(obs["image"][::G]), list(info["prompt"][::G]), replies))
-        sft_losses = warm_start(accelerator, model, processor, batches, args.warm_start_lr)
+        sft_losses = run_warm_start(args, accelerator, model, processor, envs, all_ids)
         if ref_model is not None:
             # the reference is the warm-started policy, so the KL only measures what GRPO changes
             accelerator.unwrap_model(ref_model).load_state_dict(accelerator.unwrap_model(model).state_dict())
@@ -644,7 +674,11 @@ def train(args: Args) -> dict[str, Any]:
         t2 = time.perf_counter()
 
         # 4. group-relative advantages and the clipped update
-        advantages = group_advantages(torch.as_tensor(rewards, dtype=torch.float32), G, args.advantage_scaling)  # type: ignore[arg-type]
+        train_rewards = torch.as_tensor(rewards, dtype=torch.float32)
+        if args.shuffle_rewards:
+            control_rng = torch.Generator().manual_seed(args.seed * 100_003 + step)
+            train_rewards = shuffle_within_groups(train_rewards, G, control_rng)
+        advantages = group_advantages(train_rewards, G, args.advantage_scaling)  # type: ignore[arg-type]
         losses = grpo_update(
             accelerator, model, ref_model, bundle.uses_lora, optimizer, scheduler, rollout, advantages, args
         )

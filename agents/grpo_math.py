@@ -69,6 +69,23 @@ def group_advantages(
     return centred.reshape(-1)
 
 
+def shuffle_within_groups(rewards: torch.Tensor, group_size: int, generator: torch.Generator) -> torch.Tensor:
+    """Permute the rewards inside each group: a control with GRPO's compute and noise but no signal.
+
+    Each group keeps its own rewards (so its mean, spread and advantage sizes are unchanged), but which
+    reply earned which is random. A policy trained on these should not improve; if it does, the gain
+    came from something other than the reward (the warm start continuing, a drift, the evaluation).
+
+    >>> rewards = torch.tensor([0.0, 1.0, 2.0, 5.0, 6.0, 7.0])
+    >>> shuffled = shuffle_within_groups(rewards, 3, torch.Generator().manual_seed(0))
+    >>> sorted(shuffled[:3].tolist()), sorted(shuffled[3:].tolist())
+    ([0.0, 1.0, 2.0], [5.0, 6.0, 7.0])
+    """
+    grouped = rewards.view(-1, group_size)
+    order = torch.stack([torch.randperm(group_size, generator=generator) for _ in range(grouped.shape[0])])
+    return grouped.gather(1, order.to(rewards.device)).reshape(-1)
+
+
 def token_log_probs(
     logits: torch.Tensor,
     ids: torch.Tensor,

@@ -79,3 +79,59 @@ def test_logged_reward_terms_are_real_terms(envs):
     # the vector env's "_<name>" presence masks are not reward terms
     assert not [k for k in metrics if "/_" in k]
     assert metrics["rewards/think_format"] == 1.0
+
+
+def test_grpo_steps_raise_the_reward_of_their_batch():
+    # the gradient points uphill: a few updates on one fixed batch of prompts make the policy's
+    # replies to those prompts score higher (fresh samples, the same prompts)
+    from accelerate import Accelerator
+    from segzero_agents.grpo import grpo_update, make_envs, run_warm_start, seed_everything
+    from segzero_agents.grpo_math import group_advantages
+    from segzero_agents.presets import parse_args
+
+    args = parse_args([
+        "--preset", "tiny-learn", "--tiny-hidden", "32", "--warm-start-steps", "150", "--warm-start-lr", "3e-3",
+        "--warm-start-jitter", "0.1", "--prompts-per-step", "2", "--learning-rate", "1e-3", "--seed", "0",
+    ])  # fmt: skip
+    torch.set_num_threads(1)
+    accelerator = Accelerator(cpu=True)
+    seed_everything(args.seed)
+    bundle = load_policy("tiny", device=accelerator.device, seed=0, tiny_hidden=32, tiny_compact_max_coordinate=56,
+                         kl_coef=0.0)
+    model, processor = bundle.model, bundle.processor
+    envs = make_envs(args, 2 * 8, 8, "train", None, None)
+    ids = list(envs.envs[0].dataset.sample_ids)
+    run_warm_start(args, accelerator, model, processor, envs, ids)
+    tok = processor.tokenizer
+    obs, info = envs.reset(seed=0, options={"sample_ids": ids[:2]})
+    prompt = dict(batch_inputs(processor, list(obs["image"][::8]), list(info["prompt"][::8])))
+
+    def rollout_and_score():
+        rollout = sample_replies(
+            model, prompt, 8, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0,
+            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id,
+            suppress_token_ids=vision_token_ids(processor),
+        )
+        from segzero_env.hf.chat import decode_replies
+
+        envs.reset(seed=0, options={"sample_ids": ids[:2]})
+        _, rewards, *_ = envs.step(decode_replies(processor, rollout.completion_ids, rollout.completion_mask))
+        return rollout, torch.as_tensor(rewards, dtype=torch.float32)
+
+    def batch_reward(rounds=8):
+        # the same sampling seeds before and after: the difference is the policy's, not the dice's
+        rewards = []
+        for i in range(rounds):
+            torch.manual_seed(100 + i)
+            rewards.append(rollout_and_score()[1])
+        return float(torch.cat(rewards).mean())
+
+    before = batch_reward()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    for _ in range(16):
+        rollout, rewards = rollout_and_score()
+        grpo_update(accelerator, model, None, False, optimizer, scheduler, rollout, group_advantages(rewards, 8), args)
+    after = batch_reward()
+    # measured: +0.15 here (seeds 1 and 2: +0.06, +0.09); a sign error or a mismatched log-prob sinks it
+    assert after > before + 0.05, (before, after)

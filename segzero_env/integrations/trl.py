@@ -61,6 +61,7 @@ def build_grpo_dataset(
     *,
     split: str = "train",
     limit: int | None = None,
+    sample_ids: Sequence[str] | None = None,
     system: str | None = SYSTEM_PROMPT,
     **env_kwargs: Any,
 ) -> Any:
@@ -70,6 +71,8 @@ def build_grpo_dataset(
         env_id: Gymnasium id of the env.
         split: Dataset split.
         limit: Keep only the first ``limit`` samples.
+        sample_ids: The rows to build, in this order (repeats allowed), instead of the split's first
+            samples: e.g. the exact prompt sequence another trainer drew, to train TRL on the same data.
         system: System turn text (``None`` for none).
         **env_kwargs: Passed to ``gym.make`` (``image_size``, ``dataset``, ``data_root``, ...). The
             segmenter is not used here: pass a cheap one (``segmenter="box"``) to avoid loading SAM2.
@@ -83,7 +86,7 @@ def build_grpo_dataset(
 
     env_kwargs = {"split": split, "segmenter": "box", **env_kwargs}
     env = _make_env(env_id, env_kwargs)
-    ids = list(env.dataset.sample_ids)[:limit]
+    ids = list(env.dataset.sample_ids)[:limit] if sample_ids is None else list(sample_ids)[:limit]
     rows = []
     for sample_id in ids:
         obs, info = env.reset(options={"sample_id": sample_id})
