@@ -26,7 +26,7 @@ def prompts():
 @pytest.fixture(scope="module")
 def seg():
     torch.set_num_threads(2)
-    return make_segmenter("segzero_env.segmenters.hf_sam2:HFSam2Segmenter", random_weights=True, device="auto")
+    return make_segmenter("hf-sam2", random_weights=True, device="auto")
 
 
 def test_one_encode_per_image_and_batched_equals_single(seg):
