@@ -110,11 +110,14 @@ def run(args: argparse.Namespace) -> int:
 
     started_ray = not ray.is_initialized() and args.ray_address is None
     ray_init = {"include_dashboard": args.dashboard} if started_ray else {}
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` shuts down as cleanly as Ctrl-C
+    previous = signal.getsignal(signal.SIGTERM)
     try:
         start(config, ray_address=args.ray_address, **ray_init)
+        # After Ray has started: its own fatal-signal handler would abort the process on SIGTERM.
+        # `kill PID` shuts down as cleanly as Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
         auth = "bearer token required" if config.token else f"no token (set ${args.token_env} to require one)"
-        print(f"segzero scoring service: http://{config.host}:{config.port} ({config.env_id}, {auth}); Ctrl-C stops it")
+        print(f"segzero scoring service: http://{config.host}:{config.port} ({config.env_id}, {auth}); Ctrl-C stops it", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
@@ -139,6 +142,6 @@ def run_openenv(args: argparse.Namespace) -> int:
         hint = "install it: pip install 'segzero-env[openenv]'"
         raise SystemExit(f"segzero serve-openenv needs openenv-core ({error}); {hint}") from None
     app = create_openenv_app(args.env, parse_kwargs(args.env_kwargs, "--env-kwargs"), args.max_sessions)
-    print(f"segzero OpenEnv server: http://{args.host}:{args.port} ({args.env}); Ctrl-C stops it")
+    print(f"segzero OpenEnv server: http://{args.host}:{args.port} ({args.env}); Ctrl-C stops it", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
