@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         # `kill PID` shuts down as cleanly as Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
         auth = "bearer token required" if config.token else f"no token (set ${args.token_env} to require one)"
-        print(f"segzero scoring service: http://{config.host}:{config.port} ({config.env_id}, {auth}); Ctrl-C stops it", flush=True)
+        where = f"http://{config.host}:{config.port} ({config.env_id}, {auth})"
+        print(f"segzero scoring service: {where}; Ctrl-C stops it", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
