@@ -63,6 +63,13 @@ class Args:
         default=False,
         metadata={"help": "Delete the checkpoints, metrics and logs of an old run in output_dir, then start afresh."},
     )
+    allow_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow 'module:Class' names in --segmenter and --env-id: they import and run code "
+            "(same as SEGZERO_ALLOW_CODE=1). Registered names never need it."
+        },
+    )
     device: str = field(
         default="auto", metadata={"help": "'auto' (CUDA when present, as accelerate decides), 'cpu' to force CPU."}
     )
@@ -510,6 +517,15 @@ def _step_metrics(columns: list[str], table: np.ndarray, group_size: int) -> dic
 
 def train(args: Args) -> dict[str, Any]:
     """Train; returns a summary (last metrics, peak memory, seconds per step, output folder)."""
+    if args.allow_code:
+        from segzero_env.trust import allow_code
+
+        with allow_code():
+            return _train(args)
+    return _train(args)
+
+
+def _train(args: Args) -> dict[str, Any]:
     from accelerate import Accelerator
 
     from segzero_env.hf.chat import batch_inputs, coordinate_frame, decode_replies, reply_to_env_frame

@@ -128,3 +128,15 @@ def test_a_refs_pickle_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(DatasetError, match=r"asks for the Python object (posix|os|nt)\.system"):
         load("refcocog", root=str(tmp_path), split="val")
     assert not marker.exists()
+
+
+def test_grpo_agent_refuses_module_segmenters_unless_allow_code(tmp_path):
+    from segzero_agents.grpo import train
+    from segzero_agents.presets import parse_args
+
+    argv = ["--preset", "tiny-cpu", "--segmenter", BOX_BY_MODULE, "--warm-start-steps", "0", "--steps", "1",
+            "--save-every", "0", "--log-replies-every", "0", "--eval-every", "0"]  # fmt: skip
+    with pytest.raises(CodeNotAllowedError, match="--allow-code"):
+        train(parse_args([*argv, "--output-dir", str(tmp_path / "refused")]))
+    summary = train(parse_args([*argv, "--allow-code", "--output-dir", str(tmp_path / "allowed")]))
+    assert summary["steps"] == 1 and not code_allowed()
