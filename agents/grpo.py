@@ -141,7 +141,11 @@ class Args:
     )
     reward: str = field(
         default="mask-iou",
-        metadata={"help": "Reward preset: 'mask-iou' (SAM2 IoU + format), 'seg-zero', 'vision-reasoner'."},
+        metadata={
+            "help": "Reward preset: 'mask-iou' (the segmenter's mask IoU + format), 'seg-zero' and "
+            "'vision-reasoner' (those papers' training rewards, quirks included), 'seg-zero-robust', "
+            "'vision-reasoner-robust' (the same terms on the parsed answer)."
+        },
     )
     prompt_template: str = field(
         default="seg-zero", metadata={"help": "Prompt template (Seg-Zero's verbatim by default)."}
