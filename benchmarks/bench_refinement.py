@@ -74,8 +74,10 @@ def run_curve(
         for _ in range(turns):
             observations = [{k: obs[k][i] for k in obs} for i in range(batch)]
             info_list = [env.episode_info(env.episode) for env in envs.unwrapped.envs]
-            replies = [policy.act_one(o, inf) if not done[i] else "" for i, (o, inf) in enumerate(
-                zip(observations, info_list, strict=True))]
+            replies = [
+                policy.act_one(o, inf) if not done[i] else ""
+                for i, (o, inf) in enumerate(zip(observations, info_list, strict=True))
+            ]
             obs, rewards, terminated, _, infos = envs.step(replies)
             for i in range(batch):
                 if not done[i]:

@@ -90,8 +90,13 @@ def compare(preset_name: str, replies: list[str], rounds: int = 5) -> dict[str, 
         out = []
         for reply in replies:
             inp = RewardInput.fast(  # as the env's scoring builds it
-                reply=reply, parsed=parse_reply(reply), gt_box=gt_box, gt_points=gt_points, pred_mask=None,
-                gt_mask=None, image_size=840,
+                reply=reply,
+                parsed=parse_reply(reply),
+                gt_box=gt_box,
+                gt_points=gt_points,
+                pred_mask=None,
+                gt_mask=None,
+                image_size=840,
             )
             terms = compute_terms(inp, preset.rules)
             preset.combine(terms)
@@ -110,9 +115,7 @@ def compare(preset_name: str, replies: list[str], rounds: int = 5) -> dict[str, 
     for _ in range(rounds):
         best_ours = min(best_ours, _cpu(ours))
         best_theirs = min(best_theirs, _cpu(theirs))
-    disagreements = sum(
-        any(a[k] != b[k] for k in names) for a, b in zip(ours(), theirs(), strict=True)
-    )
+    disagreements = sum(any(a[k] != b[k] for k in names) for a, b in zip(ours(), theirs(), strict=True))
     return {
         "ours_replies_per_s": len(replies) / best_ours,
         "upstream_replies_per_s": len(replies) / best_theirs,

@@ -141,7 +141,6 @@ def seg_zero_solution(box, points) -> str:
 # --------------------------------------------------------------------------- VisionReasoner
 
 
-
 def vr_format(reply: str) -> float:
     total = 0.0
     try:
@@ -230,7 +229,7 @@ _THINKS = [
     "The query asks for the object that could roll. The blue circle is the only round shape.",
     "There are two cups. The left one is red. The left one is red. The left one is red.",
     "Look. Look. Look.",
-    "A set {of things} is drawn; the target is {\"bbox\": [1, 2, 3, 4]} maybe.",
+    'A set {of things} is drawn; the target is {"bbox": [1, 2, 3, 4]} maybe.',
     "",
     "It has 2.5 handles. It is red! Is it the cup? Yes.",
     "Same. Same.",

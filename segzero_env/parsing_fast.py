@@ -42,9 +42,7 @@ CANONICAL_SEG_ZERO = re.compile(
 )
 """Fully matches a Seg-Zero answer in the canonical layout; its 8 groups are the numbers as written."""
 
-CANONICAL_REPLY = re.compile(
-    r"<think>[^<]*</think>\s*<answer>\s*(" + CANONICAL_SEG_ZERO.pattern + r")\s*</answer>"
-)
+CANONICAL_REPLY = re.compile(r"<think>[^<]*</think>\s*<answer>\s*(" + CANONICAL_SEG_ZERO.pattern + r")\s*</answer>")
 r"""Fully matches a whole (stripped) reply of the common shape: a reasoning without ``<``, then one
 canonical Seg-Zero answer. Group 1 is the answer text; groups 2-9 its numbers. Such a reply has the
 think-then-answer layout and one answer tag (``\s`` is the whitespace ``str.strip`` removes)."""

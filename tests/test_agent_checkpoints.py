@@ -18,8 +18,20 @@ from segzero_agents.metrics_logger import MetricsLogger
 from segzero_agents.presets import parse_args
 from segzero_agents.run_folder import RESUME_MAY_CHANGE, open_run_folder, prepare_output_dir
 
-COMMON = ["--preset", "tiny-cpu", "--warm-start-steps", "0", "--group-size", "2", "--max-new-tokens", "12",
-          "--save-every", "1", "--log-replies-every", "0"]
+COMMON = [
+    "--preset",
+    "tiny-cpu",
+    "--warm-start-steps",
+    "0",
+    "--group-size",
+    "2",
+    "--max-new-tokens",
+    "12",
+    "--save-every",
+    "1",
+    "--log-replies-every",
+    "0",
+]
 
 
 def args_for(folder, *extra):

@@ -24,8 +24,12 @@ P = 2
 def envs():
     torch.set_num_threads(1)
     e = gym.make_vec(
-        "ReasonSegShapes-v0", num_envs=P * G, vectorization_mode="vector_entry_point",
-        group_size=G, image_size=56, segmenter="box",
+        "ReasonSegShapes-v0",
+        num_envs=P * G,
+        vectorization_mode="vector_entry_point",
+        group_size=G,
+        image_size=56,
+        segmenter="box",
     )
     yield e
     e.close()
@@ -37,8 +41,14 @@ def _rollout(bundle, envs, seed=0):
     tok = bundle.processor.tokenizer
     torch.manual_seed(seed)
     return sample_replies(
-        bundle.model, dict(batch), G, max_new_tokens=8, temperature=1.0, top_p=1.0,
-        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id,
+        bundle.model,
+        dict(batch),
+        G,
+        max_new_tokens=8,
+        temperature=1.0,
+        top_p=1.0,
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tok.pad_token_id,
         suppress_token_ids=vision_token_ids(bundle.processor),
     )
 
@@ -47,8 +57,16 @@ def _update(bundle, rollout, advantages, **overrides):
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=True)
-    args = Args(model_name_or_path="tiny", learning_rate=1e-2, weight_decay=0.0, micro_batch_size=3,
-                group_size=G, max_new_tokens=8, image_size=56, **overrides)
+    args = Args(
+        model_name_or_path="tiny",
+        learning_rate=1e-2,
+        weight_decay=0.0,
+        micro_batch_size=3,
+        group_size=G,
+        max_new_tokens=8,
+        image_size=56,
+        **overrides,
+    )
     params = [p for p in bundle.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
@@ -58,8 +76,9 @@ def _update(bundle, rollout, advantages, **overrides):
 
 @pytest.mark.parametrize("use_lora", [False, True])
 def test_one_step_changes_every_trainable_parameter(envs, use_lora):
-    bundle = load_policy("tiny", device=torch.device("cpu"), use_lora=use_lora, lora_r=4, lora_alpha=8,
-                         lora_dropout=0.0, kl_coef=5e-3)
+    bundle = load_policy(
+        "tiny", device=torch.device("cpu"), use_lora=use_lora, lora_r=4, lora_alpha=8, lora_dropout=0.0, kl_coef=5e-3
+    )
     rollout = _rollout(bundle, envs)
     before = {n: p.detach().clone() for n, p in bundle.model.named_parameters() if p.requires_grad}
     frozen = {n: p.detach().clone() for n, p in bundle.model.named_parameters() if not p.requires_grad}
@@ -125,8 +144,18 @@ def _records(path):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    common = ["--preset", "tiny-cpu", "--warm-start-steps", "60", "--warm-start-lr", "1e-2", "--save-every", "2",
-              "--log-replies-every", "0"]
+    common = [
+        "--preset",
+        "tiny-cpu",
+        "--warm-start-steps",
+        "60",
+        "--warm-start-lr",
+        "1e-2",
+        "--save-every",
+        "2",
+        "--log-replies-every",
+        "0",
+    ]
     full = tmp_path / "full"
     part = tmp_path / "part"
     summary = train(parse_args([*common, "--steps", "4", "--output-dir", str(full)]))
@@ -136,8 +165,17 @@ def test_resume_equals_uninterrupted(tmp_path):
     full_records, part_records = _records(full / "metrics.jsonl"), _records(part / "metrics.jsonl")
     assert [r["step"] for r in full_records] == [1, 2, 3, 4]
     assert full_records == part_records
-    assert {"step", "loss", "reward_mean", "kl", "rewards/std", "losses/kl", "policy/clip_frac",
-            "replies/unusable_rate", "env/iou"} <= set(full_records[0])
+    assert {
+        "step",
+        "loss",
+        "reward_mean",
+        "kl",
+        "rewards/std",
+        "losses/kl",
+        "policy/clip_frac",
+        "replies/unusable_rate",
+        "env/iou",
+    } <= set(full_records[0])
     # the run learnt something: some group had different rewards, and the policy left the reference
     assert max(r["rewards/std"] for r in full_records) > 0
     assert full_records[-1]["kl"] > 0
@@ -153,5 +191,18 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 def test_resume_without_checkpoint_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="drop --resume"):
-        train(parse_args(["--preset", "tiny-cpu", "--warm-start-steps", "0", "--steps", "1",
-                          "--output-dir", str(tmp_path), "--resume"]))
+        train(
+            parse_args(
+                [
+                    "--preset",
+                    "tiny-cpu",
+                    "--warm-start-steps",
+                    "0",
+                    "--steps",
+                    "1",
+                    "--output-dir",
+                    str(tmp_path),
+                    "--resume",
+                ]
+            )
+        )

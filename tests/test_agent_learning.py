@@ -20,8 +20,13 @@ G = 4
 def envs():
     torch.set_num_threads(1)
     e = gym.make_vec(
-        "ReasonSegShapes-v0", num_envs=2 * G, vectorization_mode="vector_entry_point",
-        group_size=G, image_size=56, segmenter="box", autoreset_mode="Disabled",  # as the trainer's make_envs
+        "ReasonSegShapes-v0",
+        num_envs=2 * G,
+        vectorization_mode="vector_entry_point",
+        group_size=G,
+        image_size=56,
+        segmenter="box",
+        autoreset_mode="Disabled",  # as the trainer's make_envs
     )
     yield e
     e.close()
@@ -38,18 +43,34 @@ def test_update_log_probs_are_the_samplers(envs):
     eos, suppress = tok.convert_tokens_to_ids("<|im_end|>"), vision_token_ids(processor)
     torch.manual_seed(0)
     rollout = sample_replies(
-        model, prompt, G, max_new_tokens=12, temperature=1.0, top_p=1.0,
-        eos_token_id=eos, pad_token_id=tok.pad_token_id, suppress_token_ids=suppress,
+        model,
+        prompt,
+        G,
+        max_new_tokens=12,
+        temperature=1.0,
+        top_p=1.0,
+        eos_token_id=eos,
+        pad_token_id=tok.pad_token_id,
+        suppress_token_ids=suppress,
     )
     assert set(rollout.excluded_token_ids) == set(suppress) and suppress
 
     torch.manual_seed(0)
     repeated = repeat_rows(prompt, G)
     out = model.generate(
-        **repeated, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=12, eos_token_id=eos,
-        pad_token_id=tok.pad_token_id, suppress_tokens=suppress, output_scores=True, return_dict_in_generate=True,
+        **repeated,
+        do_sample=True,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        max_new_tokens=12,
+        eos_token_id=eos,
+        pad_token_id=tok.pad_token_id,
+        suppress_tokens=suppress,
+        output_scores=True,
+        return_dict_in_generate=True,
     )
-    ids = out.sequences[:, repeated["input_ids"].shape[1]:]
+    ids = out.sequences[:, repeated["input_ids"].shape[1] :]
     assert torch.equal(ids.masked_fill(rollout.completion_mask == 0, tok.pad_token_id), rollout.completion_ids)
     sampler = torch.log_softmax(torch.stack(out.scores, dim=1).float(), dim=-1).gather(-1, ids[..., None])[..., 0]
     sampler = sampler * rollout.completion_mask
@@ -73,8 +94,11 @@ def test_logged_reward_terms_are_real_terms(envs):
         Accelerator(cpu=True), np.asarray(rewards), infos, torch.full((2 * G,), 5), torch.zeros(2 * G, dtype=torch.bool)
     )
     metrics = _step_metrics(columns, table, G)
-    terms = {k for k in metrics if k.startswith("rewards/")} - {"rewards/mean", "rewards/std",
-                                                               "rewards/frac_zero_std_groups"}
+    terms = {k for k in metrics if k.startswith("rewards/")} - {
+        "rewards/mean",
+        "rewards/std",
+        "rewards/frac_zero_std_groups",
+    }
     assert "rewards/mask_iou" in terms and "rewards/think_format" in terms
     # the vector env's "_<name>" presence masks are not reward terms
     assert not [k for k in metrics if "/_" in k]
@@ -96,8 +120,9 @@ def test_grpo_steps_raise_the_reward_of_their_batch():
     torch.set_num_threads(1)
     accelerator = Accelerator(cpu=True)
     seed_everything(args.seed)
-    bundle = load_policy("tiny", device=accelerator.device, seed=0, tiny_hidden=32, tiny_compact_max_coordinate=56,
-                         kl_coef=0.0)
+    bundle = load_policy(
+        "tiny", device=accelerator.device, seed=0, tiny_hidden=32, tiny_compact_max_coordinate=56, kl_coef=0.0
+    )
     model, processor = bundle.model, bundle.processor
     envs = make_envs(args, 2 * 8, 8, "train", None, None)
     ids = list(envs.envs[0].dataset.sample_ids)
@@ -108,8 +133,14 @@ def test_grpo_steps_raise_the_reward_of_their_batch():
 
     def rollout_and_score():
         rollout = sample_replies(
-            model, prompt, 8, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0,
-            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id,
+            model,
+            prompt,
+            8,
+            max_new_tokens=args.max_new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+            pad_token_id=tok.pad_token_id,
             suppress_token_ids=vision_token_ids(processor),
         )
         from segzero_env.hf.chat import decode_replies

@@ -42,8 +42,14 @@ class CountingBox(BoxSegmenter):
 
 def make_envs(segmenter, max_turns=K, group_size=G, prompts=P):
     return gym.make_vec(
-        "ReasonSegShapes-v0", num_envs=prompts * group_size, vectorization_mode="vector_entry_point",
-        group_size=group_size, image_size=56, segmenter=segmenter, max_turns=max_turns, autoreset_mode="NextStep",
+        "ReasonSegShapes-v0",
+        num_envs=prompts * group_size,
+        vectorization_mode="vector_entry_point",
+        group_size=group_size,
+        image_size=56,
+        segmenter=segmenter,
+        max_turns=max_turns,
+        autoreset_mode="NextStep",
     )
 
 
@@ -78,8 +84,17 @@ def test_early_stops_are_masked_and_each_turn_is_one_segmenter_call(bundle):
     seg = CountingBox()
     envs = make_envs(seg)
     ids = list(envs.envs[0].dataset.sample_ids)[:P]
-    traj = play_episodes(None, bundle.processor, envs, ids, seed=0, feedback="text", max_new_tokens=8,
-                         suppress_token_ids=[], write_replies=scripted(bundle.processor, plan))
+    traj = play_episodes(
+        None,
+        bundle.processor,
+        envs,
+        ids,
+        seed=0,
+        feedback="text",
+        max_new_tokens=8,
+        suppress_token_ids=[],
+        write_replies=scripted(bundle.processor, plan),
+    )
     expected_mask = np.array([[1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 1, 1]] * P)
     assert (traj.turn_mask == expected_mask).all()
     # one batched segmenter call per turn for all P x G members (turn 2's bare stop is not re-segmented)
@@ -127,8 +142,15 @@ def test_feedback_shows_the_mask_as_image_or_text_or_nothing():
 def _update(bundle, traj, advantages, micro_batch_size=64):
     from accelerate import Accelerator
 
-    args = Args(model_name_or_path="tiny", group_size=G, max_new_tokens=8, image_size=56, kl_coef=0.0,
-                micro_batch_size=micro_batch_size, max_turns=K)
+    args = Args(
+        model_name_or_path="tiny",
+        group_size=G,
+        max_new_tokens=8,
+        image_size=56,
+        kl_coef=0.0,
+        micro_batch_size=micro_batch_size,
+        max_turns=K,
+    )
     params = [p for p in bundle.model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-2)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
@@ -139,8 +161,16 @@ def test_model_step_trains_every_turn_and_micro_batches_match(bundle):
     envs = make_envs(BoxSegmenter())
     ids = list(envs.envs[0].dataset.sample_ids)[:P]
     torch.manual_seed(0)
-    traj = play_episodes(bundle.model, bundle.processor, envs, ids, seed=0, feedback="image", max_new_tokens=6,
-                         suppress_token_ids=vision_token_ids(bundle.processor))
+    traj = play_episodes(
+        bundle.model,
+        bundle.processor,
+        envs,
+        ids,
+        seed=0,
+        feedback="image",
+        max_new_tokens=6,
+        suppress_token_ids=vision_token_ids(bundle.processor),
+    )
     envs.close()
     assert traj.turn_mask.sum() == P * G * K  # a random model never stops
     # the feedback is in the prompt of turn 2, never in its reply tokens
@@ -172,14 +202,35 @@ def test_model_step_trains_every_turn_and_micro_batches_match(bundle):
 
 
 def _records(path):
-    return [{k: v for k, v in json.loads(line).items() if not k.startswith(("time/", "memory/"))}
-            for line in path.read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if not k.startswith(("time/", "memory/"))}
+        for line in path.read_text().splitlines()
+    ]
 
 
 def test_multiturn_resume_equals_uninterrupted(tmp_path):
-    common = ["--preset", "tiny-cpu", "--warm-start-steps", "10", "--warm-start-lr", "1e-2", "--save-every", "1",
-              "--log-replies-every", "1", "--max-turns", "2", "--max-new-tokens", "16", "--eval-every", "2",
-              "--eval-samples", "4", "--turn-advantage", "per-turn"]
+    common = [
+        "--preset",
+        "tiny-cpu",
+        "--warm-start-steps",
+        "10",
+        "--warm-start-lr",
+        "1e-2",
+        "--save-every",
+        "1",
+        "--log-replies-every",
+        "1",
+        "--max-turns",
+        "2",
+        "--max-new-tokens",
+        "16",
+        "--eval-every",
+        "2",
+        "--eval-samples",
+        "4",
+        "--turn-advantage",
+        "per-turn",
+    ]
     full, part = tmp_path / "full", tmp_path / "part"
     train(parse_args([*common, "--steps", "2", "--output-dir", str(full)]))
     train(parse_args([*common, "--steps", "1", "--output-dir", str(part)]))
@@ -187,8 +238,15 @@ def test_multiturn_resume_equals_uninterrupted(tmp_path):
     full_records, part_records = _records(full / "metrics.jsonl"), _records(part / "metrics.jsonl")
     assert [r["step"] for r in full_records] == [0, 1, 2]
     assert full_records == part_records
-    assert {"turns/iou_1", "turns/iou_2", "turns/stop_rate", "turns/turns_used", "eval/giou_turn_1",
-            "eval/giou_turn_2", "eval/stop_rate"} <= set(full_records[-1])
+    assert {
+        "turns/iou_1",
+        "turns/iou_2",
+        "turns/stop_rate",
+        "turns/turns_used",
+        "eval/giou_turn_1",
+        "eval/giou_turn_2",
+        "eval/stop_rate",
+    } <= set(full_records[-1])
     assert full_records[1]["rollout/replies"] == full_records[1]["turns/turns_used"] * 8
     w_full = load_file(full / "checkpoints/step_000002/policy/model.safetensors")
     w_part = load_file(part / "checkpoints/step_000002/policy/model.safetensors")

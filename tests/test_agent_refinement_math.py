@@ -95,6 +95,7 @@ def test_weighted_loss_equals_grpo_loss_and_splits_into_micro_batches(aggregatio
     reference, ref_stats = grpo_loss(logp, old, ref, adv, mask, kl_coef=0.05, aggregation=aggregation, max_length=6)
     assert torch.allclose(full, reference)
     assert stats["kl"] == pytest.approx(ref_stats["kl"]) and stats["clip_frac"] == ref_stats["clip_frac"]
-    parts = sum(weighted_grpo_loss(logp[r], old[r], ref[r], adv[r], mask[r], w[r], kl_coef=0.05)[0]
-                for r in ([0, 3], [1], [2]))
+    parts = sum(
+        weighted_grpo_loss(logp[r], old[r], ref[r], adv[r], mask[r], w[r], kl_coef=0.05)[0] for r in ([0, 3], [1], [2])
+    )
     assert torch.allclose(parts, full)

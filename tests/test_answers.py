@@ -56,8 +56,9 @@ def test_qwen_grounding_round_trip(objects, label):
 def test_numpy_numbers_accepted():
     import numpy as np
 
-    reply = format_reply(box=np.array([1, 2, 3, 4], dtype=np.int64), points=np.array([[1.5, 2.0], [3.0, 4.0]],
-                                                                                     dtype=np.float32))
+    reply = format_reply(
+        box=np.array([1, 2, 3, 4], dtype=np.int64), points=np.array([[1.5, 2.0], [3.0, 4.0]], dtype=np.float32)
+    )
     assert parse_reply(reply).objects == (ObjectAnswer((1, 2, 3, 4), ((1.5, 2.0), (3.0, 4.0))),)
     with pytest.raises(ValueError, match="finite"):
         format_reply(box=(0, 0, 1, np.bool_(True)), points=[(0, 0), (1, 1)])

@@ -38,8 +38,9 @@ def test_check_env_passes_on_reasonseg_v0(tmp_path):
 
     write_reasonseg_item(tmp_path / "val", "a", (60, 90), [rect("target", 10, 10, 40, 30)], texts=["the box"])
     write_reasonseg_item(tmp_path / "val", "b", (70, 50), [rect("target", 5, 5, 20, 20)], is_sentence=True, seed=2)
-    env = gym.make("ReasonSeg-v0", data_root=str(tmp_path), split="val", segmenter="box", image_size=112,
-                   render_mode="rgb_array")
+    env = gym.make(
+        "ReasonSeg-v0", data_root=str(tmp_path), split="val", segmenter="box", image_size=112, render_mode="rgb_array"
+    )
     check_env_without_warnings(env)
 
 
@@ -135,8 +136,16 @@ def test_docstring_documents_every_info_key_term_and_argument():
     for name in inspect.signature(ReasonSegEnv.__init__).parameters:
         if name != "self":
             assert f"``{name}``" in doc, f"argument {name!r} is not documented"
-    for section in ["Description", "Action Space", "Observation Space", "Rewards", "Starting State", "Episode End",
-                    "Arguments", "Version History"]:
+    for section in [
+        "Description",
+        "Action Space",
+        "Observation Space",
+        "Rewards",
+        "Starting State",
+        "Episode End",
+        "Arguments",
+        "Version History",
+    ]:
         assert re.search(rf"## {section}\n", doc)
 
 

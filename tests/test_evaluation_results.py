@@ -80,12 +80,39 @@ def test_aggregate_matches_hand_numbers():
 
 def test_summarise_splits_kinds_and_counts_failures():
     records = [
-        rec(0, query_kind="short", intersection=1, union=2, iou=0.5, reply="r", parse_failure=None,
-            reward=1.0, reward_terms={"mask_iou": 0.5, "think_format": 1.0}),
-        rec(1, query_kind="long", intersection=0, union=5, iou=0.0, reply="", parse_failure="empty",
-            reward=0.0, reward_terms={"mask_iou": 0.0, "think_format": 0.0}),
-        rec(2, query_kind="long", intersection=3, union=3, iou=1.0, reply="x", parse_failure=None,
-            reward=3.0, reward_terms={"mask_iou": 1.0, "think_format": 1.0}),
+        rec(
+            0,
+            query_kind="short",
+            intersection=1,
+            union=2,
+            iou=0.5,
+            reply="r",
+            parse_failure=None,
+            reward=1.0,
+            reward_terms={"mask_iou": 0.5, "think_format": 1.0},
+        ),
+        rec(
+            1,
+            query_kind="long",
+            intersection=0,
+            union=5,
+            iou=0.0,
+            reply="",
+            parse_failure="empty",
+            reward=0.0,
+            reward_terms={"mask_iou": 0.0, "think_format": 0.0},
+        ),
+        rec(
+            2,
+            query_kind="long",
+            intersection=3,
+            union=3,
+            iou=1.0,
+            reply="x",
+            parse_failure=None,
+            reward=3.0,
+            reward_terms={"mask_iou": 1.0, "think_format": 1.0},
+        ),
     ]
     m = summarise(by_index(records[::-1]), "lisa")
     assert m["n"] == 3 and m["giou"] == pytest.approx(0.5) and m["ciou"] == pytest.approx(4 / 10)

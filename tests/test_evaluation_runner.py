@@ -85,7 +85,10 @@ def write_lisa_set(root):
 
     samples = {
         "a": (
-            60, 40, False, [rect(10, 5, 39, 29, "target"), rect(30, 10, 35, 15, "ignore"), rect(0, 0, 59, 39, "flag")]
+            60,
+            40,
+            False,
+            [rect(10, 5, 39, 29, "target"), rect(30, 10, 35, 15, "ignore"), rect(0, 0, 59, 39, "flag")],
         ),
         "b": (40, 60, True, [rect(0, 0, 19, 19, "target"), rect(25, 40, 39, 59, "Ignore region")]),
         "c": (60, 60, True, [rect(30, 30, 49, 49, "target")]),
@@ -157,8 +160,20 @@ def test_score_reproduces_hand_metrics_on_lisa_layout(tmp_path, capsys):
     write_replies(replies)
     out = tmp_path / "run"
     status = segzero_main(
-        ["score", "--env", "ReasonSeg-v0", "--env-kwargs", *LISA_ENV, f"data_root={tmp_path / 'data'}",
-         "--replies", str(replies), "--out", str(out), "--no-progress", "--whole-split"]
+        [
+            "score",
+            "--env",
+            "ReasonSeg-v0",
+            "--env-kwargs",
+            *LISA_ENV,
+            f"data_root={tmp_path / 'data'}",
+            "--replies",
+            str(replies),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--whole-split",
+        ]
     )
     assert status == 0
     printed = capsys.readouterr().out
@@ -191,8 +206,16 @@ def test_seg_zero_definition_counts_ignore_as_target(tmp_path):
     replies = tmp_path / "replies.jsonl"
     write_replies(replies)
     kwargs = parse_kwargs(LISA_ENV) | {"data_root": str(tmp_path / "data")}
-    metrics = evaluate("ReasonSeg-v0", kwargs, "replay", tmp_path / "sz", policy_kwargs={"replies": str(replies)},
-                       metric_definition="seg-zero", limit=2, progress=False)
+    metrics = evaluate(
+        "ReasonSeg-v0",
+        kwargs,
+        "replay",
+        tmp_path / "sz",
+        policy_kwargs={"replies": str(replies)},
+        metric_definition="seg-zero",
+        limit=2,
+        progress=False,
+    )
     # a: ignore pixels are target now: I = 750, U = 936; b: I = 400 + 300, U = 2400
     assert metrics["n"] == 2 and metrics["giou"] == pytest.approx((750 / 936 + 700 / 2400) / 2)
     assert metrics["ciou"] == pytest.approx((750 + 700) / (936 + 2400))
@@ -246,7 +269,7 @@ def test_resume_refuses_different_settings(tmp_path):
     assert more["n"] == 4 and more["timings"]["scored_this_session"] == 2
 
 
-SLOW_POLICY = '''
+SLOW_POLICY = """
 import time
 from segzero_env.policies.oracle import OraclePolicy
 
@@ -259,7 +282,7 @@ class SlowOracle(OraclePolicy):
     def act(self, observations, infos):
         time.sleep(self.delay)
         return super().act(observations, infos)
-'''
+"""
 
 
 def test_resume_compares_resolved_settings_and_needs_run_json(tmp_path):
@@ -298,12 +321,31 @@ def test_resume_after_the_process_is_killed(tmp_path, monkeypatch, capsys):
     (tmp_path / "slow_policy.py").write_text(SLOW_POLICY, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "killed"
-    args = ["eval", "--env", SHAPES, "--env-kwargs", "segmenter=box", "split=val", "image_size=112",
-            'dataset_kwargs={"size": 24, "level": 2}', "--policy", "slow_policy:SlowOracle",
-            "--allow-code", "--policy-kwargs", "delay=0.15", "--limit", "12", "--no-progress"]
+    args = [
+        "eval",
+        "--env",
+        SHAPES,
+        "--env-kwargs",
+        "segmenter=box",
+        "split=val",
+        "image_size=112",
+        'dataset_kwargs={"size": 24, "level": 2}',
+        "--policy",
+        "slow_policy:SlowOracle",
+        "--allow-code",
+        "--policy-kwargs",
+        "delay=0.15",
+        "--limit",
+        "12",
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "segzero_env.cli", *args, "--out", str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segzero_env.cli", *args, "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     results = out / "results.jsonl"
     deadline = time.monotonic() + 60
     try:
@@ -336,13 +378,29 @@ def test_parse_kwargs_errors():
     with pytest.raises(ValueError, match="--env-kwargs: 'split' is not key=value"):
         parse_kwargs(["split"])
     assert parse_kwargs(["a=true", "b=null", "c=[1, 2]", "d=hello world"]) == {
-        "a": True, "b": None, "c": [1, 2], "d": "hello world"
+        "a": True,
+        "b": None,
+        "c": [1, 2],
+        "d": "hello world",
     }
 
 
 def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
-    args = ["eval", "--env", SHAPES, "--env-kwargs", "segmenter=box", "split=val", "image_size=56",
-            'dataset_kwargs={"size": 2}', "--policy", "full-image", "--out", str(tmp_path), "--no-progress"]
+    args = [
+        "eval",
+        "--env",
+        SHAPES,
+        "--env-kwargs",
+        "segmenter=box",
+        "split=val",
+        "image_size=56",
+        'dataset_kwargs={"size": 2}',
+        "--policy",
+        "full-image",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
     assert segzero_main(args) == 0
     assert segzero_main(args) == 1
     assert "already holds results" in capsys.readouterr().err

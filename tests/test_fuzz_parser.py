@@ -16,12 +16,66 @@ from segzero_env.rewards import PRESETS, TERM_NAMES, TERM_RANGES, RewardInput, c
 from segzero_env.types import AnswerSchema, FailureReason, ParsedReply
 
 FRAGMENTS = [
-    "<think>", "</think>", "<answer>", "</answer>", "<think", "answer>", "```json\n", "```", "\n", " ", "\t",
-    "{", "}", "[", "]", "(", ")", ",", ":", "'", '"', '"bbox"', "'bbox'", '"points_1"', '"points_2"', "'points_1'",
-    '"bbox_2d"', '"point_2d"', '"label"', "NaN", "Infinity", "-Infinity", "1e999", "-1e308", "9" * 400, "true",
-    "null", "None", '"12"', "0.5", "-3", "1_000", "0x1F", "1j", "猫", "\x00", "\u202e", "\ud800", "😀",
-    "[[1, 2], [3, 4]]", "[1, 2, 3, 4]", "[1, 2]", "[]", "{}", "The cup. The cup.", "__import__('os')",
-    '"positive_points"', '"negative_points"', '"stop"', "1jx",
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "<think",
+    "answer>",
+    "```json\n",
+    "```",
+    "\n",
+    " ",
+    "\t",
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    ",",
+    ":",
+    "'",
+    '"',
+    '"bbox"',
+    "'bbox'",
+    '"points_1"',
+    '"points_2"',
+    "'points_1'",
+    '"bbox_2d"',
+    '"point_2d"',
+    '"label"',
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999",
+    "-1e308",
+    "9" * 400,
+    "true",
+    "null",
+    "None",
+    '"12"',
+    "0.5",
+    "-3",
+    "1_000",
+    "0x1F",
+    "1j",
+    "猫",
+    "\x00",
+    "\u202e",
+    "\ud800",
+    "😀",
+    "[[1, 2], [3, 4]]",
+    "[1, 2, 3, 4]",
+    "[1, 2]",
+    "[]",
+    "{}",
+    "The cup. The cup.",
+    "__import__('os')",
+    '"positive_points"',
+    '"negative_points"',
+    '"stop"',
+    "1jx",
 ]
 
 fragment_soup = st.lists(
@@ -35,12 +89,18 @@ fragment_soup = st.lists(
 ).map("".join)
 
 json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=5),
 )
-json_keys = st.one_of(st.sampled_from(["bbox", "points_1", "points_2", "bbox_2d", "point_2d", "label", "stop",
-                                       "positive_points", "negative_points"]),
-                      st.text(max_size=4))
+json_keys = st.one_of(
+    st.sampled_from(
+        ["bbox", "points_1", "points_2", "bbox_2d", "point_2d", "label", "stop", "positive_points", "negative_points"]
+    ),
+    st.text(max_size=4),
+)
 json_values = st.recursive(
     json_leaf,
     lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(json_keys, inner, max_size=4)),
@@ -86,8 +146,13 @@ def schema_shaped(draw):
         value = {k: draw(coords_like) for k in ("bbox", "points_1", "points_2") if draw(st.integers(0, 5))}
     elif kind == 1:
         clicks = st.lists(st.lists(st.integers(-50, 900) | json_leaf, min_size=1, max_size=3), max_size=3)
-        parts = {"bbox": coords_like, "points_1": coords_like, "positive_points": clicks, "negative_points": clicks,
-                 "stop": st.booleans() | json_leaf}
+        parts = {
+            "bbox": coords_like,
+            "points_1": coords_like,
+            "positive_points": clicks,
+            "negative_points": clicks,
+            "stop": st.booleans() | json_leaf,
+        }
         value = {k: draw(v) for k, v in parts.items() if draw(st.integers(0, 2))}
     else:
         value = [

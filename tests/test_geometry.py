@@ -55,8 +55,13 @@ def test_best_order_point_distance():
         q = [tuple(x) for x in rng.uniform(0, 100, (n, 2))]
         got = g.best_order_point_distance(p, q)
         if n <= 7:
-            best = min(sum(g.point_distance(p[i], q[j]) for i, j in enumerate(perm)) for perm in
-                       itertools.permutations(range(n))) / n
+            best = (
+                min(
+                    sum(g.point_distance(p[i], q[j]) for i, j in enumerate(perm))
+                    for perm in itertools.permutations(range(n))
+                )
+                / n
+            )
             assert got == pytest.approx(best)
         assert got <= sum(g.point_distance(a, b) for a, b in zip(p, q, strict=True)) / n + 1e-9
 

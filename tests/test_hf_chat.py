@@ -28,8 +28,10 @@ def test_frames_by_model_type():
 
 
 def test_relative_reply_is_rewritten_into_the_env_frame():
-    reply = '<think>the left one</think> <answer>{"bbox": [0, 100, 500, 1000], "points_1": [250, 500], ' \
-            '"points_2": [100, 200]}</answer>'
+    reply = (
+        '<think>the left one</think> <answer>{"bbox": [0, 100, 500, 1000], "points_1": [250, 500], '
+        '"points_2": [100, 200]}</answer>'
+    )
     out = reply_to_env_frame(reply, "qwen3_vl", image_size=840)
     assert out.startswith("<think>the left one</think>")
     parsed = parse_reply(out)

@@ -50,7 +50,7 @@ def test_generate_and_decode(tiny):
     assert batch["attention_mask"][0, 0] == 0
     torch.manual_seed(0)
     out = model.generate(**batch, do_sample=True, max_new_tokens=8, temperature=1.0)
-    replies = decode_replies(processor, out[:, batch["input_ids"].shape[1]:])
+    replies = decode_replies(processor, out[:, batch["input_ids"].shape[1] :])
     assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
 
 

@@ -122,8 +122,12 @@ def test_docstring_documents_multi_turn_keys_and_arguments():
 
 
 def test_bad_multi_turn_arguments_are_rejected():
-    for kwargs, match in [({"max_turns": 0}, "max_turns"), ({"feedback": "iou"}, "feedback"),
-                          ({"turn_reward": "sum"}, "turn_reward"), ({"turn_cost": float("nan")}, "turn_cost")]:
+    for kwargs, match in [
+        ({"max_turns": 0}, "max_turns"),
+        ({"feedback": "iou"}, "feedback"),
+        ({"turn_reward": "sum"}, "turn_reward"),
+        ({"turn_cost": float("nan")}, "turn_cost"),
+    ]:
         with pytest.raises(ValueError, match=match):
             make(**kwargs)
 
@@ -247,8 +251,14 @@ def test_error_click_picks_the_larger_error_and_its_sign():
 
 def test_oracle_refinement_raises_iou_turn_over_turn_on_shapes():
     env = gym.make(
-        "ReasonSegShapes-v0", split="val", dataset_kwargs={"level": 3}, image_size=224, segmenter="grabcut",
-        segmenter_kwargs={"point_radius": 8.0}, max_turns=4, expose_gt_mask=True,
+        "ReasonSegShapes-v0",
+        split="val",
+        dataset_kwargs={"level": 3},
+        image_size=224,
+        segmenter="grabcut",
+        segmenter_kwargs={"point_radius": 8.0},
+        max_turns=4,
+        expose_gt_mask=True,
     )
     policy = make_policy("oracle-refine", first="grown-box")
     curves = []
@@ -269,7 +279,10 @@ def test_oracle_refinement_raises_iou_turn_over_turn_on_shapes():
 
 def make_vec(**kwargs):
     return gym.make_vec(
-        "ReasonSegShapes-v0", num_envs=4, vectorization_mode="vector_entry_point", group_size=2,
+        "ReasonSegShapes-v0",
+        num_envs=4,
+        vectorization_mode="vector_entry_point",
+        group_size=2,
         **{"image_size": 112, "segmenter": "box", "max_turns": 3, **kwargs},
     )
 
@@ -323,8 +336,15 @@ def test_evaluate_reports_iou_after_each_turn(tmp_path):
     from segzero_env.evaluation.runner import evaluate
 
     env_kwargs = {"split": "val", "image_size": 112, "max_turns": 3, "expose_gt_mask": True, "segmenter": "grabcut"}
-    metrics = evaluate("ReasonSegShapes-v0", env_kwargs, policy="oracle-refine", out_dir=tmp_path, limit=4,
-                       batch_size=2, progress=False)
+    metrics = evaluate(
+        "ReasonSegShapes-v0",
+        env_kwargs,
+        policy="oracle-refine",
+        out_dir=tmp_path,
+        limit=4,
+        batch_size=2,
+        progress=False,
+    )
     curve = metrics["miou_after_turn"]
     assert len(curve) == 3 and curve[-1] == pytest.approx(metrics["giou"], abs=1e-6)
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]

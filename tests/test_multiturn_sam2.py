@@ -52,8 +52,13 @@ def test_clicks_and_previous_logits_reach_sam2(sam2):
 
 def test_sam2_group_vector_refinement_is_one_decoder_pass_per_turn(sam2):
     envs = gym.make_vec(
-        "ReasonSegShapes-v0", num_envs=4, vectorization_mode="vector_entry_point", group_size=4,
-        image_size=112, segmenter=sam2, max_turns=2,
+        "ReasonSegShapes-v0",
+        num_envs=4,
+        vectorization_mode="vector_entry_point",
+        group_size=4,
+        image_size=112,
+        segmenter=sam2,
+        max_turns=2,
     )
     envs.reset(seed=1)
     info = envs.unwrapped.envs[0].episode_info(envs.unwrapped.envs[0].episode)

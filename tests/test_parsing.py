@@ -41,31 +41,60 @@ def test_floats_accepted():
         ("<answer>{bbox: 1</answer>", FailureReason.INVALID_JSON, "JSON"),
         ('<answer>{"points_1": [1, 2]}</answer>', FailureReason.MISSING_KEY, "'bbox'"),
         ('<answer>{"bbox": [1, 2, 3, 4], "points_1": [1, 2]}</answer>', FailureReason.MISSING_KEY, "points_2"),
-        ('<answer>{"bbox": [1, 2, 3], "points_1": [1, 2], "points_2": [1, 2]}</answer>', FailureReason.WRONG_LENGTH,
-         "bbox has 3"),
-        ('<answer>{"bbox": [1, 2, 3, 4], "points_1": [1, 2, 3], "points_2": [1, 2]}</answer>',
-         FailureReason.WRONG_LENGTH, "points_1"),
-        ('<answer>{"bbox": [[1, 2, 3, 4]], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
-         FailureReason.WRONG_LENGTH, "bbox"),
-        ('<answer>{"bbox": "1,2,3,4", "points_1": [1, 2], "points_2": [1, 2]}</answer>', FailureReason.WRONG_TYPE,
-         "bbox"),
-        ('<answer>{"bbox": ["1", 2, 3, 4], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
-         FailureReason.NOT_A_NUMBER, "bbox[0]"),
-        ('<answer>{"bbox": [true, 2, 3, 4], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
-         FailureReason.NOT_A_NUMBER, "bool"),
-        ('<answer>{"bbox": [1, 2, 3, 4], "points_1": [NaN, 2], "points_2": [1, 2]}</answer>',
-         FailureReason.NON_FINITE, "points_1[0]"),
-        ('<answer>{"bbox": [1, 2, 3, Infinity], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
-         FailureReason.NON_FINITE, "bbox[3]"),
-        ('<answer>{"bbox": [1e999, 2, 3, 4], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
-         FailureReason.NON_FINITE, "bbox[0]"),
-        ("<answer>{'bbox': [" + "9" * 400 + ", 2, 3, 4], 'points_1': [1, 2], 'points_2': [1, 2]}</answer>",
-         FailureReason.NON_FINITE, "too large"),
+        (
+            '<answer>{"bbox": [1, 2, 3], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
+            FailureReason.WRONG_LENGTH,
+            "bbox has 3",
+        ),
+        (
+            '<answer>{"bbox": [1, 2, 3, 4], "points_1": [1, 2, 3], "points_2": [1, 2]}</answer>',
+            FailureReason.WRONG_LENGTH,
+            "points_1",
+        ),
+        (
+            '<answer>{"bbox": [[1, 2, 3, 4]], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
+            FailureReason.WRONG_LENGTH,
+            "bbox",
+        ),
+        (
+            '<answer>{"bbox": "1,2,3,4", "points_1": [1, 2], "points_2": [1, 2]}</answer>',
+            FailureReason.WRONG_TYPE,
+            "bbox",
+        ),
+        (
+            '<answer>{"bbox": ["1", 2, 3, 4], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
+            FailureReason.NOT_A_NUMBER,
+            "bbox[0]",
+        ),
+        (
+            '<answer>{"bbox": [true, 2, 3, 4], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
+            FailureReason.NOT_A_NUMBER,
+            "bool",
+        ),
+        (
+            '<answer>{"bbox": [1, 2, 3, 4], "points_1": [NaN, 2], "points_2": [1, 2]}</answer>',
+            FailureReason.NON_FINITE,
+            "points_1[0]",
+        ),
+        (
+            '<answer>{"bbox": [1, 2, 3, Infinity], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
+            FailureReason.NON_FINITE,
+            "bbox[3]",
+        ),
+        (
+            '<answer>{"bbox": [1e999, 2, 3, 4], "points_1": [1, 2], "points_2": [1, 2]}</answer>',
+            FailureReason.NON_FINITE,
+            "bbox[0]",
+        ),
+        (
+            "<answer>{'bbox': [" + "9" * 400 + ", 2, 3, 4], 'points_1': [1, 2], 'points_2': [1, 2]}</answer>",
+            FailureReason.NON_FINITE,
+            "too large",
+        ),
         ("<answer>42</answer>", FailureReason.WRONG_TYPE, "int"),
         ('<answer>[{"bbox_2d": [1, 2, 3, 4]}, 7]</answer>', FailureReason.WRONG_TYPE, "[1]"),
         ('<answer>[{"point_2d": [1, 2]}]</answer>', FailureReason.MISSING_KEY, "[0]"),
-        ('<answer>[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1]}]</answer>', FailureReason.WRONG_LENGTH,
-         "[0].point_2d"),
+        ('<answer>[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1]}]</answer>', FailureReason.WRONG_LENGTH, "[0].point_2d"),
     ],
 )
 def test_typed_failures(text, reason, needle):
@@ -117,16 +146,19 @@ def test_vision_reasoner_list_with_duplicates_kept():
 
 
 def test_list_without_points_is_qwen_grounding():
-    r = parse_reply('<answer>[{"bbox_2d": [1, 2, 3, 4], "label": "cup"}, {"bbox_2d": [5, 6, 7, 8], '
-                    '"point_2d": [6, 7]}]</answer>')
+    r = parse_reply(
+        '<answer>[{"bbox_2d": [1, 2, 3, 4], "label": "cup"}, {"bbox_2d": [5, 6, 7, 8], "point_2d": [6, 7]}]</answer>'
+    )
     assert r.ok and r.schema is AnswerSchema.QWEN_GROUNDING
     assert r.objects[0].points == () and r.objects[1].points == ((6.0, 7.0),)
     assert r.item_checks == ((True, False), (True, True))
 
 
 def test_partial_list_failure_still_reports_item_checks():
-    r = parse_reply('<answer>[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, 2]}, {"bbox_2d": [1, 2], '
-                    '"point_2d": [1, 2]}, {"bbox_2d": [1, 2, 3, 4], "point_2d": "x"}]</answer>')
+    r = parse_reply(
+        '<answer>[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, 2]}, {"bbox_2d": [1, 2], '
+        '"point_2d": [1, 2]}, {"bbox_2d": [1, 2, 3, 4], "point_2d": "x"}]</answer>'
+    )
     assert r.failure is FailureReason.WRONG_LENGTH and "[1].bbox_2d" in r.detail
     assert r.item_checks == ((True, True), (False, True), (True, False))
 
@@ -217,8 +249,25 @@ def test_think_format_agrees_with_the_regular_expression_on_random_text():
     from hypothesis import strategies as st
 
     pattern = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
-    pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", " ", "\n", "\x1c", "\u3000", "\xa0",
-                              "a", "<", ">", "/", "think", "answer"])
+    pieces = st.sampled_from(
+        [
+            "<think>",
+            "</think>",
+            "<answer>",
+            "</answer>",
+            " ",
+            "\n",
+            "\x1c",
+            "\u3000",
+            "\xa0",
+            "a",
+            "<",
+            ">",
+            "/",
+            "think",
+            "answer",
+        ]
+    )
 
     @settings(max_examples=1500, deadline=None)
     @given(st.lists(pieces, max_size=14).map("".join))

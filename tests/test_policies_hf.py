@@ -55,8 +55,16 @@ def test_hf_policy_accepts_objects_and_checks_arguments(tiny_path):
         make_policy("hf", model=model)
     with pytest.raises(ValueError, match="batch_size"):
         make_policy("hf", model=model, processor=processor, batch_size=0)
-    policy = make_policy("hf", model=model, processor=processor, max_new_tokens=3, coordinate_frame="relative-1000",
-                         do_sample=True, temperature=0.7, seed=3)
+    policy = make_policy(
+        "hf",
+        model=model,
+        processor=processor,
+        max_new_tokens=3,
+        coordinate_frame="relative-1000",
+        do_sample=True,
+        temperature=0.7,
+        seed=3,
+    )
     assert policy.coordinate_frame == "relative-1000" and policy.generate_kwargs["do_sample"]
     observations, infos = batch(2)
     policy.reset(3)
@@ -82,8 +90,15 @@ def test_eval_runs_the_hf_policy_end_to_end(tiny_path, tmp_path):
     from segzero_env.evaluation.results import read_results
 
     env_kwargs = {"segmenter": "box", "split": "val", "image_size": 56, "dataset_kwargs": {"size": 3}}
-    metrics = evaluate("ReasonSegShapes-v0", env_kwargs, "hf", tmp_path, batch_size=2, progress=False,
-                       policy_kwargs={"model": tiny_path, "max_new_tokens": 8})
+    metrics = evaluate(
+        "ReasonSegShapes-v0",
+        env_kwargs,
+        "hf",
+        tmp_path,
+        batch_size=2,
+        progress=False,
+        policy_kwargs={"model": tiny_path, "max_new_tokens": 8},
+    )
     records, _ = read_results(tmp_path / "results.jsonl")
     assert metrics["n"] == 3 and len(records) == 3
     assert metrics["policy_stats"]["model_type"] == "qwen2_5_vl"

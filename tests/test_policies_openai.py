@@ -97,8 +97,14 @@ def test_requests_carry_image_prompt_and_settings_and_retry_a_503():
     observations, infos = batch(3)
     with ChatServer(fail_first=1) as server:
         policy = make_policy(
-            "openai", model="seg-zero-7b", base_url=server.url, api_key="k", max_tokens=64, backoff=0.01,
-            concurrency=3, extra_body={"seed": 1},
+            "openai",
+            model="seg-zero-7b",
+            base_url=server.url,
+            api_key="k",
+            max_tokens=64,
+            backoff=0.01,
+            concurrency=3,
+            extra_body={"seed": 1},
         )
         replies = policy.act(observations, infos)
         policy.close()
@@ -192,9 +198,27 @@ def test_eval_runs_the_openai_policy_end_to_end(tmp_path):
 
     with ChatServer(fail_first=1) as server:
         status = segzero_main(
-            ["eval", "--env", "ReasonSegShapes-v0", "--env-kwargs", "segmenter=box", "split=val", "image_size=56",
-             'dataset_kwargs={"size": 4}', "--policy", "openai", "--policy-kwargs", "model=m",
-             f"base_url={server.url}", "backoff=0.01", "--batch-size", "4", "--out", str(tmp_path), "--no-progress"]
+            [
+                "eval",
+                "--env",
+                "ReasonSegShapes-v0",
+                "--env-kwargs",
+                "segmenter=box",
+                "split=val",
+                "image_size=56",
+                'dataset_kwargs={"size": 4}',
+                "--policy",
+                "openai",
+                "--policy-kwargs",
+                "model=m",
+                f"base_url={server.url}",
+                "backoff=0.01",
+                "--batch-size",
+                "4",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
         )
     assert status == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -249,10 +273,25 @@ def test_eval_never_writes_the_key_and_resumes_with_a_rotated_one(tmp_path):
     env_kwargs = {"segmenter": "box", "split": "val", "image_size": 56, "dataset_kwargs": {"size": 4}}
     with ChatServer() as server:
         kwargs = {"model": "m", "base_url": server.url}
-        evaluate("ReasonSegShapes-v0", env_kwargs, "openai", tmp_path, limit=2, progress=False,
-                 policy_kwargs={**kwargs, "api_key": "sk-old-key-1"})
-        metrics = evaluate("ReasonSegShapes-v0", env_kwargs, "openai", tmp_path, limit=4, resume=True,
-                           progress=False, policy_kwargs={**kwargs, "api_key": "sk-new-key-2"})
+        evaluate(
+            "ReasonSegShapes-v0",
+            env_kwargs,
+            "openai",
+            tmp_path,
+            limit=2,
+            progress=False,
+            policy_kwargs={**kwargs, "api_key": "sk-old-key-1"},
+        )
+        metrics = evaluate(
+            "ReasonSegShapes-v0",
+            env_kwargs,
+            "openai",
+            tmp_path,
+            limit=4,
+            resume=True,
+            progress=False,
+            policy_kwargs={**kwargs, "api_key": "sk-new-key-2"},
+        )
     assert metrics["n"] == 4
     assert [h["Authorization"] for h in server.headers] == ["Bearer sk-old-key-1"] * 2 + ["Bearer sk-new-key-2"] * 2
     run = json.loads((tmp_path / "run.json").read_text())
@@ -322,8 +361,9 @@ def test_a_server_that_trickles_its_answer_hits_the_request_deadline():
     answer = raw_answer(CHAT_JSON)  # status line and headers trickle too
     with RawServer(lambda server: answer, pace=0.02) as server:
         # every single read is quick, so only the total deadline can end the request
-        policy = make_policy("openai", model="m", base_url=server.url, timeout=5, request_timeout=0.3,
-                             max_retries=1, backoff=0.01)
+        policy = make_policy(
+            "openai", model="m", base_url=server.url, timeout=5, request_timeout=0.3, max_retries=1, backoff=0.01
+        )
         with pytest.raises(ServerUnreachableError, match=r"after 2 attempts \(last error: no complete answer within"):
             policy.act(observations, infos)
         policy.close()

@@ -30,19 +30,31 @@ def test_perfect_seg_zero_reply():
     gt = np.zeros((60, 60), np.uint8)
     gt[10:51, 10:51] = 1
     reply = format_reply(box=(10, 10, 50, 50), points=[(20, 20), (40, 40)], think="The red one. It is big.")
-    terms = compute_terms(_inp(reply, gt_box=(10, 10, 50, 50), gt_points=((20, 20), (40, 40)), pred_mask=gt == 1,
-                               gt_mask=gt))
+    terms = compute_terms(
+        _inp(reply, gt_box=(10, 10, 50, 50), gt_points=((20, 20), (40, 40)), pred_mask=gt == 1, gt_mask=gt)
+    )
     assert list(terms) == list(TERM_NAMES)
-    assert terms == {"think_format": 1.0, "answer_format": 1.0, "box_iou": 1.0, "box_l1": 1.0, "points": 1.0,
-                     "vr_format": 1.0, "vr_accuracy": 3.0, "non_repeat": 1.0, "mask_iou": 1.0}
+    assert terms == {
+        "think_format": 1.0,
+        "answer_format": 1.0,
+        "box_iou": 1.0,
+        "box_l1": 1.0,
+        "points": 1.0,
+        "vr_format": 1.0,
+        "vr_accuracy": 3.0,
+        "non_repeat": 1.0,
+        "mask_iou": 1.0,
+    }
     assert _scores(terms) == {"mask-iou": 3.0, "seg-zero": 5.0, "vision-reasoner": 5.0}
 
 
 def test_partial_seg_zero_reply_hand_computed():
     # Box (0,0,99,49) vs GT (0,0,99,99): inclusive IoU = 100*50 / (100*100) = 0.5, not > 0.5;
     # L1 = 50/4 = 12.5, not < 10. Points inside the box, best-order mean distance (2+4)/2 = 3 < 100.
-    reply = ('<think>Look. Look.</think><answer>{"bbox": [0, 0, 99, 49], "points_1": [10, 10], '
-             '"points_2": [20, 40]}</answer>')
+    reply = (
+        '<think>Look. Look.</think><answer>{"bbox": [0, 0, 99, 49], "points_1": [10, 10], '
+        '"points_2": [20, 40]}</answer>'
+    )
     gt = np.zeros((10, 10), np.uint8)
     gt[0:4, 0:5] = 1  # 20 target pixels
     gt[9, :] = 255
@@ -52,8 +64,17 @@ def test_partial_seg_zero_reply_hand_computed():
     pred[9, 0:3] = True  # 3 on ignore: dropped
     terms = compute_terms(_inp(reply, gt_points=((12, 10), (20, 44)), pred_mask=pred, gt_mask=gt))
     # mask IoU = 10 / (15 + 20 - 10) = 0.4; vr_accuracy: only the point counts (|(10,10)-(12,10)| = 2 < 30).
-    assert terms == {"think_format": 1.0, "answer_format": 1.0, "box_iou": 0.0, "box_l1": 0.0, "points": 1.0,
-                     "vr_format": 1.0, "vr_accuracy": 1.0, "non_repeat": 0.0, "mask_iou": pytest.approx(0.4)}
+    assert terms == {
+        "think_format": 1.0,
+        "answer_format": 1.0,
+        "box_iou": 0.0,
+        "box_l1": 0.0,
+        "points": 1.0,
+        "vr_format": 1.0,
+        "vr_accuracy": 1.0,
+        "non_repeat": 0.0,
+        "mask_iou": pytest.approx(0.4),
+    }
     assert _scores(terms) == {"mask-iou": pytest.approx(2.4), "seg-zero": 3.0, "vision-reasoner": 2.0}
 
 
@@ -69,22 +90,35 @@ def test_points_term_rules():
 
 
 def test_vision_reasoner_reply_hand_computed():
-    reply = ('<think>Two cups. The left one.</think><answer>[{"bbox_2d": [0, 0, 99, 99], "point_2d": [50, 50]}, '
-             '{"bbox_2d": [200, 200, 300, 300], "point_2d": [250, 250]}]</answer>')
+    reply = (
+        '<think>Two cups. The left one.</think><answer>[{"bbox_2d": [0, 0, 99, 99], "point_2d": [50, 50]}, '
+        '{"bbox_2d": [200, 200, 300, 300], "point_2d": [250, 250]}]</answer>'
+    )
     gt = np.zeros((8, 8), np.uint8)
     gt[2:4, 2:4] = 1
     terms = compute_terms(_inp(reply, gt_mask=gt, expected_schema=AnswerSchema.VISION_REASONER))
     # vr_format = 1 + (2 + 2) / 2; vr_accuracy: best match scores 3 (point 10 px away), / max(2, 1).
-    assert terms == {"think_format": 1.0, "answer_format": 1.0, "box_iou": 1.0, "box_l1": 1.0, "points": 0.0,
-                     "vr_format": 3.0, "vr_accuracy": 1.5, "non_repeat": 1.0, "mask_iou": 0.0}
+    assert terms == {
+        "think_format": 1.0,
+        "answer_format": 1.0,
+        "box_iou": 1.0,
+        "box_l1": 1.0,
+        "points": 0.0,
+        "vr_format": 3.0,
+        "vr_accuracy": 1.5,
+        "non_repeat": 1.0,
+        "mask_iou": 0.0,
+    }
     assert _scores(terms) == {"mask-iou": 2.0, "seg-zero": 4.0, "vision-reasoner": 5.5}
     # The same reply under the Seg-Zero prompt does not have the expected schema.
     assert compute_terms(_inp(reply))["answer_format"] == 0.0
 
 
 def test_vr_format_partial_credit_on_a_failed_list():
-    reply = ('<think>a</think><answer>[{"bbox_2d": [0, 0, 9, 9], "point_2d": [1, 1]}, {"bbox_2d": [0, 0, 9]}, '
-             '{"bbox_2d": [0, 0, 9, 9], "point_2d": [1, "x"]}]</answer>')
+    reply = (
+        '<think>a</think><answer>[{"bbox_2d": [0, 0, 9, 9], "point_2d": [1, 1]}, {"bbox_2d": [0, 0, 9]}, '
+        '{"bbox_2d": [0, 0, 9, 9], "point_2d": [1, "x"]}]</answer>'
+    )
     terms = compute_terms(_inp(reply))
     assert terms["vr_format"] == pytest.approx(1 + (2 + 0 + 1) / 3)
     assert terms["answer_format"] == 0.0 and terms["vr_accuracy"] == 0.0
@@ -130,8 +164,17 @@ def test_unusable_reply_scores_zero_but_mask_rules_hold():
     gt = np.zeros((5, 5), np.uint8)
     gt[1:3, 1:3] = 1
     terms = compute_terms(_inp("hello", gt_mask=gt))
-    assert terms == {"think_format": 0.0, "answer_format": 0.0, "box_iou": 0.0, "box_l1": 0.0, "points": 0.0,
-                     "vr_format": 0.0, "vr_accuracy": 0.0, "non_repeat": 1.0, "mask_iou": 0.0}
+    assert terms == {
+        "think_format": 0.0,
+        "answer_format": 0.0,
+        "box_iou": 0.0,
+        "box_l1": 0.0,
+        "points": 0.0,
+        "vr_format": 0.0,
+        "vr_accuracy": 0.0,
+        "non_repeat": 1.0,
+        "mask_iou": 0.0,
+    }
     # LISA: nothing predicted on an empty target is a perfect score.
     assert compute_terms(_inp("hello", gt_mask=np.zeros((5, 5), np.uint8)))["mask_iou"] == 1.0
     assert compute_terms(_inp(""))["non_repeat"] == 0.0
@@ -139,8 +182,10 @@ def test_unusable_reply_scores_zero_but_mask_rules_hold():
 
 
 def test_non_repeat_ignores_numbers_and_uses_the_think_block():
-    reply = ('<think>The cup is red. It has 2.5 handles! Is it the cup? Yes.</think>'
-             '<answer>{"bbox": [1.5, 1.5, 9.5, 9.5], "points_1": [2.5, 2.5], "points_2": [3.5, 3.5]}</answer>')
+    reply = (
+        "<think>The cup is red. It has 2.5 handles! Is it the cup? Yes.</think>"
+        '<answer>{"bbox": [1.5, 1.5, 9.5, 9.5], "points_1": [2.5, 2.5], "points_2": [3.5, 3.5]}</answer>'
+    )
     assert compute_terms(_inp(reply))["non_repeat"] == 1.0
     assert compute_terms(_inp("<think>Red.\nRed.</think><answer>[]</answer>"))["non_repeat"] == 0.0
     # Repetition outside the think block does not count when there is one.
@@ -158,8 +203,12 @@ def test_unavailable_terms():
 def test_presets_ranges_and_weights():
     assert make_preset().name == "mask-iou"
     assert {n: p.reward_range for n, p in PRESETS.items()} == {
-        "mask-iou": (0.0, 3.0), "seg-zero": (0.0, 5.0), "seg-zero-robust": (0.0, 5.0), "vision-reasoner": (0.0, 7.0),
-        "vision-reasoner-robust": (0.0, 7.0)}
+        "mask-iou": (0.0, 3.0),
+        "seg-zero": (0.0, 5.0),
+        "seg-zero-robust": (0.0, 5.0),
+        "vision-reasoner": (0.0, 7.0),
+        "vision-reasoner-robust": (0.0, 7.0),
+    }
     for preset in PRESETS.values():
         assert set(preset.weights) == set(TERM_NAMES) and preset.description
     custom = make_preset("seg-zero", {"think_format": -2, "mask_iou": 0.5})
@@ -193,8 +242,13 @@ def test_no_target_samples_reward_the_empty_answer_under_the_robust_rules_only()
     accuracy = ("box_iou", "box_l1", "points", "vr_accuracy", "mask_iou")
     kwargs = {"gt_box": None, "gt_points": None, "gt_mask": empty_gt, "no_target": True}
     right = compute_terms(_inp(none, **kwargs))
-    assert {k: right[k] for k in accuracy} == {"box_iou": 1.0, "box_l1": 1.0, "points": 1.0, "vr_accuracy": 3.0,
-                                               "mask_iou": 1.0}
+    assert {k: right[k] for k in accuracy} == {
+        "box_iou": 1.0,
+        "box_l1": 1.0,
+        "points": 1.0,
+        "vr_accuracy": 3.0,
+        "mask_iou": 1.0,
+    }
     assert right["answer_format"] == 1.0 and right["vr_format"] == 3.0
     assert make_preset("seg-zero-robust").combine(right) == 5.0 and make_preset("mask-iou").combine(right) == 3.0
     wrong = compute_terms(_inp(some, pred_mask=some_mask, **kwargs))

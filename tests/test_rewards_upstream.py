@@ -63,57 +63,110 @@ def baseline_vr(reply, gt_box=GT_BOX, gt_points=GT_POINTS):
 SEG_ZERO_QUIRKS = {
     "canonical reply": (f"<think>red cup</think><answer>{GOOD}</answer>", (1, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
     "leading newline fails the think format (raw reply, no strip)": (
-        f"\n<think>red cup</think><answer>{GOOD}</answer>", (0, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+        f"\n<think>red cup</think><answer>{GOOD}</answer>",
+        (0, 1, 1, 1, 1),
+        (1, 1, 1, 1, 1),
+    ),
     "trailing newline fails the think format": (
-        f"<think>red cup</think><answer>{GOOD}</answer>\n", (0, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+        f"<think>red cup</think><answer>{GOOD}</answer>\n",
+        (0, 1, 1, 1, 1),
+        (1, 1, 1, 1, 1),
+    ),
     "braces in the reasoning are read as the answer": (
-        f"<think>the {{red}} cup</think><answer>{GOOD}</answer>", (1, 0, 0, 0, 0), (1, 1, 1, 1, 1)),
+        f"<think>the {{red}} cup</think><answer>{GOOD}</answer>",
+        (1, 0, 0, 0, 0),
+        (1, 1, 1, 1, 1),
+    ),
     "a JSON answer in the reasoning is the one scored": (
-        '<think>not {"bbox": [0, 0, 9, 9], "points_1": [1, 1], "points_2": [2, 2]}</think>'
-        f"<answer>{GOOD}</answer>", (1, 1, 0, 0, 0), (1, 1, 1, 1, 1)),
+        f'<think>not {{"bbox": [0, 0, 9, 9], "points_1": [1, 1], "points_2": [2, 2]}}</think><answer>{GOOD}</answer>',
+        (1, 1, 0, 0, 0),
+        (1, 1, 1, 1, 1),
+    ),
     "no answer tags: the bare JSON is still scored": (GOOD, (0, 1, 1, 1, 1), (0, 0, 0, 0, 0)),
     "inverted box: not swapped, 0 on IoU, L1 and points": (
         '<think>a</think><answer>{"bbox": [410, 330, 250, 180], "points_1": [300, 250], "points_2": [360, 260]}'
-        "</answer>", (1, 1, 0, 0, 0), (1, 1, 1, 1, 1)),
+        "</answer>",
+        (1, 1, 0, 0, 0),
+        (1, 1, 1, 1, 1),
+    ),
     "single-quoted dict (the prompt's own example): 0 on format and accuracy": (
-        f"<think>a</think><answer>{GOOD.replace(chr(34), chr(39))}</answer>", (1, 0, 0, 0, 0), (1, 0, 1, 1, 1)),
+        f"<think>a</think><answer>{GOOD.replace(chr(34), chr(39))}</answer>",
+        (1, 0, 0, 0, 0),
+        (1, 0, 1, 1, 1),
+    ),
     "numeric strings pass the format; in points int() reads them": (
         '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": ["300", "250"], '
-        '"points_2": ["360", "260"]}</answer>', (1, 1, 1, 1, 1), (1, 0, 0, 0, 0)),
+        '"points_2": ["360", "260"]}</answer>',
+        (1, 1, 1, 1, 1),
+        (1, 0, 0, 0, 0),
+    ),
     "numeric strings in the box: format 1, accuracy 0": (
         '<think>a</think><answer>{"bbox": ["250", "180", "410", "330"], "points_1": [300, 250], '
-        '"points_2": [360, 260]}</answer>', (1, 1, 0, 0, 0), (1, 0, 0, 0, 0)),
+        '"points_2": [360, 260]}</answer>',
+        (1, 1, 0, 0, 0),
+        (1, 0, 0, 0, 0),
+    ),
     "NaN passes the format, fails every comparison": (
         '<think>a</think><answer>{"bbox": [250, 180, 410, NaN], "points_1": [300, 250], '
-        '"points_2": [360, 260]}</answer>', (1, 1, 0, 0, 0), (1, 0, 0, 0, 0)),
+        '"points_2": [360, 260]}</answer>',
+        (1, 1, 0, 0, 0),
+        (1, 0, 0, 0, 0),
+    ),
     "bools are numbers (true == 1) and pass the format": (
         '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [300, 250], '
-        '"points_2": [true, false]}</answer>', (1, 1, 1, 1, 0), (1, 0, 0, 0, 0)),
+        '"points_2": [true, false]}</answer>',
+        (1, 1, 1, 1, 0),
+        (1, 0, 0, 0, 0),
+    ),
     "box without points: IoU and L1 from bbox alone": (
-        '<think>a</think><answer>{"bbox": [250, 180, 410, 330]}</answer>', (1, 0, 1, 1, 0), (1, 0, 0, 0, 0)),
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330]}</answer>',
+        (1, 0, 1, 1, 0),
+        (1, 0, 0, 0, 0),
+    ),
     "null points: IoU and L1 still count": (
-        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": null, "points_2": [360, 260]}'
-        "</answer>", (1, 0, 1, 1, 0), (1, 0, 0, 0, 0)),
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": null, "points_2": [360, 260]}</answer>',
+        (1, 0, 1, 1, 0),
+        (1, 0, 0, 0, 0),
+    ),
     "malformed points: IoU and L1 still count": (
-        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [300], "points_2": [360, 260]}'
-        "</answer>", (1, 0, 1, 1, 0), (1, 0, 0, 0, 0)),
+        '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [300], "points_2": [360, 260]}</answer>',
+        (1, 0, 1, 1, 0),
+        (1, 0, 0, 0, 0),
+    ),
     "float points are truncated with int() before the in-box test": (
         '<think>a</think><answer>{"bbox": [250, 180, 409, 330], "points_1": [409.9, 250], '
-        '"points_2": [360, 260]}</answer>', (1, 1, 1, 1, 1), (1, 1, 1, 1, 0)),
+        '"points_2": [360, 260]}</answer>',
+        (1, 1, 1, 1, 1),
+        (1, 1, 1, 1, 0),
+    ),
     "extra point values are ignored by the points term (format needs exactly 2)": (
         '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [300, 250, 7], '
-        '"points_2": [360, 260]}</answer>', (1, 0, 1, 1, 1), (1, 0, 0, 0, 0)),
+        '"points_2": [360, 260]}</answer>',
+        (1, 0, 1, 1, 1),
+        (1, 0, 0, 0, 0),
+    ),
     "bbox_2d dict: no 'bbox' key, so 0 on format and accuracy": (
         '<think>a</think><answer>{"bbox_2d": [250, 180, 410, 330], "point_2d": [300, 250]}</answer>',
-        (1, 0, 0, 0, 0), (1, 0, 1, 1, 0)),
+        (1, 0, 0, 0, 0),
+        (1, 0, 1, 1, 0),
+    ),
     "points in the other order still count (best of the two orderings)": (
         '<think>a</think><answer>{"bbox": [250, 180, 410, 330], "points_1": [360, 260], '
-        '"points_2": [300, 250]}</answer>', (1, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+        '"points_2": [300, 250]}</answer>',
+        (1, 1, 1, 1, 1),
+        (1, 1, 1, 1, 1),
+    ),
     "Infinity in the box: format 1; the points still count, IoU and L1 do not": (
         '<think>a</think><answer>{"bbox": [238.5, 184, Infinity, 322], "points_1": [271, 192], '
-        '"points_2": [387, 227]}</answer>', (1, 1, 0, 0, 1), (1, 0, 0, 0, 0)),
+        '"points_2": [387, 227]}</answer>',
+        (1, 1, 0, 0, 1),
+        (1, 0, 0, 0, 0),
+    ),
     "code fence in the answer: the first {...} is read anyway": (
-        f"<think>a</think><answer>```json\n{GOOD}\n```</answer>", (1, 1, 1, 1, 1), (1, 1, 1, 1, 1)),
+        f"<think>a</think><answer>```json\n{GOOD}\n```</answer>",
+        (1, 1, 1, 1, 1),
+        (1, 1, 1, 1, 1),
+    ),
 }
 
 
@@ -129,8 +182,10 @@ def test_seg_zero_one_pixel_overlap_scores_zero_iou():
     # Areas are inclusive (+1) but the overlap is tested with "<": an exact match of a one-pixel-wide
     # GT box has no intersection upstream.
     thin = (250, 180, 250, 330)
-    reply = ('<think>a</think><answer>{"bbox": [250, 180, 250, 330], "points_1": [250, 200], '
-             '"points_2": [250, 300]}</answer>')
+    reply = (
+        '<think>a</think><answer>{"bbox": [250, 180, 250, 330], "points_1": [250, 200], '
+        '"points_2": [250, 300]}</answer>'
+    )
     gt = {"gt_box": thin, "gt_points": ((250, 200), (250, 300))}
     assert sz(reply, **gt) == (1, 1, 0, 1, 1) == baseline_sz(reply, **gt)
     assert sz(reply, "robust", **gt) == (1, 1, 1, 1, 1)
@@ -142,8 +197,10 @@ def test_seg_zero_one_pixel_overlap_scores_zero_iou():
 def test_seg_zero_inverted_box_l1_uses_the_coordinates_as_written():
     # Not swapped: against a narrow GT box, an inverted box can still be within 10 px on average.
     gt = {"gt_box": (250, 180, 260, 330), "gt_points": ((255, 200), (255, 300))}
-    reply = ('<think>a</think><answer>{"bbox": [256, 180, 254, 330], "points_1": [255, 200], '
-             '"points_2": [255, 300]}</answer>')
+    reply = (
+        '<think>a</think><answer>{"bbox": [256, 180, 254, 330], "points_1": [255, 200], '
+        '"points_2": [255, 300]}</answer>'
+    )
     assert sz(reply, **gt) == (1, 1, 0, 1, 0) == baseline_sz(reply, **gt)
 
 
@@ -152,32 +209,63 @@ VISION_REASONER_QUIRKS = {
     "canonical reply": (f"<think>The red cup.</think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 1)),
     "non_repeat splits on '.' only": (f"<think>Red! Red! Red!</think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 0)),
     "one repeated sentence is tolerated": (
-        f"<think>I see. Look. Look.</think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 0)),
+        f"<think>I see. Look. Look.</think><answer>{VR_GOOD}</answer>",
+        (3, 3, 1),
+        (3, 3, 0),
+    ),
     "two repeats fail": (f"<think>I see. Look. Look. Look.</think><answer>{VR_GOOD}</answer>", (3, 3, 0), (3, 3, 0)),
     "the tag is part of the first sentence, so it repeats nothing": (
-        f"<think>Look. Look. Look.</think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 0)),
+        f"<think>Look. Look. Look.</think><answer>{VR_GOOD}</answer>",
+        (3, 3, 1),
+        (3, 3, 0),
+    ),
     "empty reasoning scores 1": (f"<think></think><answer>{VR_GOOD}</answer>", (3, 3, 1), (3, 3, 0)),
     "the whole reply is read, text after the answer included": (
-        f"<think>Red.</think><answer>{VR_GOOD}</answer> Blue. Blue. Blue. Blue.", (2, 3, 0), (2, 3, 1)),
+        f"<think>Red.</think><answer>{VR_GOOD}</answer> Blue. Blue. Blue. Blue.",
+        (2, 3, 0),
+        (2, 3, 1),
+    ),
     "a second think block is read too": (
-        f"<think>Red.</think><think>Blue. Blue. Blue. Blue.</think><answer>{VR_GOOD}</answer>", (3, 3, 0), (3, 3, 1)),
+        f"<think>Red.</think><think>Blue. Blue. Blue. Blue.</think><answer>{VR_GOOD}</answer>",
+        (3, 3, 0),
+        (3, 3, 1),
+    ),
     "leading newline fails the think format": (f"\n<think>a</think><answer>{VR_GOOD}</answer>", (2, 3, 1), (3, 3, 1)),
     "point_2d without bbox_2d still earns its format credit": (
-        '<think>a</think><answer>[{"point_2d": [300, 250]}]</answer>', (2, 0, 1), (1, 0, 1)),
+        '<think>a</think><answer>[{"point_2d": [300, 250]}]</answer>',
+        (2, 0, 1),
+        (1, 0, 1),
+    ),
     "an element without point_2d makes the accuracy 0": (
-        '<think>a</think><answer>[{"bbox_2d": [250, 180, 410, 330]}]</answer>', (2, 0, 1), (2, 2, 1)),
+        '<think>a</think><answer>[{"bbox_2d": [250, 180, 410, 330]}]</answer>',
+        (2, 0, 1),
+        (2, 2, 1),
+    ),
     "an element that breaks the loop stops the format count": (
-        f"<think>a</think><answer>[5, {VR_GOOD[1:-1]}]</answer>", (1, 0, 1), (2, 0, 1)),
+        f"<think>a</think><answer>[5, {VR_GOOD[1:-1]}]</answer>",
+        (1, 0, 1),
+        (2, 0, 1),
+    ),
     "a lone dict is iterated by its keys: format and accuracy 0": (
-        f"<think>a</think><answer>{VR_GOOD[1:-1]}</answer>", (1, 0, 1), (3, 3, 1)),
+        f"<think>a</think><answer>{VR_GOOD[1:-1]}</answer>",
+        (1, 0, 1),
+        (3, 3, 1),
+    ),
     "single quotes: not JSON": (
-        f"<think>a</think><answer>{VR_GOOD.replace(chr(34), chr(39))}</answer>", (1, 0, 1), (3, 3, 1)),
+        f"<think>a</think><answer>{VR_GOOD.replace(chr(34), chr(39))}</answer>",
+        (1, 0, 1),
+        (3, 3, 1),
+    ),
     "strings in a box: format counts, accuracy 0": (
         '<think>a</think><answer>[{"bbox_2d": ["250", 180, 410, 330], "point_2d": [300, 250]}]</answer>',
-        (3, 0, 1), (2, 0, 1)),
+        (3, 0, 1),
+        (2, 0, 1),
+    ),
     "inverted box: not swapped": (
         '<think>a</think><answer>[{"bbox_2d": [410, 330, 250, 180], "point_2d": [300, 250]}]</answer>',
-        (3, 0, 1), (3, 3, 1)),
+        (3, 0, 1),
+        (3, 3, 1),
+    ),
 }
 
 
@@ -196,14 +284,16 @@ def test_vision_reasoner_keeps_120_predictions():
     assert baseline_vr(reply)[1] == pytest.approx(3 / 120)
     assert terms(reply, "robust")["vr_accuracy"] == pytest.approx(3 / 121)
     # Every element is read before the cut: one without point_2d beyond 120 still makes it 0.
-    late = f"<think>a</think><answer>[{', '.join([item] * 121)}, {{\"bbox_2d\": [1, 2, 3, 4]}}]</answer>"
+    late = f'<think>a</think><answer>[{", ".join([item] * 121)}, {{"bbox_2d": [1, 2, 3, 4]}}]</answer>'
     assert terms(late, "upstream")["vr_accuracy"] == 0.0 == baseline_vr(late)[1]
 
 
 def test_vision_reasoner_hungarian_matching_on_two_objects():
     gts = (ObjectAnswer((0, 0, 99, 99), ((50, 50),)), ObjectAnswer((200, 200, 299, 299), ((250, 250),)))
-    reply = ('<think>a</think><answer>[{"bbox_2d": [200, 200, 299, 299], "point_2d": [250, 250]}, '
-             '{"bbox_2d": [0, 0, 99, 119], "point_2d": [90, 90]}]</answer>')
+    reply = (
+        '<think>a</think><answer>[{"bbox_2d": [200, 200, 299, 299], "point_2d": [250, 250]}, '
+        '{"bbox_2d": [0, 0, 99, 119], "point_2d": [90, 90]}]</answer>'
+    )
     # P1-G2 scores 3; P2-G1: IoU 100*100/(100*120) > 0.5, L1 5 < 10, point 56.6 px away -> 2.
     assert terms(reply, "upstream", gt_objects=gts)["vr_accuracy"] == pytest.approx(2.5)
 
@@ -225,8 +315,25 @@ def test_scanners_match_the_regular_expressions(seed):
     import random
 
     rng = random.Random(seed)
-    pieces = ["<think>", "</think>", "<answer>", "</answer>", "{", "}", "{}", " ", "\n", "\u00a0", "\u2003", "a",
-              '"bbox"', "[1]", "\t", "\x1c", "\x85"]
+    pieces = [
+        "<think>",
+        "</think>",
+        "<answer>",
+        "</answer>",
+        "{",
+        "}",
+        "{}",
+        " ",
+        "\n",
+        "\u00a0",
+        "\u2003",
+        "a",
+        '"bbox"',
+        "[1]",
+        "\t",
+        "\x1c",
+        "\x85",
+    ]
     brace = re.compile(r"{[^}]+}")
     answer = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
     layout = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
@@ -287,16 +394,19 @@ def test_canonical_replies_differ_between_rule_sets_only_on_one_pixel_overlaps()
         x1, y1 = rng.randint(200, 300), rng.randint(150, 250)
         x2, y2 = x1 + rng.randint(0, 220), y1 + rng.randint(0, 200)
         pts = [[rng.randint(x1 - 5, x2 + 5), rng.randint(y1 - 5, y2 + 5)] for _ in range(2)]
-        reply = (f'<think>The cup. It is red.</think><answer>{{"bbox": [{x1}, {y1}, {x2}, {y2}], '
-                 f'"points_1": {pts[0]}, "points_2": {pts[1]}}}</answer>')
+        reply = (
+            f'<think>The cup. It is red.</think><answer>{{"bbox": [{x1}, {y1}, {x2}, {y2}], '
+            f'"points_1": {pts[0]}, "points_2": {pts[1]}}}</answer>'
+        )
         up, rob = terms(reply, "upstream"), terms(reply, "robust")
         one_pixel = min(x2, GT_BOX[2]) == max(x1, GT_BOX[0]) or min(y2, GT_BOX[3]) == max(y1, GT_BOX[1])
         for name in ("think_format", "answer_format", "box_l1", "points"):
             assert up[name] == rob[name], (name, reply)
         if not one_pixel:
             assert up["box_iou"] == rob["box_iou"], reply
-        vr_reply = (f'<think>The cup.</think><answer>[{{"bbox_2d": [{x1}, {y1}, {x2}, {y2}], '
-                    f'"point_2d": {pts[0]}}}]</answer>')
+        vr_reply = (
+            f'<think>The cup.</think><answer>[{{"bbox_2d": [{x1}, {y1}, {x2}, {y2}], "point_2d": {pts[0]}}}]</answer>'
+        )
         up, rob = terms(vr_reply, "upstream"), terms(vr_reply, "robust")
         assert (up["vr_format"], up["vr_accuracy"]) == (rob["vr_format"], rob["vr_accuracy"]), vr_reply
 
@@ -389,10 +499,16 @@ def test_canonical_reader_returns_what_json_loads_returns():
 def test_parser_fast_path_gives_the_general_result(monkeypatch):
     import segzero_env.parsing as parsing
 
-    replies = [f"<think>{t}</think>{w}<answer>{body}</answer>"
-               for body in _canonical_bodies(1000, 2) for w in ("", " \n") for t in ("a", "a < b")]
-    replies += [f"<think>a</think><answer>{GOOD}</answer><answer>{GOOD}</answer>",
-                f"<think>a</think><answer> {GOOD}\u2003</answer>"]
+    replies = [
+        f"<think>{t}</think>{w}<answer>{body}</answer>"
+        for body in _canonical_bodies(1000, 2)
+        for w in ("", " \n")
+        for t in ("a", "a < b")
+    ]
+    replies += [
+        f"<think>a</think><answer>{GOOD}</answer><answer>{GOOD}</answer>",
+        f"<think>a</think><answer> {GOOD}\u2003</answer>",
+    ]
     fast = [parse_reply(r) for r in replies]
     monkeypatch.setattr(parsing, "_canonical_seg_zero", lambda *args: None)
     monkeypatch.setattr(parsing, "canonical_reply", lambda text: None)
@@ -416,8 +532,32 @@ def test_single_quoted_fast_path_gives_the_literal_result(monkeypatch):
     import segzero_env.parsing as parsing
 
     rng = random.Random(4)
-    atoms = ["'bbox'", "'points_1'", "'points_2'", "'a b'", "1", "-2", "3.5", "1e3", "01", "1_0", "True", "None",
-             "true", "null", "NaN", "(1, 2)", "[1, 2]", "{}", "'x]'", "''", "'it''s'", "+1", ".5", "'\\n'"]
+    atoms = [
+        "'bbox'",
+        "'points_1'",
+        "'points_2'",
+        "'a b'",
+        "1",
+        "-2",
+        "3.5",
+        "1e3",
+        "01",
+        "1_0",
+        "True",
+        "None",
+        "true",
+        "null",
+        "NaN",
+        "(1, 2)",
+        "[1, 2]",
+        "{}",
+        "'x]'",
+        "''",
+        "'it''s'",
+        "+1",
+        ".5",
+        "'\\n'",
+    ]
 
     def value(depth=0):
         roll = rng.random()
@@ -437,8 +577,10 @@ def test_single_quoted_fast_path_gives_the_literal_result(monkeypatch):
 
 
 def test_an_escaped_key_is_still_the_bbox_key():
-    reply = ('<think>a</think><answer>{"bb\\u006fx": [250, 180, 410, 330], "points_1": [300, 250], '
-             '"points_2": [360, 260]}</answer>')
+    reply = (
+        '<think>a</think><answer>{"bb\\u006fx": [250, 180, 410, 330], "points_1": [300, 250], '
+        '"points_2": [360, 260]}</answer>'
+    )
     assert sz(reply) == (1, 1, 1, 1, 1) == baseline_sz(reply)
     assert vr(reply) == baseline_vr(reply)
 
@@ -450,15 +592,19 @@ def test_fast_constructors_equal_the_dataclass_constructors():
 
     obj = ObjectAnswer((1.0, 2.0, 3.0, 4.0), ((1.0, 2.0),))
     assert ObjectAnswer.fast((1.0, 2.0, 3.0, 4.0), ((1.0, 2.0),)) == obj
-    for fields in ({}, {"failure": FailureReason.MISSING_KEY, "detail": "x", "think_format": True},
-                   {"objects": (obj,), "schema": AnswerSchema.SEG_ZERO, "strict_json": True, "n_answer_tags": 2}):
+    for fields in (
+        {},
+        {"failure": FailureReason.MISSING_KEY, "detail": "x", "think_format": True},
+        {"objects": (obj,), "schema": AnswerSchema.SEG_ZERO, "strict_json": True, "n_answer_tags": 2},
+    ):
         fast, slow = ParsedReply.fast(**fields), ParsedReply(**fields)
         assert fast == slow and repr(fast) == repr(slow) and hash(fast) == hash(slow)
         assert dataclasses.replace(fast, stop=True) == dataclasses.replace(slow, stop=True)
         with pytest.raises(dataclasses.FrozenInstanceError):
             fast.stop = True
-    inp = RewardInput.fast(reply="r", parsed=ParsedReply(), gt_box=None, gt_points=None, pred_mask=None, gt_mask=None,
-                           image_size=840)
+    inp = RewardInput.fast(
+        reply="r", parsed=ParsedReply(), gt_box=None, gt_points=None, pred_mask=None, gt_mask=None, image_size=840
+    )
     assert inp == RewardInput("r", ParsedReply(), None, None, None, None, 840)
     with pytest.raises(TypeError, match="no field"):
         ParsedReply.fast(stopp=True)
@@ -468,8 +614,10 @@ def test_fast_constructors_equal_the_dataclass_constructors():
 
 def test_generated_replies_agree_with_the_published_rules_on_two_ground_truth_objects():
     second = ((262, 190, 400, 320), (330, 255))
-    gts = (ObjectAnswer(tuple(map(float, GT_BOX)), (tuple(map(float, GT_POINTS[0])),)),
-           ObjectAnswer(tuple(map(float, second[0])), (tuple(map(float, second[1])),)))
+    gts = (
+        ObjectAnswer(tuple(map(float, GT_BOX)), (tuple(map(float, GT_POINTS[0])),)),
+        ObjectAnswer(tuple(map(float, second[0])), (tuple(map(float, second[1])),)),
+    )
     solution = baseline.vision_reasoner_solution([(GT_BOX, GT_POINTS[0]), second])
     disagreements = []
     for reply in REPLIES[1::2]:

@@ -59,23 +59,55 @@ def test_verl_row_env_id_with_a_module_is_refused_before_the_module_is_imported(
 
 def test_cli_refuses_module_names_without_allow_code(tmp_path, capsys):
     marker = tmp_path / "ran"
-    args = ["eval", "--env", "ReasonSegShapes-v0", "--env-kwargs", "split=val", "image_size=56",
-            'dataset_kwargs={"size": 2, "level": 0}', "segmenter=os:system",
-            f'segmenter_kwargs={{"command": "{_touch(marker)}"}}', "--policy", "oracle", "--no-progress"]
+    args = [
+        "eval",
+        "--env",
+        "ReasonSegShapes-v0",
+        "--env-kwargs",
+        "split=val",
+        "image_size=56",
+        'dataset_kwargs={"size": 2, "level": 0}',
+        "segmenter=os:system",
+        f'segmenter_kwargs={{"command": "{_touch(marker)}"}}',
+        "--policy",
+        "oracle",
+        "--no-progress",
+    ]
     assert segzero_main([*args, "--out", str(tmp_path / "a")]) == 1
     err = capsys.readouterr().err
     assert "segmenter 'os:system' is a 'module:attr' name" in err and "--allow-code" in err
-    policy_args = ["eval", "--env", "ReasonSegShapes-v0", "--env-kwargs", "split=val", "segmenter=box",
-                   "--policy", "os:system", "--policy-kwargs", f"command={_touch(marker)}", "--no-progress"]
+    policy_args = [
+        "eval",
+        "--env",
+        "ReasonSegShapes-v0",
+        "--env-kwargs",
+        "split=val",
+        "segmenter=box",
+        "--policy",
+        "os:system",
+        "--policy-kwargs",
+        f"command={_touch(marker)}",
+        "--no-progress",
+    ]
     assert segzero_main([*policy_args, "--out", str(tmp_path / "b")]) == 1
     assert "policy 'os:system'" in capsys.readouterr().err
     assert not marker.exists()
 
 
 def test_cli_allow_code_and_the_env_var_opt_in(tmp_path, monkeypatch):
-    args = ["eval", "--env", "ReasonSegShapes-v0", "--env-kwargs", "split=val", "image_size=56",
-            'dataset_kwargs={"size": 2, "level": 0}', f"segmenter={BOX_BY_MODULE}", "--policy", "oracle",
-            "--no-progress"]
+    args = [
+        "eval",
+        "--env",
+        "ReasonSegShapes-v0",
+        "--env-kwargs",
+        "split=val",
+        "image_size=56",
+        'dataset_kwargs={"size": 2, "level": 0}',
+        f"segmenter={BOX_BY_MODULE}",
+        "--policy",
+        "oracle",
+        "--no-progress",
+    ]
     assert segzero_main([*args, "--out", str(tmp_path / "refused")]) == 1
     assert segzero_main([*args, "--allow-code", "--out", str(tmp_path / "allowed")]) == 0
     assert not code_allowed()  # the flag does not outlive the command

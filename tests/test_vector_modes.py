@@ -153,7 +153,7 @@ def test_readme_states_the_autoreset_defaults_the_code_has():
 
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
     assert 'resets finished episodes in the same step (`autoreset_mode="SameStep"`, the default)' in readme
-    assert "Gymnasium's own `\"sync\"` and `\"async\"` modes default to next-step autoreset" in readme
+    assert 'Gymnasium\'s own `"sync"` and `"async"` modes default to next-step autoreset' in readme
     default = inspect.signature(GroupVectorEnv).parameters["autoreset_mode"].default
     sync_default = inspect.signature(gym.vector.SyncVectorEnv).parameters["autoreset_mode"].default
     assert default == gym.vector.AutoresetMode.SAME_STEP and sync_default == gym.vector.AutoresetMode.NEXT_STEP

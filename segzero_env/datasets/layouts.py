@@ -9,8 +9,7 @@ from __future__ import annotations
 from segzero_env.datasets.errors import DatasetError
 
 EXPECTED_LAYOUTS: dict[str, str] = {
-    "reasonseg": "<root>/{train,val,test}/<name>.jpg beside <name>.json (LISA's ReasonSeg), "
-    "with data_root=<root>",
+    "reasonseg": "<root>/{train,val,test}/<name>.jpg beside <name>.json (LISA's ReasonSeg), with data_root=<root>",
     "reasonseg-hf": "a save_to_disk folder or parquet files (e.g. data/test-00000-of-00001.parquet) with the "
     "columns image, text, mask, image_id, ann_id, img_height, img_width",
     "refcoco": "<root>/refcoco/refs(unc).p and <root>/refcoco/instances.json, images in "

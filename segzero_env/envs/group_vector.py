@@ -141,9 +141,7 @@ class GroupVectorEnv(VectorEnv):
     def _reset_block(self, block: int, sample_id: str | None) -> None:
         lead = self.envs[block * self.group_size]
         options = None if sample_id is None else {"sample_id": sample_id}
-        episode = make_episode(
-            lead.dataset[lead._sample_index(options)], lead.image_size, lead.max_query_length
-        )
+        episode = make_episode(lead.dataset[lead._sample_index(options)], lead.image_size, lead.max_query_length)
         for env in self.envs[block * self.group_size : (block + 1) * self.group_size]:
             env.begin_episode(episode)
 
@@ -221,9 +219,7 @@ class GroupVectorEnv(VectorEnv):
     def _members(self, block: int) -> range:
         return range(block * self.group_size, (block + 1) * self.group_size)
 
-    def step(
-        self, actions: Sequence[Any]
-    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: Sequence[Any]) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Score every reply in one batched segmenter call; finished blocks reset as ``autoreset_mode`` says."""
         actions = list(actions)
         if len(actions) != self.num_envs:

@@ -95,8 +95,11 @@ def merge_reply(parsed: ParsedReply, state: TurnState) -> MergedReply:
         return MergedReply(parsed, changed=False)
     previous = state.objects[0] if state.objects else None
     refinement = parsed.refinement
-    if refinement is not None and refinement.box is None and not refinement.positive_points and not (
-        refinement.negative_points
+    if (
+        refinement is not None
+        and refinement.box is None
+        and not refinement.positive_points
+        and not (refinement.negative_points)
     ):
         # A bare stop: keep the current answer (scored for its format) and its mask.
         return MergedReply(dataclasses.replace(parsed, objects=state.objects), changed=False)
@@ -126,9 +129,7 @@ def merge_reply(parsed: ParsedReply, state: TurnState) -> MergedReply:
     return MergedReply(dataclasses.replace(parsed, objects=objects), changed=True, mask_inputs=mask_inputs)
 
 
-def expected_schema(
-    parsed: ParsedReply, turn: int, first_turn: AnswerSchema = AnswerSchema.SEG_ZERO
-) -> AnswerSchema:
+def expected_schema(parsed: ParsedReply, turn: int, first_turn: AnswerSchema = AnswerSchema.SEG_ZERO) -> AnswerSchema:
     """The schema ``answer_format`` rewards: the template's on turn 1; it or the refinement grammar later."""
     if turn > 0 and parsed.schema is AnswerSchema.REFINE:
         return AnswerSchema.REFINE

@@ -64,7 +64,7 @@ def _bad_json(what: str, key: str, raw: str, err: json.JSONDecodeError) -> str:
     try:
         return f"{message}; did you mean {key}='{json.dumps(json.loads(quoted))}'?"
     except json.JSONDecodeError:
-        return f"{message}; write keys and strings in double quotes: {key}='{{\"name\": \"value\"}}'"
+        return f'{message}; write keys and strings in double quotes: {key}=\'{{"name": "value"}}\''
 
 
 def _common_arguments(parser: argparse.ArgumentParser, names: dict[str, list[str]]) -> None:
@@ -89,9 +89,7 @@ def _common_arguments(parser: argparse.ArgumentParser, names: dict[str, list[str
         "--save-overlays", type=int, default=0, metavar="K", help="write K overlay pictures and an IoU histogram"
     )
     parser.add_argument("--batch-size", type=int, default=1, help="samples per policy call and per env step")
-    parser.add_argument(
-        "--metric", choices=("lisa", "seg-zero"), default="lisa", help="IoU definition (default: lisa)"
-    )
+    parser.add_argument("--metric", choices=("lisa", "seg-zero"), default="lisa", help="IoU definition (default: lisa)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the policy and env resets")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(

@@ -54,7 +54,7 @@ _CORPUS_LINES: tuple[str, ...] = (
     "Output the one bbox and points of two largest inscribed circles inside the interested object in JSON format.",
     "i.e., <think> thinking process here </think>",
     "<answer>{'bbox': [10,100,200,210], 'points_1': [30,110], 'points_2': [35,180]}</answer>",
-    '<think> The blue square is at the top left of the image. </think> '
+    "<think> The blue square is at the top left of the image. </think> "
     '<answer>{"bbox": [12, 8, 40, 33], "points_1": [20, 15], "points_2": [30, 25]}</answer>',
     '<answer>[{"bbox_2d": [1, 2, 30, 44], "point_2d": [15, 20]}]</answer>',
     "the green triangle, the yellow star, the largest shape, the object on the right, the smallest one",

@@ -458,8 +458,12 @@ def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coo
         if fast:
             b0, b1, b2, b3 = box
             fast = (
-                _is_number(b0) and _is_number(b1) and _is_number(b2) and _is_number(b3)
-                and _is_number(point[0]) and _is_number(point[1])
+                _is_number(b0)
+                and _is_number(b1)
+                and _is_number(b2)
+                and _is_number(b3)
+                and _is_number(point[0])
+                and _is_number(point[1])
             )
             all_bool = all_bool and type(b0) is bool and type(b1) is bool and type(b2) is bool and type(b3) is bool
         boxes.append(box)
