@@ -88,6 +88,13 @@ class Args:
     tiny_hidden: int = field(
         default=32, metadata={"help": "Hidden size of the 'tiny' model (32 keeps CPU steps sub-second)."}
     )
+    tiny_patch_size: int = field(
+        default=14,
+        metadata={
+            "help": "'tiny' model only: vision patch side in pixels (2x2 patches make one image token; "
+            "28 gives a 56 px image one token that sees the whole image, which it learns to localise from faster)."
+        },
+    )
     tiny_compact_tokenizer: bool = field(
         default=False,
         metadata={
@@ -550,6 +557,7 @@ def _train(args: Args) -> dict[str, Any]:
         dtype=args.dtype,
         seed=args.seed,
         tiny_hidden=args.tiny_hidden,
+        tiny_patch_size=args.tiny_patch_size,
         tiny_compact_max_coordinate=args.image_size if args.tiny_compact_tokenizer else None,
         attn_implementation=args.attn_implementation,
         use_lora=args.use_lora,

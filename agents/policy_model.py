@@ -51,6 +51,7 @@ def load_policy(
     dtype: str = "auto",
     seed: int = 0,
     tiny_hidden: int = 32,
+    tiny_patch_size: int = 14,
     tiny_compact_max_coordinate: int | None = None,
     attn_implementation: str | None = None,
     use_lora: bool = False,
@@ -70,6 +71,7 @@ def load_policy(
         dtype: ``"auto"``, ``"bfloat16"`` or ``"float32"`` (see :func:`resolve_dtype`).
         seed: Weight seed of the tiny model.
         tiny_hidden: Hidden size of the tiny model.
+        tiny_patch_size: Vision patch side of the tiny model, in pixels.
         tiny_compact_max_coordinate: Give the tiny model the compact tokenizer (one token per
             coordinate below this, the image side; see :func:`segzero_env.hf.tiny.build_tiny_qwen25vl`).
         attn_implementation: ``"sdpa"``, ``"flash_attention_2"`` or ``None`` (transformers' default).
@@ -90,7 +92,10 @@ def load_policy(
         from segzero_env.hf.tiny import build_tiny_qwen25vl
 
         model, processor = build_tiny_qwen25vl(
-            seed=seed, hidden=tiny_hidden, compact_max_coordinate=tiny_compact_max_coordinate
+            seed=seed,
+            hidden=tiny_hidden,
+            compact_max_coordinate=tiny_compact_max_coordinate,
+            patch_size=tiny_patch_size,
         )
         model = model.to(dtype=torch_dtype)
     else:

@@ -109,6 +109,7 @@ def run_trl(args: Any) -> dict[str, Any]:
         device=accelerator.device,
         seed=args.seed,
         tiny_hidden=args.tiny_hidden,
+        tiny_patch_size=args.tiny_patch_size,
         tiny_compact_max_coordinate=args.image_size,
         kl_coef=0.0,
     )
@@ -202,6 +203,7 @@ def make_warm_start(args: Any, path: Path) -> str:
     accelerator = Accelerator(cpu=True)
     bundle = load_policy(
         "tiny", device=accelerator.device, seed=args.seed, tiny_hidden=args.tiny_hidden,
+        tiny_patch_size=args.tiny_patch_size,
         tiny_compact_max_coordinate=args.image_size, kl_coef=0.0,
     )  # fmt: skip
     envs = make_envs(args, args.prompts_per_step * args.group_size, args.group_size, args.split, None, None)
@@ -438,7 +440,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     eval_every = ns.eval_every or preset["eval_every"]
     eval_samples = ns.eval_samples or preset["eval_samples"]
     runs_dir = Path(ns.runs_dir or tempfile.mkdtemp(prefix="grpo_learning_"))
-    command = "python benchmarks/grpo_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    shown = list(argv if argv is not None else sys.argv[1:])
+    if "--runs-dir" in shown:  # where the scratch folders went is no part of the result
+        at = shown.index("--runs-dir")
+        del shown[at : at + 2]
+    command = " ".join(["python benchmarks/grpo_learning.py", *shown])
     setup = (
         f"Preset `tiny-learn`, {steps} GRPO steps of {preset['prompts_per_step']} prompts x "
         f"{preset['group_size']} replies, lr {preset['learning_rate']}, box segmenter, {eval_samples} held-out "

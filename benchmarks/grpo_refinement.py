@@ -76,6 +76,7 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
     accelerator = Accelerator(cpu=True)
     bundle = load_policy(
         "tiny", device=accelerator.device, seed=args.seed, tiny_hidden=args.tiny_hidden,
+        tiny_patch_size=args.tiny_patch_size,
         tiny_compact_max_coordinate=args.image_size, kl_coef=0.0,
     )  # fmt: skip
     g = args.group_size

@@ -129,7 +129,11 @@ def _train_tokenizer(vocab_size: int, compact_max_coordinate: int | None = None)
 
 
 def build_tiny_qwen25vl(
-    seed: int = 0, hidden: int = 64, vocab_size: int | None = None, compact_max_coordinate: int | None = None
+    seed: int = 0,
+    hidden: int = 64,
+    vocab_size: int | None = None,
+    compact_max_coordinate: int | None = None,
+    patch_size: int = 14,
 ) -> tuple[Any, Any]:
     """Build a random-weight Qwen2.5-VL model and its processor, with no network access.
 
@@ -142,11 +146,13 @@ def build_tiny_qwen25vl(
         compact_max_coordinate: Train a compact tokenizer in which every integer below this (the
             image side) is one token and the Seg-Zero prompt and reply text merge into few tokens
             (see :func:`_train_tokenizer`); ``None`` keeps Qwen's one-digit-per-token split.
+        patch_size: Vision patch side in pixels; 2 x 2 patches merge into one image token, so
+            images pass through unresized when their sides are multiples of ``2 * patch_size``.
 
     Returns:
         ``(model, processor)``: a ``Qwen2_5_VLForConditionalGeneration`` in eval mode on CPU in
         float32, and a ``Qwen2_5_VLProcessor`` whose images pass through unresized when their sides
-        are multiples of 28 between 56 and 840 px.
+        are multiples of ``2 * patch_size`` between 56 and 840 px.
 
     Raises:
         ValueError: If ``hidden`` is not a positive multiple of 16.
@@ -191,7 +197,7 @@ def build_tiny_qwen25vl(
             "intermediate_size": hidden * 2,
             "num_heads": num_heads,
             "out_hidden_size": hidden,
-            "patch_size": 14,
+            "patch_size": patch_size,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
             "window_size": 112,
@@ -210,7 +216,7 @@ def build_tiny_qwen25vl(
 
     pixel_range = {"min_pixels": 28 * 28, "max_pixels": 840 * 840}
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixel_range),
+        image_processor=Qwen2VLImageProcessor(patch_size=patch_size, merge_size=2, **pixel_range),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(**pixel_range),
         chat_template=CHAT_TEMPLATE,
