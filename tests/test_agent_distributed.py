@@ -8,12 +8,12 @@ processes through MPI), so the test uses the torchrun-style launcher (``--multi_
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from local_ports import free_port
 from segzero_agents.grpo import scheduled_sample_ids
 from segzero_agents.presets import PRESETS
 
@@ -26,19 +26,12 @@ G = PRESETS["tiny-cpu"]["group_size"]
 SEED = 42  # Args' default
 
 
-def _free_port() -> int:
-    # the shared machine may run other distributed jobs on accelerate's default port 29500
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(output_dir: Path, *extra: str) -> dict:
     """Run the trainer on 2 CPU processes; return the summary the main process prints last."""
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", str(WORLD), "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
         str(ROOT / "examples/train_grpo.py"),
         "--preset", "tiny-cpu", "--warm-start-steps", "60", "--warm-start-lr", "1e-2",
         "--steps", "2", "--save-every", "1", "--keep-last", "0", "--log-replies-every", "0",

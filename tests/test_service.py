@@ -24,6 +24,7 @@ pytest.importorskip("ray.serve")
 psutil = pytest.importorskip("psutil")
 
 import ray  # noqa: E402
+from local_ports import free_port  # noqa: E402
 from ray import serve  # noqa: E402
 
 import segzero_env  # noqa: E402, F401
@@ -38,16 +39,10 @@ SAM_KWARGS = {"model": "tiny", "random_weights": True, "device": "cpu"}
 SAM_ENV = {"segmenter": "sam2", "segmenter_kwargs": SAM_KWARGS, "image_size": 56}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service():
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    port = _free_port()
+    port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -20,6 +20,8 @@ import pytest
 pytest.importorskip("ray.serve")
 psutil = pytest.importorskip("psutil")
 
+from local_ports import free_port  # noqa: E402
+
 import segzero_env  # noqa: E402, F401
 from segzero_env.answers import format_reply  # noqa: E402
 from segzero_env.service.client import ScorerClient, ServiceError  # noqa: E402
@@ -28,15 +30,9 @@ TOKEN = "cli-token"
 ENV_KWARGS = {"segmenter": "box", "image_size": 56}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served():
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable, "-m", "segzero_env.cli", "serve",
         "--env-kwargs", "segmenter=box", "image_size=56",
@@ -135,7 +131,7 @@ def test_serve_openenv_command_resets_steps_and_stops_on_sigterm(local_env):
     pytest.importorskip("openenv.core")
     from segzero_env.service.openenv_env import ReasonSegAction, ReasonSegEnvClient
 
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable, "-m", "segzero_env.cli", "serve-openenv",
         "--env-kwargs", "segmenter=box", "image_size=56", "--host", "127.0.0.1", "--port", str(port),
