@@ -84,3 +84,21 @@ def test_saved_compact_tiny_model_reloads_with_its_own_tokenization(tmp_path):
     assert reloaded.tokenizer(text).input_ids == expected
     policy = HFPolicy(model=str(tmp_path), device="cpu")
     assert policy.processor.tokenizer(text).input_ids == expected
+
+
+@pytest.mark.parametrize(("patch", "tokens"), [(14, 4), (28, 1)])
+def test_patch_size_sets_the_image_tokens_and_survives_a_reload(patch, tokens, tmp_path):
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    model, processor = build_tiny_qwen25vl(seed=0, hidden=32, patch_size=patch)
+    image = np.random.default_rng(1).integers(0, 255, (56, 56, 3), dtype=np.uint8)
+    batch = batch_inputs(processor, [image], ["the red circle"])
+    assert int((batch["input_ids"] == model.config.image_token_id).sum()) == tokens
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    reloaded = AutoProcessor.from_pretrained(tmp_path)
+    again = batch_inputs(reloaded, [image], ["the red circle"])
+    assert torch.equal(batch["pixel_values"], again["pixel_values"])
+    model2 = Qwen2_5_VLForConditionalGeneration.from_pretrained(tmp_path)
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, model2(**again).logits)
