@@ -66,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 56,
         "dataset_kwargs": '{"level": 0}',
         # supervised steps on jittered oracle replies: the format, but only rough localisation
-        # (held-out gIoU about 0.13, below the best image-blind box, 0.21)
+        # (held-out gIoU 0.13-0.43 depending on the seed; one fixed box scores 0.21)
         "warm_start_steps": 1000,
         "warm_start_lr": 1e-3,
         "warm_start_jitter": 0.1,
@@ -113,7 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 PRESET_SUMMARIES: dict[str, str] = {
     "tiny-cpu": "fast plumbing check on CPU (seconds; it does not learn: use tiny-learn for that)",
-    "tiny-learn": "the CPU learning setting of benchmarks/grpo_learning.py (about 8 minutes a run on one core; "
+    "tiny-learn": "the CPU learning setting of benchmarks/grpo_learning.py (about 7 minutes a run; "
     "held-out gains in benchmarks/results/grpo_learning.md)",
     "qwen2.5-vl-3b-lora-1gpu": "Qwen2.5-VL-3B, LoRA, one GPU, SAM2",
     "qwen2.5-vl-3b-full-8gpu": "Seg-Zero's recipe: Qwen2.5-VL-3B, full fine-tuning, 8 GPUs, SAM2",
