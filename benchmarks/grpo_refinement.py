@@ -157,10 +157,11 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         "",
         *sorted({f"    nice -n 5 {r['command']}" for r in rows}),
         "",
-        f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level 0, 56 px, box segmenter), K = {turns} turns at "
+        f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level 0, 56 px as one image token, 16 prompts a step, "
+        f"box segmenter), K = {turns} turns at "
         "evaluation, greedy replies on the first val samples. Mean ± sd over seeds; `start` is the shared "
         "warm-started policy before any GRPO step. Seconds per step were measured on a shared 2-core machine "
-        "(8 jobs): compare them only as ratios.",
+        "with other jobs running: compare them only as ratios.",
         "",
         "| policy | seeds | steps | start turn 1 | start last turn | turn 1 | last turn | last - turn 1 | s/step |",
         "|---|---|---|---|---|---|---|---|---|",
