@@ -38,7 +38,7 @@ from segzero_agents.evaluation import evaluate
 from segzero_agents.grpo_math import group_advantages, grpo_loss, shuffle_within_groups
 from segzero_agents.metrics_logger import MetricsLogger
 from segzero_agents.multiturn_rollout import evaluate_refinement, refinement_train_step
-from segzero_agents.policy_model import load_policy
+from segzero_agents.policy_model import PolicyBundle, load_policy
 from segzero_agents.rollout import Rollout, reply_log_probs, sample_replies, select_rows, vision_token_ids
 from segzero_agents.run_folder import open_run_folder
 
@@ -526,6 +526,27 @@ def _step_metrics(columns: list[str], table: np.ndarray, group_size: int) -> dic
     return metrics
 
 
+def policy_from_args(args: Args, device: torch.device) -> PolicyBundle:
+    """The policy, its processor and its reference as the run's arguments describe them (fresh weights)."""
+    return load_policy(
+        args.model_name_or_path,
+        device=device,
+        dtype=args.dtype,
+        seed=args.seed,
+        tiny_hidden=args.tiny_hidden,
+        tiny_patch_size=args.tiny_patch_size,
+        tiny_compact_max_coordinate=args.image_size if args.tiny_compact_tokenizer else None,
+        attn_implementation=args.attn_implementation,
+        use_lora=args.use_lora,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        gradient_checkpointing=args.gradient_checkpointing and device.type == "cuda",
+        freeze_vision_tower=args.freeze_vision_tower,
+        kl_coef=args.kl_coef,
+    )
+
+
 def train(args: Args) -> dict[str, Any]:
     """Train; returns a summary (last metrics, peak memory, seconds per step, output folder)."""
     if args.allow_code:
@@ -551,23 +572,7 @@ def _train(args: Args) -> dict[str, Any]:
     # before anything is loaded or written: one run per folder, and a resume keeps its settings
     resume_from = open_run_folder(accelerator, asdict(args))
 
-    bundle = load_policy(
-        args.model_name_or_path,
-        device=device,
-        dtype=args.dtype,
-        seed=args.seed,
-        tiny_hidden=args.tiny_hidden,
-        tiny_patch_size=args.tiny_patch_size,
-        tiny_compact_max_coordinate=args.image_size if args.tiny_compact_tokenizer else None,
-        attn_implementation=args.attn_implementation,
-        use_lora=args.use_lora,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        gradient_checkpointing=args.gradient_checkpointing and device.type == "cuda",
-        freeze_vision_tower=args.freeze_vision_tower,
-        kl_coef=args.kl_coef,
-    )
+    bundle = policy_from_args(args, device)
     processor = bundle.processor
     if args.init_state_dict:
         state = torch.load(args.init_state_dict, map_location=device, weights_only=True)

@@ -93,8 +93,7 @@ def run_trl(args: Any) -> dict[str, Any]:
     import torch
     from accelerate import Accelerator
     from segzero_agents.evaluation import evaluate
-    from segzero_agents.grpo import make_envs, run_warm_start, scheduled_sample_ids, seed_everything
-    from segzero_agents.policy_model import load_policy
+    from segzero_agents.grpo import make_envs, policy_from_args, run_warm_start, scheduled_sample_ids, seed_everything
     from segzero_agents.rollout import vision_token_ids
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -104,15 +103,7 @@ def run_trl(args: Any) -> dict[str, Any]:
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     seed_everything(args.seed)
     accelerator = Accelerator(cpu=True)
-    bundle = load_policy(
-        "tiny",
-        device=accelerator.device,
-        seed=args.seed,
-        tiny_hidden=args.tiny_hidden,
-        tiny_patch_size=args.tiny_patch_size,
-        tiny_compact_max_coordinate=args.image_size,
-        kl_coef=0.0,
-    )
+    bundle = policy_from_args(args, accelerator.device)
     model, processor = bundle.model, bundle.processor
     if args.init_state_dict:
         model.load_state_dict(torch.load(args.init_state_dict, weights_only=True))
@@ -195,17 +186,12 @@ def make_warm_start(args: Any, path: Path) -> str:
     """Run the preset's warm start once and save the policy's state dict (shared by every arm of a seed)."""
     import torch
     from accelerate import Accelerator
-    from segzero_agents.grpo import make_envs, run_warm_start, seed_everything
-    from segzero_agents.policy_model import load_policy
+    from segzero_agents.grpo import make_envs, policy_from_args, run_warm_start, seed_everything
 
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     seed_everything(args.seed)
     accelerator = Accelerator(cpu=True)
-    bundle = load_policy(
-        "tiny", device=accelerator.device, seed=args.seed, tiny_hidden=args.tiny_hidden,
-        tiny_patch_size=args.tiny_patch_size,
-        tiny_compact_max_coordinate=args.image_size, kl_coef=0.0,
-    )  # fmt: skip
+    bundle = policy_from_args(args, accelerator.device)
     envs = make_envs(args, args.prompts_per_step * args.group_size, args.group_size, args.split, None, None)
     losses = run_warm_start(
         args, accelerator, bundle.model, bundle.processor, envs, list(envs.envs[0].dataset.sample_ids)

@@ -66,19 +66,14 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
     warm start.
     """
     from accelerate import Accelerator
-    from segzero_agents.grpo import make_envs, scheduled_sample_ids, seed_everything
-    from segzero_agents.policy_model import load_policy
+    from segzero_agents.grpo import make_envs, policy_from_args, scheduled_sample_ids, seed_everything
     from segzero_agents.presets import parse_args
     from segzero_agents.warm_start import oracle_reply, warm_start
 
     args = parse_args(_preset_argv(seed, opts))
     seed_everything(args.seed)
     accelerator = Accelerator(cpu=True)
-    bundle = load_policy(
-        "tiny", device=accelerator.device, seed=args.seed, tiny_hidden=args.tiny_hidden,
-        tiny_patch_size=args.tiny_patch_size,
-        tiny_compact_max_coordinate=args.image_size, kl_coef=0.0,
-    )  # fmt: skip
+    bundle = policy_from_args(args, accelerator.device)
     g = args.group_size
     envs = make_envs(args, args.prompts_per_step * g, g, args.split, args.dataset, args.data_root)
     all_ids = list(envs.envs[0].dataset.sample_ids)

@@ -1,8 +1,9 @@
 """``segzero serve`` as a user runs it: a subprocess on 127.0.0.1, scored through the client and an env.
 
-The test starts the command itself, waits for ``/health``, scores through :class:`ScorerClient`
-and through ``gym.make(..., segmenter=URL)``, then stops it with SIGTERM sent to the pid it
-started, and checks that the command shut its Ray cluster down (no process it started is left).
+The test starts the command itself, waits for the line it prints once it is up, checks
+``/health``, scores through :class:`ScorerClient` and through ``gym.make(..., segmenter=URL)``,
+then stops it with SIGTERM sent to the pid it started, and checks that the command shut its Ray
+cluster down (no process it started is left).
 """
 
 import os

@@ -128,6 +128,10 @@ def _train_tokenizer(vocab_size: int, compact_max_coordinate: int | None = None)
     return tokenizer
 
 
+MERGE_SIZE = 2
+"""Vision patches merged into one image token along each side (the model and its processor must agree)."""
+
+
 def build_tiny_qwen25vl(
     seed: int = 0,
     hidden: int = 64,
@@ -198,7 +202,7 @@ def build_tiny_qwen25vl(
             "num_heads": num_heads,
             "out_hidden_size": hidden,
             "patch_size": patch_size,
-            "spatial_merge_size": 2,
+            "spatial_merge_size": MERGE_SIZE,
             "temporal_patch_size": 2,
             "window_size": 112,
             "fullatt_block_indexes": [1],
@@ -216,7 +220,7 @@ def build_tiny_qwen25vl(
 
     pixel_range = {"min_pixels": 28 * 28, "max_pixels": 840 * 840}
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(patch_size=patch_size, merge_size=2, **pixel_range),
+        image_processor=Qwen2VLImageProcessor(patch_size=patch_size, merge_size=MERGE_SIZE, **pixel_range),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(**pixel_range),
         chat_template=CHAT_TEMPLATE,
