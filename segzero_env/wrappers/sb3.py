@@ -126,6 +126,39 @@ def query_film_policy_kwargs(**extractor_kwargs: Any) -> dict[str, Any]:
     return {"features_extractor_class": QueryFiLMExtractor, "features_extractor_kwargs": dict(extractor_kwargs)}
 
 
+def query_attention_policy_kwargs(**extractor_kwargs: Any) -> dict[str, Any]:
+    """``policy_kwargs`` for :class:`~segzero_env.wrappers.query_attention.BoxHeadPolicy` with the query-attention CNN.
+
+    The features extractor is :class:`~segzero_env.wrappers.query_attention.QueryAttentionExtractor` (key
+    vectors from the query's words matched against every pixel, each heat map read out as a box). The
+    actor's head sits directly on its features (``net_arch["pi"] == []``) so that ``BoxHeadPolicy`` can
+    start the action at the query's box; the critic gets its own extractor and a ``[64, 64]`` MLP, and
+    SB3's orthogonal initialisation is off so the copied head is kept. Pair it with
+    ``make_sb3_env(..., query_encoding="token-ids")`` and pass ``BoxHeadPolicy`` as the policy.
+
+    Example:
+        >>> from stable_baselines3 import PPO
+        >>> from segzero_env.wrappers import BoxHeadPolicy
+        >>> env = make_sb3_env("ReasonSegShapes-v0", image_size=64, segmenter="box", query_encoding="token-ids",
+        ...                    dataset_kwargs={"level": 1, "size": 8})
+        >>> model = PPO(BoxHeadPolicy, env, policy_kwargs=query_attention_policy_kwargs(channels=8), device="cpu")
+        >>> type(model.policy.features_extractor).__name__
+        'QueryAttentionExtractor'
+
+    Args:
+        **extractor_kwargs: Arguments of the extractor (``channels``, ``heads``, ``temperature``).
+    """
+    from segzero_env.wrappers.query_attention import QueryAttentionExtractor
+
+    return {
+        "features_extractor_class": QueryAttentionExtractor,
+        "features_extractor_kwargs": dict(extractor_kwargs),
+        "net_arch": {"pi": [], "vf": [64, 64]},
+        "ortho_init": False,
+        "share_features_extractor": False,
+    }
+
+
 def _image_like_keys(space: spaces.Dict) -> tuple[str, ...]:
     # Every uint8 map the size of the image (e.g. a previous-mask key of refinement episodes) is resized with it.
     image = space.spaces["image"]
