@@ -6,35 +6,15 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from query_tasks import SPACE, VOCAB, token_id_env, two_blob_batch
 from stable_baselines3 import PPO
 from stable_baselines3.common.preprocessing import preprocess_obs
 
 from segzero_env.wrappers import (
     BoxHeadPolicy,
     QueryAttentionExtractor,
-    make_sb3_env,
     query_attention_policy_kwargs,
 )
-
-VOCAB = 4  # 0 padding, 1 unknown, 2 "red", 3 "blue"
-RED, BLUE = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
-SPACE = spaces.Dict({"image": spaces.Box(0, 255, (3, 16, 16), np.uint8), "query": spaces.MultiDiscrete([VOCAB] * 2)})
-
-
-def _two_blob_batch(rng: np.random.Generator, n: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """A red and a blue 4x4 blob at random columns; the query names one; the answer is its centre x in [-1, 1]."""
-    images = np.zeros((n, 3, 16, 16), dtype=np.float32)
-    ids = rng.integers(2, 4, n)
-    answers = np.zeros(n, dtype=np.float32)
-    for i in range(n):
-        xs = rng.choice(np.arange(0, 13, 4), 2, replace=False)
-        for colour, x in zip((RED, BLUE), xs, strict=True):
-            images[i, :, 6:10, x : x + 4] = np.asarray(colour, dtype=np.float32)[:, None, None]
-        answers[i] = (xs[0] if ids[i] == 2 else xs[1]) + 1.5
-    query = torch.nn.functional.one_hot(torch.as_tensor(np.stack([ids, np.zeros(n, int)], 1)), VOCAB)
-    return {"image": torch.as_tensor(images), "query": query.reshape(n, -1).float()}, torch.as_tensor(
-        answers / 15 * 2 - 1
-    )
 
 
 def test_the_query_words_move_the_box_to_the_object_they_name():
@@ -45,12 +25,12 @@ def test_the_query_words_move_the_box_to_the_object_they_name():
     optimiser = torch.optim.Adam(extractor.parameters(), lr=1e-2)
     rng = np.random.default_rng(0)
     for _ in range(150):
-        observations, answers = _two_blob_batch(rng, 32)
+        observations, answers = two_blob_batch(rng, 32)
         loss = torch.nn.functional.mse_loss(extractor(observations)[:, 0], answers)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    observations, answers = _two_blob_batch(np.random.default_rng(1), 256)
+    observations, answers = two_blob_batch(np.random.default_rng(1), 256)
     with torch.no_grad():
         error = torch.nn.functional.mse_loss(extractor(observations)[:, 0], answers).item()
     # Ignoring the query, the best guess is the midpoint of the two blobs: MSE about 0.14 here.
@@ -65,10 +45,7 @@ def test_padding_is_not_a_word():
 
 def test_the_policy_starts_at_the_extractors_box_and_trains():
     torch.set_num_threads(1)
-    env = make_sb3_env(
-        "ReasonSegShapes-v0", image_size=64, segmenter="box", query_encoding="token-ids",
-        dataset_kwargs={"level": 1, "size": 32},
-    )  # fmt: skip
+    env = token_id_env(32)
     model = PPO(
         BoxHeadPolicy, env, n_steps=32, batch_size=16, n_epochs=1, seed=0, device="cpu",
         policy_kwargs=query_attention_policy_kwargs(channels=8, heads=2),
@@ -96,10 +73,7 @@ def test_a_bag_of_words_query_is_refused_with_the_fix():
 
 
 def test_box_head_policy_refuses_a_hidden_actor_layer():
-    env = make_sb3_env(
-        "ReasonSegShapes-v0", image_size=64, segmenter="box", query_encoding="token-ids",
-        dataset_kwargs={"level": 1, "size": 4},
-    )  # fmt: skip
+    env = token_id_env(4)
     kwargs = {**query_attention_policy_kwargs(channels=4, heads=1), "net_arch": {"pi": [2], "vf": [8]}}
     with pytest.raises(ValueError, match="net_arch"):
         PPO(BoxHeadPolicy, env, n_steps=8, batch_size=8, device="cpu", policy_kwargs=kwargs)

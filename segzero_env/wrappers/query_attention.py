@@ -32,14 +32,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from segzero_env.wrappers.query_film import spatial_soft_argmax
+from segzero_env.wrappers.query_film import image_space_of, spatial_soft_argmax, token_id_shape
 
 BOX_FEATURES = 4
 """The first features of :class:`QueryAttentionExtractor`: the query's box as a ``center-size`` action."""
@@ -51,6 +50,7 @@ class QueryAttentionExtractor(BaseFeaturesExtractor):
     """Heat maps of where the query's words match the image, read out as boxes (see the module docstring).
 
     Example:
+        >>> import numpy as np
         >>> space = spaces.Dict({"image": spaces.Box(0, 255, (3, 32, 32), np.uint8),
         ...                      "query": spaces.MultiDiscrete([9] * 4)})
         >>> extractor = QueryAttentionExtractor(space, channels=8, heads=2)
@@ -80,25 +80,21 @@ class QueryAttentionExtractor(BaseFeaturesExtractor):
         image_key: str = "image",
         query_key: str = "query",
     ) -> None:
-        image_space = observation_space.spaces.get(image_key)
+        image_space = image_space_of(observation_space, image_key, "QueryAttentionExtractor")
         query_space = observation_space.spaces.get(query_key)
-        if not isinstance(image_space, spaces.Box) or len(image_space.shape) != 3:
-            raise ValueError(f"QueryAttentionExtractor needs a {image_key!r} image Box (C, H, W), got {image_space}")
         if not isinstance(query_space, spaces.MultiDiscrete):
             raise ValueError(
                 f"QueryAttentionExtractor needs a {query_key!r} MultiDiscrete space of token ids; build the env "
                 f"with make_sb3_env(..., query_encoding='token-ids'), got {query_space}"
             )
-        nvec = np.asarray(query_space.nvec).reshape(-1)
-        if len(set(nvec.tolist())) != 1:
-            raise ValueError(f"token-id queries need one vocabulary size for every position, got {nvec}")
+        max_tokens, vocab_size = token_id_shape(query_space)
         if heads < 1 or channels < 1 or temperature <= 0:
             raise ValueError(
                 f"heads and channels must be >= 1 and temperature > 0, got {heads}, {channels}, {temperature}"
             )
         super().__init__(observation_space, BOX_FEATURES + heads + BOX_FEATURES * heads)
         self.image_key, self.query_key = image_key, query_key
-        self.max_tokens, self.vocab_size = len(nvec), int(nvec[0])
+        self.max_tokens, self.vocab_size = max_tokens, vocab_size
         self.heads, self.channels = heads, channels
         self.cnn = nn.Sequential(
             nn.Conv2d(image_space.shape[0], channels, 4, stride=2, padding=1),

@@ -88,6 +88,22 @@ def spatial_soft_argmax(features: torch.Tensor) -> torch.Tensor:
     return torch.stack([mean_x, mean_y, std_x, std_y], dim=-1).reshape(batch, 4 * channels)
 
 
+def image_space_of(observation_space: spaces.Dict, key: str, owner: str) -> spaces.Box:
+    """The channel-first image ``Box`` under ``key``; a ``ValueError`` naming ``owner`` when there is none."""
+    image_space = observation_space.spaces.get(key)
+    if not isinstance(image_space, spaces.Box) or len(image_space.shape) != 3:
+        raise ValueError(f"{owner} needs a {key!r} image Box (C, H, W), got {image_space}")
+    return image_space
+
+
+def token_id_shape(query_space: spaces.MultiDiscrete) -> tuple[int, int]:
+    """``(max_tokens, vocab_size)`` of a token-id query space; ``ValueError`` when positions differ in size."""
+    nvec = np.asarray(query_space.nvec).reshape(-1)
+    if len(set(nvec.tolist())) != 1:
+        raise ValueError(f"token-id queries need one vocabulary size for every position, got {nvec}")
+    return len(nvec), int(nvec[0])
+
+
 class QueryFiLMExtractor(BaseFeaturesExtractor):
     """Features of an ``image`` + ``query`` observation, the CNN modulated by the query (FiLM).
 
@@ -136,10 +152,8 @@ class QueryFiLMExtractor(BaseFeaturesExtractor):
         image_key: str = "image",
         query_key: str = "query",
     ) -> None:
-        image_space = observation_space.spaces.get(image_key)
+        image_space = image_space_of(observation_space, image_key, "QueryFiLMExtractor")
         query_space = observation_space.spaces.get(query_key)
-        if not isinstance(image_space, spaces.Box) or len(image_space.shape) != 3:
-            raise ValueError(f"QueryFiLMExtractor needs a {image_key!r} image Box (C, H, W), got {image_space}")
         if not isinstance(query_space, (spaces.MultiDiscrete, spaces.Box)):
             raise ValueError(
                 f"QueryFiLMExtractor needs a {query_key!r} MultiDiscrete (query_encoding='token-ids') or Box "
@@ -153,10 +167,7 @@ class QueryFiLMExtractor(BaseFeaturesExtractor):
         self.query_key = query_key
         self.coord_channels = coord_channels
         if isinstance(query_space, spaces.MultiDiscrete):
-            nvec = np.asarray(query_space.nvec).reshape(-1)
-            if len(set(nvec.tolist())) != 1:
-                raise ValueError(f"token-id queries need one vocabulary size for every position, got {nvec}")
-            self.max_tokens, self.vocab_size = len(nvec), int(nvec[0])
+            self.max_tokens, self.vocab_size = token_id_shape(query_space)
             # A linear map of a one-hot row is a table lookup; row 0 (padding) is masked out below.
             self.embed = nn.Linear(self.vocab_size, word_dim, bias=False)
             self.gru: nn.GRU | None = nn.GRU(word_dim, query_dim, batch_first=True)
