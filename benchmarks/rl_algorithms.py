@@ -177,7 +177,9 @@ class Args:
     """Comma-separated shapes levels: 0 = one large object (easiest), 1 = two objects told apart by the query,
     2 = three to five objects and reasoning queries."""
     seeds: int = 3
-    """Seeds per algorithm and level (0 .. seeds-1)."""
+    """Seeds per algorithm and level (first_seed .. first_seed + seeds - 1)."""
+    first_seed: int = 0
+    """The first seed; with --reuse, more seeds can join an earlier run's (its other seeds are kept)."""
     budget: str = "small"
     """Preset of steps, eval episodes and checkpoints: tiny, small, medium, large."""
     steps: int | None = None
@@ -201,8 +203,8 @@ class Args:
     name: str = "rl_algorithms"
     """Base name of the output files."""
     reuse: str = ""
-    """CSV of an earlier run with the same budget and env settings: its rows for (algorithm, level) pairs this run
-    does not redo are kept in the table (and named as reused in the markdown)."""
+    """CSV of an earlier run with the same budget and env settings: its rows for (algorithm, level, seed) runs this
+    run does not redo are kept in the table (and named as reused in the markdown)."""
 
     @property
     def budget_spec(self) -> Budget:
@@ -226,8 +228,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
     args = Args(**vars(parser.parse_args(argv)))
     if args.budget not in BUDGETS:
         parser.error(f"--budget must be one of {sorted(BUDGETS)}, got {args.budget!r}")
-    if args.seeds < 1 or args.workers < 1:
-        parser.error("--seeds and --workers must be >= 1")
+    if args.seeds < 1 or args.workers < 1 or args.first_seed < 0:
+        parser.error("--seeds and --workers must be >= 1 and --first-seed >= 0")
     return args
 
 
@@ -453,8 +455,8 @@ def _run_job(job: tuple[Args, str, int, int]) -> list[dict[str, Any]]:
     return rows
 
 
-def read_reused(args: Args, path: str, redone: set[tuple[str, int]]) -> tuple[list[dict[str, Any]], str]:
-    """Rows of an earlier run's CSV whose (algo, level) this run does not redo, and that run's command.
+def read_reused(args: Args, path: str, redone: set[tuple[str, int, int]]) -> tuple[list[dict[str, Any]], str]:
+    """Rows of an earlier run's CSV whose (algo, level, seed) this run does not redo, and that run's command.
 
     Raises:
         ValueError: A kept run used another step budget or number of eval episodes than this one.
@@ -467,7 +469,7 @@ def read_reused(args: Args, path: str, redone: set[tuple[str, int]]) -> tuple[li
                 key: (float(value) if key in FLOAT_COLUMNS else int(value) if key in INT_COLUMNS else value)
                 for key, value in raw.items()
             }
-            if (row["algo"], row["level"]) in redone:
+            if (row["algo"], row["level"], row["seed"]) in redone:
                 continue
             trained = row["algo"] not in BASELINES
             if row["eval_episodes"] != budget.eval_episodes or (
@@ -533,7 +535,7 @@ def write_markdown(
     path: str,
     command: str,
     wall: float,
-    reused: Sequence[tuple[str, int]] = (),
+    reused: Sequence[tuple[str, int, str]] = (),
     reused_command: str = "",
 ) -> None:
     """The table, the margins per level, and how the numbers were made (and which rows an earlier run made)."""
@@ -555,9 +557,9 @@ def write_markdown(
         "",
     ]
     if reused:
-        pairs = ", ".join(f"{algo} (level {level})" for algo, level in reused)
+        pairs = ", ".join(f"{algo} (level {level}, seeds {seeds})" for algo, level, seeds in reused)
         lines += [
-            f"Rows reused from an earlier run with the same budget, env settings and seeds (`{args.reuse}`, made by "
+            f"Rows reused from an earlier run with the same budget and env settings (`{args.reuse}`, made by "
             f"`{reused_command}`), not rerun here: {pairs}. The wall time above is this run's only.",
             "",
         ]
@@ -672,15 +674,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         resolve_algorithm(learner_of(algo).algo)  # fail before any run starts
     levels = [int(level) for level in args.levels.split(",")]
     names = (*algos, *BASELINES)
-    jobs = [(args, algo, level, seed) for level in levels for algo in names for seed in range(args.seeds)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(args, algo, level, seed) for level in levels for algo in names for seed in seeds]
     command = "python " + " ".join([os.path.relpath(sys.argv[0]), *(sys.argv[1:] if argv is None else argv)])
     old_rows: list[dict[str, Any]] = []
-    reused_pairs: list[tuple[str, int]] = []
+    reused_pairs: list[tuple[str, int, str]] = []
     reused_command = ""
     if args.reuse:  # read first: the outputs may overwrite the reused file
-        redone = {(algo, level) for _, algo, level, _ in jobs}
+        redone = {(algo, level, seed) for _, algo, level, seed in jobs}
         old_rows, reused_command = read_reused(args, args.reuse, redone)
-        reused_pairs = list(dict.fromkeys((r["algo"], r["level"]) for r in old_rows))
+        reused_seeds: dict[tuple[str, int], list[int]] = {}
+        for r in old_rows:
+            seeds_of = reused_seeds.setdefault((r["algo"], r["level"]), [])
+            if r["seed"] not in seeds_of:
+                seeds_of.append(r["seed"])
+        reused_pairs = [(a, lv, " ".join(map(str, ss))) for (a, lv), ss in reused_seeds.items()]
     os.makedirs(args.out_dir, exist_ok=True)
     base = os.path.join(args.out_dir, args.name)
     start = time.time()
