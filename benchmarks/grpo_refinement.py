@@ -1,4 +1,4 @@
-"""Does GRPO on refinement episodes teach the policy to correct itself from its own mask? A benchmark.
+r"""Does GRPO on refinement episodes teach the policy to correct itself from its own mask? A benchmark.
 
 Three policies get the same budget (the ``tiny-learn`` preset: the tiny Qwen2.5-VL after the same
 supervised warm start, the same prompts in the same order, group size, learning rate and number of
@@ -20,7 +20,8 @@ Outputs in ``--out-dir``: ``grpo_refinement.csv`` (one row per evaluation), ``gr
 
 Usage::
 
-    nice -n 5 python benchmarks/grpo_refinement.py --seeds 0 1 2 --steps 60
+    python benchmarks/grpo_refinement.py --seeds 0 1 2 --steps 200 --warm-start-steps 1000 \
+        --eval-every 50 --eval-samples 32                       # the committed table, ~25 min a seed
     python benchmarks/grpo_refinement.py --seeds 0 --steps 4 --eval-samples 8 --out-dir /tmp/gr   # smoke run
 """
 
@@ -150,7 +151,7 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         "",
         "Commands (each run's, from the CSV):",
         "",
-        *sorted({f"    nice -n 5 {r['command']}" for r in rows}),
+        *sorted({f"    {r['command']}" for r in rows}),
         "",
         f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level 0, 56 px as one image token, 16 prompts a step, "
         f"box segmenter), K = {turns} turns at "
