@@ -6,25 +6,18 @@ by the benchmark's re-implementation of the published rules (``benchmarks/upstre
 few thousand generated replies must agree with it term by term.
 """
 
-import importlib.util
 import math
 import re
-import sys
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from segzero_env.parsing import parse_reply, think_format_ok
 from segzero_env.rewards import PRESETS, TERM_NAMES, TERM_RANGES, RewardInput, compute_terms
 from segzero_env.rewards.upstream import answer_block, first_brace_block
 from segzero_env.types import ObjectAnswer
 
-_spec = importlib.util.spec_from_file_location(
-    "upstream_baseline", Path(__file__).resolve().parents[1] / "benchmarks" / "upstream_baseline.py"
-)
-baseline = importlib.util.module_from_spec(_spec)
-sys.modules["upstream_baseline"] = baseline
-_spec.loader.exec_module(baseline)
+baseline = load_benchmark("upstream_baseline")
 
 GT_BOX = (250, 180, 410, 330)
 GT_POINTS = ((300, 250), (360, 260))

@@ -72,8 +72,9 @@ def test_a_bag_of_words_query_is_refused_with_the_fix():
         QueryAttentionExtractor(space)
 
 
-def test_box_head_policy_refuses_a_hidden_actor_layer():
+@pytest.mark.parametrize("hidden", [2, 64])  # narrower and wider than the box: either would be copied
+def test_box_head_policy_refuses_a_hidden_actor_layer(hidden):
     env = token_id_env(4)
-    kwargs = {**query_attention_policy_kwargs(channels=4, heads=1), "net_arch": {"pi": [2], "vf": [8]}}
+    kwargs = {**query_attention_policy_kwargs(channels=4, heads=1), "net_arch": {"pi": [hidden], "vf": [8]}}
     with pytest.raises(ValueError, match="net_arch"):
         PPO(BoxHeadPolicy, env, n_steps=8, batch_size=8, device="cpu", policy_kwargs=kwargs)
