@@ -138,6 +138,9 @@ def _decode(body: str) -> tuple[Any, bool]:
             return loads(body.replace("'", '"')), False
         except (ValueError, RecursionError):
             pass
+    if _bare_json_word(body):
+        # A bare JSON word is a name to Python, and ast.literal_eval refuses every name: it would fail.
+        raise ParseError(FailureReason.INVALID_JSON, f"answer is neither JSON nor a Python literal ({json_error})")
     try:
         # Junk such as "1jx" makes the compiler warn; a policy's text must not spam the warnings log.
         with warnings.catch_warnings():
@@ -148,6 +151,23 @@ def _decode(body: str) -> tuple[Any, bool]:
             FailureReason.INVALID_JSON, f"answer is neither JSON nor a Python literal ({json_error})"
         ) from None
     return value, False
+
+
+def _bare_json_word(body: str) -> bool:
+    """Whether ``body`` has ``true``, ``false``, ``null``, ``NaN`` or ``Infinity`` outside any Python string.
+
+    Decided only for bodies whose strings are plain single-quoted ones (no double quote, backslash,
+    triple quote or comment sign); any other body gives False. Outside a string such a word is a
+    name, and no Python literal holds a name, so :func:`ast.literal_eval` would refuse the body:
+    finding that out by compiling it costs ~50 us.
+
+    >>> _bare_json_word("{'bbox': [1, null]}"), _bare_json_word("{'note': 'null'}")
+    (True, False)
+    """
+    if '"' in body or "\\" in body or "'''" in body or "#" in body or _JSON_ONLY_WORD.search(body) is None:
+        return False
+    outside = body.split("'")[0::2]  # without escapes, the odd pieces are the strings' contents
+    return any(_JSON_ONLY_WORD.search(piece) is not None for piece in outside)
 
 
 def _strip_fence(body: str) -> str:

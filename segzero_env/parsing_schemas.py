@@ -88,7 +88,7 @@ def read_seg_zero(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool]:
                 FailureReason.MISSING_KEY, f"answer has no {key!r} key (Seg-Zero answers need bbox, points_1, points_2)"
             )
     points = (read_point(value["points_1"], "points_1"), read_point(value["points_2"], "points_2"))
-    return (ObjectAnswer(box=box, points=points),), inverted
+    return (ObjectAnswer.fast(box, points),), inverted
 
 
 def read_point_list(value: Any, key: str) -> tuple[tuple[float, float], ...]:

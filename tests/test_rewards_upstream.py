@@ -519,12 +519,11 @@ def test_upstream_fast_path_gives_the_general_result(monkeypatch):
     assert [terms(r, "upstream", **gt) for r in replies for gt in gts] == fast
 
 
-def test_single_quoted_fast_path_gives_the_literal_result(monkeypatch):
+def _literal_replies(seed: int, n: int = 3000) -> list[str]:
+    """Replies whose answers are random mixes of Python and JSON literals, mostly single-quoted."""
     import random
 
-    import segzero_env.parsing as parsing
-
-    rng = random.Random(4)
+    rng = random.Random(seed)
     atoms = [
         "'bbox'",
         "'points_1'",
@@ -550,6 +549,13 @@ def test_single_quoted_fast_path_gives_the_literal_result(monkeypatch):
         "+1",
         ".5",
         "'\\n'",
+        "Infinity",
+        "'null'",
+        "'x true'",
+        "falsey",
+        "'''a' null '''",
+        "1 # null",
+        "b'null'",
     ]
 
     def value(depth=0):
@@ -561,12 +567,36 @@ def test_single_quoted_fast_path_gives_the_literal_result(monkeypatch):
             return "{" + rng.choice([", ", ",", " ,\n"]).join(items) + "}"
         return rng.choice(atoms)
 
-    replies = [f"<think>a</think><answer>{value()}</answer>" for _ in range(3000)]
-    replies += [f"<think>a</think><answer>{GOOD.replace(chr(34), chr(39))}</answer>"]
+    replies = [f"<think>a</think><answer>{value()}</answer>" for _ in range(n)]
+    return replies + [f"<think>a</think><answer>{GOOD.replace(chr(34), chr(39))}</answer>"]
+
+
+def test_single_quoted_fast_path_gives_the_literal_result(monkeypatch):
+    import segzero_env.parsing as parsing
+
+    replies = _literal_replies(4)
     fast = [parse_reply(r) for r in replies]
     monkeypatch.setattr(parsing, "_JSON_ONLY_WORD", re.compile(r""))  # matches everywhere: the fast path is off
+    monkeypatch.setattr(parsing, "_bare_json_word", lambda body: False)
     assert [parse_reply(r) for r in replies] == fast
     assert fast[-1].ok and not fast[-1].strict_json
+
+
+def test_a_bare_json_word_fails_as_ast_would(monkeypatch):
+    import ast
+
+    import segzero_env.parsing as parsing
+
+    replies = _literal_replies(5)
+    bodies = [r[len("<think>a</think><answer>") : -len("</answer>")] for r in replies]
+    bare = [b for b in bodies if parsing._bare_json_word(b)]
+    assert len(bare) > 300  # the shortcut is exercised
+    for body in bare:
+        with pytest.raises(Exception):  # noqa: B017 - ast raises several types; each means "not a literal"
+            ast.literal_eval(body)
+    fast = [parse_reply(r) for r in replies]
+    monkeypatch.setattr(parsing, "_bare_json_word", lambda body: False)  # every such body goes to ast again
+    assert [parse_reply(r) for r in replies] == fast
 
 
 def test_an_escaped_key_is_still_the_bbox_key():

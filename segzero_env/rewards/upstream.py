@@ -102,9 +102,13 @@ def answer_block(text: str) -> str | None:
     return text[start:end].strip()  # str.strip and the regex's \s share one definition of whitespace
 
 
+_JSON_START = frozenset('{["-0123456789tfnNI \t\n\r')
+"""Characters a text that :func:`json.loads` accepts can start with (a value, or whitespace before it)."""
+
+
 def _decode(text: str | None) -> Any:
-    if text is None:
-        return _NO_VALUE
+    if not text or text[0] not in _JSON_START:
+        return _NO_VALUE  # json.loads would raise at the first character (a code fence, say)
     value = canonical_seg_zero(text)  # json.loads's result for the common answer, faster
     if value is not None:
         return value
