@@ -5,8 +5,12 @@ vectors; each key is matched against the feature vector of every pixel of a smal
 is a heat map of "where this query's words match the image". A spatial soft-argmax turns every map
 into a box: the expected ``x``, ``y`` are its centre and the spread (``2 sqrt(3)`` standard deviations,
 the side of a uniform square with that spread) its size, written in the ``center-size`` action layout of
-:class:`~segzero_env.wrappers.ContinuousBoxAction`. The query also weighs the heads (a softmax, uniform
-at the start). The features are that weighted box first, then the head weights and every head's box.
+:class:`~segzero_env.wrappers.ContinuousBoxAction`, less ``size_shrink`` times the variance. Untrained,
+the maps are nearly flat and a flat map's spread is the whole frame (IoU 0.10 on level 1); the variance
+term (small for a map on one object) reads it as the zero action's centred half-frame box instead (IoU
+0.16), so the episodes go to binding words rather than to shrinking the box first. The query also weighs
+the heads (a softmax, uniform at the start). The features are that weighted box first, then the head
+weights and every head's box.
 
 :class:`BoxHeadPolicy` is SB3's ``MultiInputActorCriticPolicy`` whose action mean *starts* as those
 first four features (the points at the box centre) instead of SB3's near-zero head: the policy
@@ -68,6 +72,9 @@ class QueryAttentionExtractor(BaseFeaturesExtractor):
         channels: Feature channels of the CNN (two conv layers, the first halving the resolution).
         heads: Key vectors (heat maps) per query.
         temperature: Initial sharpness of the soft-argmax (learned).
+        size_shrink: Subtracted from each box size per unit variance of its map. The default 3 reads a flat
+            64x64 image's map (standard deviation 0.6) as the zero action's size 0 and a map on a quarter-frame
+            object (0.14) as that object's size less 0.06; 0 reads a flat map as the whole frame.
         image_key: Observation key of the image.
         query_key: Observation key of the query.
     """
@@ -78,6 +85,7 @@ class QueryAttentionExtractor(BaseFeaturesExtractor):
         channels: int = 32,
         heads: int = 4,
         temperature: float = 10.0,
+        size_shrink: float = 3.0,
         image_key: str = "image",
         query_key: str = "query",
     ) -> None:
@@ -96,7 +104,7 @@ class QueryAttentionExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, BOX_FEATURES + heads + BOX_FEATURES * heads)
         self.image_key, self.query_key = image_key, query_key
         self.max_tokens, self.vocab_size = max_tokens, vocab_size
-        self.heads, self.channels = heads, channels
+        self.heads, self.channels, self.size_shrink = heads, channels, size_shrink
         self.cnn = nn.Sequential(
             nn.Conv2d(image_space.shape[0], channels, 4, stride=2, padding=1),
             nn.ReLU(),
@@ -122,7 +130,8 @@ class QueryAttentionExtractor(BaseFeaturesExtractor):
         keys = self.keys(words).view(-1, self.heads, self.channels) / math.sqrt(self.channels)
         heat = torch.einsum("bkc,bchw->bkhw", keys, features) * self.log_temperature.exp()
         stats = spatial_soft_argmax(heat).view(-1, self.heads, 4)
-        boxes = torch.cat([stats[..., :2], _SIDE_PER_STD * stats[..., 2:] - 1.0], dim=-1)
+        sizes = _SIDE_PER_STD * stats[..., 2:] - 1.0 - self.size_shrink * stats[..., 2:].square()
+        boxes = torch.cat([stats[..., :2], sizes], dim=-1)
         weights = torch.softmax(self.head_weights(words), dim=-1)
         box = (weights.unsqueeze(-1) * boxes).sum(dim=1)
         return torch.cat([box, weights, boxes.flatten(1)], dim=1)

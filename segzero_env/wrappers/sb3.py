@@ -146,7 +146,7 @@ def query_attention_policy_kwargs(**extractor_kwargs: Any) -> dict[str, Any]:
         'QueryAttentionExtractor'
 
     Args:
-        **extractor_kwargs: Arguments of the extractor (``channels``, ``heads``, ``temperature``).
+        **extractor_kwargs: Arguments of the extractor (``channels``, ``heads``, ``temperature``, ``size_shrink``).
     """
     from segzero_env.wrappers.query_attention import QueryAttentionExtractor
 
