@@ -5,17 +5,30 @@ supervised warm start, the same prompts in the same order, group size, learning 
 steps) and are evaluated the same way: greedy ``K``-turn episodes on the first ``--eval-samples``
 samples of the held-out ``val`` split, gIoU (LISA) after turn 1 and after the last turn.
 
-- ``single``: trained on single-turn episodes (the agent as it was); evaluated with image feedback.
-- ``multi``: trained on ``K``-turn episodes, the previous mask shaded into the image (``--feedback image``),
+- ``single``: trained on single-turn episodes (the agent as it was); evaluated with ``--feedback``.
+- ``multi``: trained on ``K``-turn episodes with ``--feedback`` (``image``: the previous mask shaded
+  into the image; ``text``: the env's feedback text, the mask's bounding box and coarse map),
   trajectory-level GRPO over the env's gain rewards.
-- ``ablation``: the same, with the feedback removed (``--feedback none``): on later turns the policy
-  sees the turn-1 image and prompt again, so it cannot know what its mask was.
+- ``ablation``: the same, with the feedback removed (the trainer's ``--feedback none``): on later turns
+  the policy sees the turn-1 image and prompt again, so it cannot know what its mask was. The trainer
+  evaluates with its training feedback, so this arm is evaluated without feedback too.
+
+``--segmenter`` (``box`` by default, the preset's) is every arm's segmenter, in training, evaluation
+and the warm start. With ``box`` the mask is the predicted box, so the feedback holds nothing a second
+turn could use (``benchmarks/refinement_feedback_rule.py``); ``grabcut`` masks follow the object.
+
+``--warm-start-refine`` also trains turn-2 replies in the warm start: for half of each batch's samples
+an env with ``max_turns=2`` (text feedback) is stepped with the turn-1 oracle replies, and the policy
+learns to answer the env's turn-2 prompt (:func:`refine_rows`) by restating its current box as a
+refinement (:func:`restate_reply`). Restating gains exactly nothing, so the warm start teaches only the
+turn-2 grammar, not the correction: whatever the multi policy gains on turn 2 comes from GRPO.
 
 The multi-turn arms write about ``K`` times as many reply tokens per step as ``single``: the budget
 is the same in samples and steps, not in compute (seconds per step are in the table).
 
 Outputs in ``--out-dir``: ``grpo_refinement.csv`` (one row per evaluation), ``grpo_refinement.md``
-(the table, the verdicts, seconds per step, the command) and ``grpo_refinement.png`` (curves).
+(the table, the verdicts, seconds per step, the command), ``grpo_refinement.png`` (curves) and each
+run's training metrics, ``metrics_<arm>_seed<seed>.jsonl``.
 ``--report-only`` rebuilds the table and figure from the CSV.
 
 Usage::
@@ -23,6 +36,8 @@ Usage::
     python benchmarks/grpo_refinement.py --seeds 0 1 2 --steps 200 --warm-start-steps 1000 \
         --eval-every 50 --eval-samples 32                       # the committed table, ~25 min a seed
     python benchmarks/grpo_refinement.py --seeds 0 --steps 4 --eval-samples 8 --out-dir /tmp/gr   # smoke run
+    python benchmarks/grpo_refinement.py --seeds 0 --steps 100 --warm-start-steps 1000 --eval-every 25 \
+        --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine   # text feedback on grabcut
 """
 
 from __future__ import annotations
@@ -43,11 +58,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 ARMS: dict[str, dict[str, Any]] = {
-    "single": {"max_turns": 1, "feedback": "image"},
-    "multi": {"max_turns": None, "feedback": "image"},
+    "single": {"max_turns": 1, "feedback": None},
+    "multi": {"max_turns": None, "feedback": None},
     "ablation": {"max_turns": None, "feedback": "none"},
 }
-"""Training settings of each policy (``None``: the benchmark's ``--turns``)."""
+"""Training settings of each policy (``None``: the benchmark's ``--turns`` / ``--feedback``)."""
+
+REFINE_SHARE = 0.5
+"""``--warm-start-refine``: the share of each warm-start batch's samples that also get a turn-2 row."""
 
 
 def _preset_argv(seed: int, opts: argparse.Namespace) -> list[str]:
@@ -56,7 +74,42 @@ def _preset_argv(seed: int, opts: argparse.Namespace) -> list[str]:
         argv += ["--warm-start-steps", str(opts.warm_start_steps)]
     if opts.warm_start_jitter is not None:
         argv += ["--warm-start-jitter", str(opts.warm_start_jitter)]
+    if getattr(opts, "segmenter", None) is not None:
+        argv += ["--segmenter", opts.segmenter]
     return argv
+
+
+def restate_reply(box: Any) -> str:
+    r"""A turn-2 reply that keeps the current box: a refinement with no click (it gains nothing).
+
+    >>> restate_reply([25.0, 10, 46, 43])
+    '<think>the target</think>\n<answer>{"bbox": [25, 10, 46, 43], "positive_points": []}</answer>'
+    """
+    answer = {"bbox": [round(float(v)) for v in box], "positive_points": []}
+    return f"<think>the target</think>\n<answer>{json.dumps(answer)}</answer>"
+
+
+def refine_rows(
+    envs: Any, seed: int, sample_ids: list[str], replies: list[str]
+) -> tuple[list[Any], list[str], list[str]]:
+    """Turn-2 warm-start rows: what the trainer shows on turn 2 with text feedback, and restating targets.
+
+    ``envs`` (``max_turns=2``, one sub-env per sample) is reset on ``sample_ids`` and stepped with the
+    turn-1 ``replies``; the images and prompts are :func:`~segzero_agents.multiturn_rollout.turn_inputs`'
+    (the env's ``info["prompt"]``, with its feedback text), the targets :func:`restate_reply` of each
+    current box.
+    """
+    from segzero_agents.multiturn_rollout import turn_inputs
+
+    from segzero_env.parsing import parse_reply
+
+    obs, info = envs.reset(seed=seed, options={"sample_ids": sample_ids})
+    first_prompts = [str(p) for p in info["prompt"]]
+    obs, _, terminated, truncated, info = envs.step(replies)
+    rows = [i for i in range(len(replies)) if not (terminated[i] or truncated[i])]
+    images, prompts = turn_inputs(obs, info, first_prompts, rows, "text", int(envs.envs[0].max_turns))
+    targets = [restate_reply(parse_reply(replies[i]).objects[0].box) for i in rows]
+    return images, prompts, targets
 
 
 def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Path:
@@ -64,7 +117,8 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
 
     The steps are the trainer's own (its sample schedule with ``seed + 1``, the jitter generator seeded
     with ``[seed, 0]``), so the start is the one ``train`` would build; saving it spares each arm the
-    warm start.
+    warm start. With ``--warm-start-refine`` the first :data:`REFINE_SHARE` of each batch's samples also
+    give a turn-2 row (:func:`refine_rows`, after the batch's turn-1 rows, which stay the ones above).
     """
     from accelerate import Accelerator
     from segzero_agents.grpo import make_envs, policy_from_args, scheduled_sample_ids, seed_everything
@@ -79,6 +133,10 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
     envs = make_envs(args, args.prompts_per_step * g, g, args.split, args.dataset, args.data_root)
     all_ids = list(envs.envs[0].dataset.sample_ids)
     jitter_rng = np.random.default_rng([args.seed, 0])
+    n_refine = max(1, round(REFINE_SHARE * args.prompts_per_step))
+    refine_envs = None
+    if getattr(opts, "warm_start_refine", False):
+        refine_envs = make_envs(args, n_refine, 1, args.split, args.dataset, args.data_root, max_turns=2)
     batches = []
     for k in range(args.warm_start_steps):
         ids = scheduled_sample_ids(all_ids, k, args.prompts_per_step, 0, 1, args.seed + 1)
@@ -87,38 +145,58 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
             oracle_reply(info["gt_box"][i], info["gt_points"][i], args.image_size, args.warm_start_jitter, jitter_rng)
             for i in range(0, len(info["gt_box"]), g)
         ]
-        batches.append((list(obs["image"][::g]), list(info["prompt"][::g]), replies))
+        images, prompts = list(obs["image"][::g]), list(info["prompt"][::g])
+        if refine_envs is not None:
+            more = refine_rows(refine_envs, args.seed, ids[:n_refine], replies[:n_refine])
+            images, prompts, replies = images + more[0], prompts + more[1], replies + more[2]
+        batches.append((images, prompts, replies))
     losses = warm_start(accelerator, bundle.model, bundle.processor, batches, args.warm_start_lr)
     print(f"[seed {seed}] warm start NLL {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} steps", flush=True)
     envs.close()
+    if refine_envs is not None:
+        refine_envs.close()
     bundle.model.save_pretrained(folder)
     bundle.processor.save_pretrained(folder)
     return folder
 
 
-def run_arm(arm: str, seed: int, opts: argparse.Namespace, output_dir: str, start: Path) -> list[dict[str, Any]]:
-    """Train one policy from ``start``; return its evaluation records (step 0 and every ``--eval-every`` steps)."""
-    from segzero_agents.grpo import train
-    from segzero_agents.presets import parse_args
-
+def arm_argv(arm: str, seed: int, opts: argparse.Namespace, output_dir: str, start: Path) -> list[str]:
+    """The trainer's command line for one policy, started from ``start``."""
     settings = ARMS[arm]
     turns = settings["max_turns"] or opts.turns
-    argv = [
+    feedback = settings["feedback"] or getattr(opts, "feedback", "image")
+    return [
         *_preset_argv(seed, opts), "--model-name-or-path", str(start), "--warm-start-steps", "0",
         "--steps", str(opts.steps),
         "--eval-every", str(opts.eval_every), "--eval-samples", str(opts.eval_samples),
         "--output-dir", output_dir, "--log-replies-every", "0", "--save-every", "0",
-        "--max-turns", str(turns), "--eval-max-turns", str(opts.turns), "--feedback", settings["feedback"],
+        "--max-turns", str(turns), "--eval-max-turns", str(opts.turns), "--feedback", feedback,
         "--turn-advantage", opts.turn_advantage,
     ]  # fmt: skip
-    train(parse_args(argv))
-    records = [json.loads(line) for line in (Path(output_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def run_arm(
+    arm: str, seed: int, opts: argparse.Namespace, output_dir: str, start: Path, keep_metrics: Path | None = None
+) -> list[dict[str, Any]]:
+    """Train one policy from ``start``; return its evaluation records (step 0 and every ``--eval-every`` steps).
+
+    ``keep_metrics``: where to copy the run's ``metrics.jsonl`` (every step's training metrics).
+    """
+    from segzero_agents.grpo import train
+    from segzero_agents.presets import parse_args
+
+    train(parse_args(arm_argv(arm, seed, opts, output_dir, start)))
+    metrics = (Path(output_dir) / "metrics.jsonl").read_text()
+    if keep_metrics is not None:
+        keep_metrics.write_text(metrics)
+    records = [json.loads(line) for line in metrics.splitlines()]
     step_s = [r["time/step_s"] for r in records if "time/step_s" in r]
     rows = []
     for r in records:
         if "eval/giou" not in r:
             continue
         row = {"arm": arm, "seed": seed, "step": r["step"], "step_s": float(np.mean(step_s)) if step_s else 0.0}
+        row.update(_setting(opts))
         for k in range(opts.turns):
             row[f"giou_turn_{k + 1}"] = r[f"eval/giou_turn_{k + 1}"]
         row.update(
@@ -127,6 +205,37 @@ def run_arm(arm: str, seed: int, opts: argparse.Namespace, output_dir: str, star
         )  # fmt: skip
         rows.append(row)
     return rows
+
+
+TEXT_COLUMNS = ("arm", "command", "segmenter", "feedback")
+DEFAULT_SETTING = {"segmenter": "box", "feedback": "image", "warm_start_refine": 0}
+"""The setting of rows from CSVs written before these columns existed."""
+
+
+def _setting(opts: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "segmenter": getattr(opts, "segmenter", None) or "box",
+        "feedback": getattr(opts, "feedback", "image"),
+        "warm_start_refine": int(bool(getattr(opts, "warm_start_refine", False))),
+    }
+
+
+def describe_setting(rows: list[dict[str, Any]]) -> str:
+    """The segmenter / feedback / warm-start part of the report's description line.
+
+    >>> describe_setting([{"segmenter": "grabcut", "feedback": "text", "warm_start_refine": 1}])
+    'grabcut segmenter, text feedback (multi training, single/multi evaluation), turn-1 + turn-2 warm start'
+    """
+    parts = []
+    for key, noun in (("segmenter", "segmenter"), ("feedback", "feedback")):
+        values = sorted({str(r.get(key, DEFAULT_SETTING[key])) for r in rows}) or [DEFAULT_SETTING[key]]
+        parts.append(f"{' / '.join(values)} {noun}")
+    parts[1] += " (multi training, single/multi evaluation)"
+    refine = sorted({int(r.get("warm_start_refine", 0)) for r in rows}) or [0]
+    parts.append(
+        {(0,): "turn-1 warm start", (1,): "turn-1 + turn-2 warm start"}.get(tuple(refine), "mixed warm starts")
+    )
+    return ", ".join(parts)
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -154,7 +263,7 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         *sorted({f"    {r['command']}" for r in rows}),
         "",
         f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level 0, 56 px as one image token, 16 prompts a step, "
-        f"box segmenter), K = {turns} turns at "
+        f"{describe_setting(rows)}), K = {turns} turns at "
         "evaluation, greedy replies on the first val samples. Mean ± sd over seeds; `start` is the shared "
         "warm-started policy before any GRPO step. Seconds per step were measured on a shared 2-core machine "
         "with other jobs running: compare them only as ratios.",
@@ -229,7 +338,8 @@ def _plot(rows: list[dict[str, Any]], path: Path, turns: int) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
@@ -241,11 +351,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--warm-start-steps", type=int, default=400, help="None keeps the preset's.")
     parser.add_argument("--warm-start-jitter", type=float, default=0.1, help="None keeps the preset's.")
+    parser.add_argument(
+        "--segmenter", default=None, choices=["box", "grabcut"], help="Every arm's segmenter (default: the preset's)."
+    )
+    parser.add_argument(
+        "--feedback", default="image", choices=["image", "text"],
+        help="The multi arm's training feedback and the single and multi arms' evaluation feedback.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--warm-start-refine", action="store_true", help="The warm start also trains turn-2 (restating) replies."
+    )
     parser.add_argument("--out-dir", default="benchmarks/results")
     parser.add_argument("--report-only", action="store_true", help="Rebuild md/png from the CSV.")
     parser.add_argument("--merge", nargs="*", default=[], help="With --report-only: CSVs of other runs to add.")
     parser.add_argument("--resume", action="store_true", help="Keep the CSV's runs and train only the missing ones.")
-    opts = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    opts = build_parser().parse_args(argv)
     out_dir = Path(opts.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "grpo_refinement.csv"
@@ -257,8 +381,10 @@ def main(argv: list[str] | None = None) -> None:
     for source in sources:
         with source.open() as f:
             for r in csv.DictReader(f):
-                row: dict[str, Any] = {k: (v if k in ("arm", "command") else float(v)) for k, v in r.items()}
+                r = {**DEFAULT_SETTING, **r}
+                row: dict[str, Any] = {k: (v if k in TEXT_COLUMNS else float(v)) for k, v in r.items()}
                 row["seed"], row["step"] = int(row["seed"]), int(row["step"])
+                row["warm_start_refine"] = int(row["warm_start_refine"])
                 rows.append(row)
     if opts.merge:
         with csv_path.open("w", newline="") as f:
@@ -277,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 t0 = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
-                    new = run_arm(arm, seed, opts, tmp, start)
+                    new = run_arm(arm, seed, opts, tmp, start, out_dir / f"metrics_{arm}_seed{seed}.jsonl")
                 rows += [{**r, "command": command} for r in new]
                 print(f"[{arm} seed {seed}] {time.perf_counter() - t0:.0f} s", flush=True)
                 with csv_path.open("w", newline="") as f:

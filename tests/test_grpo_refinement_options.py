@@ -1,0 +1,130 @@
+"""benchmarks/grpo_refinement.py: --segmenter, --feedback and --warm-start-refine (issue 18)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from benchmark_scripts import load_benchmark
+
+from segzero_env.parsing import parse_reply
+
+gr = load_benchmark("grpo_refinement")
+
+START = Path("/tmp/start")
+
+
+def _argv(arm: str, *options: str) -> list[str]:
+    return gr.arm_argv(arm, 0, gr.build_parser().parse_args(list(options)), "/tmp/out", START)
+
+
+def _flag(argv: list[str], name: str) -> list[str]:
+    """Every value given to ``name`` (the trainer keeps the last one)."""
+    return [argv[i + 1] for i, a in enumerate(argv) if a == name]
+
+
+def test_defaults_build_todays_trainer_argv():
+    common = [
+        "--preset", "tiny-learn", "--seed", "0", "--learning-rate", "0.0003", "--warm-start-steps", "400",
+        "--warm-start-jitter", "0.1", "--model-name-or-path", str(START), "--warm-start-steps", "0",
+        "--steps", "60", "--eval-every", "20", "--eval-samples", "32", "--output-dir", "/tmp/out",
+        "--log-replies-every", "0", "--save-every", "0",
+    ]  # fmt: skip
+    expected = {
+        "single": ["--max-turns", "1", "--eval-max-turns", "2", "--feedback", "image"],
+        "multi": ["--max-turns", "2", "--eval-max-turns", "2", "--feedback", "image"],
+        "ablation": ["--max-turns", "2", "--eval-max-turns", "2", "--feedback", "none"],
+    }
+    for arm, tail in expected.items():
+        assert _argv(arm) == [*common, *tail, "--turn-advantage", "trajectory"]
+    opts = gr.build_parser().parse_args([])
+    assert opts.segmenter is None and opts.feedback == "image" and not opts.warm_start_refine
+    assert "--segmenter" not in gr._preset_argv(0, opts)
+
+
+@pytest.mark.parametrize("arm", list(gr.ARMS))
+def test_options_reach_the_trainer(arm):
+    from segzero_agents.presets import parse_args
+
+    argv = _argv(arm, "--segmenter", "grabcut", "--feedback", "text", "--warm-start-refine")
+    assert _flag(argv, "--segmenter") == ["grabcut"]
+    args = parse_args(argv)
+    assert args.segmenter == "grabcut"
+    assert args.feedback == ("none" if arm == "ablation" else "text")
+    assert args.max_turns == (1 if arm == "single" else 2) and args.eval_max_turns == 2
+    # the preset's segmenter stays when the option is not given
+    assert parse_args(_argv(arm)).segmenter == "box"
+
+
+def test_warm_start_env_uses_the_segmenter():
+    from segzero_agents.presets import parse_args
+
+    opts = gr.build_parser().parse_args(["--segmenter", "grabcut"])
+    assert parse_args(gr._preset_argv(3, opts)).segmenter == "grabcut"
+
+
+def test_restate_reply_is_a_refinement_keeping_the_box():
+    reply = gr.restate_reply([25.0, 10, 46, 43])
+    parsed = parse_reply(reply)
+    assert parsed.ok and parsed.think_format and not parsed.stop
+    assert parsed.refinement is not None and parsed.refinement.box == (25.0, 10.0, 46.0, 43.0)
+    assert parsed.refinement.positive_points == () and parsed.refinement.negative_points == ()
+
+
+def test_refine_rows_show_the_trainers_turn_2_inputs_and_restate_the_current_box():
+    from segzero_agents.grpo import make_envs, scheduled_sample_ids
+    from segzero_agents.multiturn_rollout import turn_inputs
+    from segzero_agents.presets import parse_args
+    from segzero_agents.warm_start import oracle_reply
+
+    opts = gr.build_parser().parse_args(["--segmenter", "grabcut"])
+    args = parse_args(gr._preset_argv(0, opts))
+    envs = make_envs(args, 3, 1, args.split, args.dataset, args.data_root, max_turns=2)
+    try:
+        ids = scheduled_sample_ids(list(envs.envs[0].dataset.sample_ids), 0, 3, 0, 1, 1)
+        _, info = envs.reset(seed=0, options={"sample_ids": ids})
+        rng = np.random.default_rng([0, 0])
+        replies = [oracle_reply(info["gt_box"][i], info["gt_points"][i], 56, 0.1, rng) for i in range(3)]
+        images, prompts, targets = gr.refine_rows(envs, 0, ids, replies)
+        assert len(images) == len(prompts) == len(targets) == 3
+        for reply, prompt, target in zip(replies, prompts, targets, strict=True):
+            box = parse_reply(reply).objects[0].box
+            assert "Turn 2 of 2" in prompt and f"bbox [{', '.join(str(round(v)) for v in box)}]" in prompt
+            refined = parse_reply(target)
+            assert refined.ok and refined.refinement is not None and refined.refinement.box == box
+        # the same rows the trainer builds with text feedback on the same state
+        obs, info = envs.reset(seed=0, options={"sample_ids": ids})
+        first = [str(p) for p in info["prompt"]]
+        obs, _, _, _, info = envs.step(replies)
+        want_images, want_prompts = turn_inputs(obs, info, first, [0, 1, 2], "text", 2)
+        assert prompts == want_prompts
+        assert all(np.array_equal(a, b) for a, b in zip(images, want_images, strict=True))
+        # restating gains nothing
+        iou_1 = np.asarray(info["iou"], float)
+        _, _, _, _, info = envs.step(targets)
+        np.testing.assert_allclose(np.asarray(info["iou"], float), iou_1, atol=1e-6)
+    finally:
+        envs.close()
+
+
+def test_describe_setting_names_segmenter_and_feedback():
+    assert gr.describe_setting([{"segmenter": "box", "feedback": "image", "warm_start_refine": 0}]) == (
+        "box segmenter, image feedback (multi training, single/multi evaluation), turn-1 warm start"
+    )
+    assert gr.describe_setting([{}]).startswith("box segmenter, image feedback")
+
+
+def test_report_only_reads_csvs_written_before_the_options(tmp_path):
+    row = {
+        "arm": "multi", "seed": 0, "step": 0, "step_s": 1.0, "giou_turn_1": 0.2, "giou_turn_2": 0.25,
+        "giou_last": 0.25, "stop_rate": 0.0, "turns_used": 2.0, "unusable_rate": 0.0, "command": "python x",
+    }  # fmt: skip
+    with (tmp_path / "grpo_refinement.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    gr.main(["--report-only", "--out-dir", str(tmp_path)])
+    text = (tmp_path / "grpo_refinement.md").read_text()
+    assert "box segmenter, image feedback" in text and "| multi | 1 | 0 |" in text
