@@ -167,9 +167,21 @@ def upstream_gt(values: Sequence[float]) -> tuple[float | int, ...]:
     """Ground-truth coordinates as upstream holds them: integers (its ground truth is written with them).
 
     An integral float becomes an int so that arithmetic with huge predicted integers stays exact, as it
-    does upstream; other values are kept. (Cached: a GRPO group shares its ground truth.)
+    does upstream; other values are kept. (Cached: a GRPO group shares its ground truth, and the same
+    tuple object is recognised without being hashed again.)
     """
-    return _upstream_gt(tuple(values))
+    hit = _gt_by_id.get(id(values))
+    if hit is not None and hit[0] is values:
+        return hit[1]
+    result = _upstream_gt(tuple(values))
+    if type(values) is tuple:  # immutable: safe to recognise by identity (the entry keeps it alive)
+        if len(_gt_by_id) >= 64:
+            _gt_by_id.clear()
+        _gt_by_id[id(values)] = (values, result)
+    return result
+
+
+_gt_by_id: dict[int, tuple[tuple, tuple]] = {}
 
 
 # --------------------------------------------------------------------------- Seg-Zero
@@ -212,7 +224,7 @@ def seg_zero_terms(
         return answer_format, 0.0, 0.0, 0.0
     iou = l1 = points = 0.0
     if gt_box is not None:
-        g = _gt_box(gt_box)
+        g = upstream_gt(gt_box)
         try:
             ix1, iy1 = max(box[0], g[0]), max(box[1], g[1])
             ix2, iy2 = min(box[2], g[2]), min(box[3], g[3])
@@ -228,7 +240,7 @@ def seg_zero_terms(
         except Exception:  # noqa: BLE001
             pass
     if gt_points and len(gt_points) >= 2 and "points_1" in data and "points_2" in data:
-        points = _seg_zero_points(box, p1, p2, *_gt_points(gt_points))
+        points = _seg_zero_points(box, p1, p2, upstream_gt(gt_points[0]), upstream_gt(gt_points[1]))
     return answer_format, iou, l1, points
 
 
@@ -283,32 +295,6 @@ def canonical_seg_zero_terms(
             crossed = _sqrt((ax - g2x) ** 2 + (ay - g2y) ** 2) + _sqrt((bx - g1x) ** 2 + (by - g1y) ** 2)
             points = 1.0 if crossed / 2 < 100 else 0.0
     return think, 1.0, iou, l1, points
-
-
-_last_box: tuple[Any, tuple] = (None, ())
-_last_points: tuple[Any, tuple] = (None, ())
-
-
-def _gt_box(box: Sequence[float]) -> tuple:
-    """:func:`upstream_gt` of the ground-truth box, remembered for the same tuple (a group shares it)."""
-    global _last_box
-    if box is _last_box[0]:
-        return _last_box[1]
-    value = upstream_gt(box)
-    if type(box) is tuple:
-        _last_box = (box, value)  # immutable: safe to recognise by identity
-    return value
-
-
-def _gt_points(points: Sequence[Sequence[float]]) -> tuple:
-    """:func:`upstream_gt` of the first two ground-truth points, remembered for the same tuple."""
-    global _last_points
-    if points is _last_points[0]:
-        return _last_points[1]
-    value = (upstream_gt(points[0]), upstream_gt(points[1]))
-    if type(points) is tuple and all(type(p) is tuple for p in points):
-        _last_points = (points, value)
-    return value
 
 
 _last_gt: tuple[Any, Any, tuple | None] = (None, None, None)
