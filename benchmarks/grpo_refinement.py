@@ -85,8 +85,9 @@ def restate_reply(box: Any) -> str:
     >>> restate_reply([25.0, 10, 46, 43])
     '<think>the target</think>\n<answer>{"bbox": [25, 10, 46, 43], "positive_points": []}</answer>'
     """
-    answer = {"bbox": [round(float(v)) for v in box], "positive_points": []}
-    return f"<think>the target</think>\n<answer>{json.dumps(answer)}</answer>"
+    from segzero_env.answers import format_refinement
+
+    return format_refinement(box=[round(float(v)) for v in box], think="the target")
 
 
 def refine_rows(

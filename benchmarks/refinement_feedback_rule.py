@@ -24,17 +24,12 @@ import gymnasium as gym
 import numpy as np
 
 import segzero_env  # noqa: F401 - registers the env ids
+from segzero_env.answers import format_refinement, format_reply
 
 
 def _box_reply(box: list[int]) -> str:
-    x1, y1, x2, y2 = box
-    cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
-    answer = {"bbox": box, "points_1": [cx, cy], "points_2": [cx, cy]}
-    return f"<think>rule</think><answer>{json.dumps(answer)}</answer>"
-
-
-def _restate_reply(box: list[int]) -> str:
-    return f"<think>rule</think><answer>{json.dumps({'bbox': box, 'positive_points': []})}</answer>"
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    return format_reply(box=box, points=[(cx, cy), (cx, cy)], think="rule")
 
 
 def mask_box(mask: np.ndarray, margin: int, side: int) -> list[int] | None:
@@ -76,7 +71,7 @@ def run_rule(
         obs, _, _, _, info = env.step(_box_reply(box))
         first.append(float(info["iou"]))
         restated = mask_box(obs["prev_mask"], margin, image_size) or box
-        _, _, _, _, info = env.step(_restate_reply(restated))
+        _, _, _, _, info = env.step(format_refinement(box=restated, think="rule"))
         second.append(float(info["iou"]))
     env.close()
     return {

@@ -138,6 +138,8 @@ def format_refinement(
     ((7.0, 8.0),)
     >>> format_refinement(stop=True)
     '<think>...</think>\n<answer>{"stop": true}</answer>'
+    >>> parse_reply(format_refinement(box=(1, 2, 30, 40))).refinement.box  # a restated box alone
+    (1.0, 2.0, 30.0, 40.0)
 
     Args:
         positive_points: Foreground clicks ``(x, y)`` in the observation frame.
@@ -162,4 +164,6 @@ def format_refinement(
         answer["stop"] = True
     if not answer:
         raise ValueError("format_refinement: give a box, a click or stop=True; an empty refinement is unusable")
+    if list(answer) == ["bbox"]:
+        answer["positive_points"] = []  # a lone bbox reads as a Seg-Zero answer missing its points
     return f"<think>{think}</think>\n<answer>{json.dumps(answer)}</answer>"

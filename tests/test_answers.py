@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segzero_env.answers import format_reply
+from segzero_env.answers import format_refinement, format_reply
 from segzero_env.parsing import parse_reply
 from segzero_env.types import AnswerSchema, ObjectAnswer
 
@@ -99,3 +99,10 @@ def test_no_objects_write_the_no_object_answer(schema):
     reply = format_reply([], schema=schema, think="Nothing fits.")
     assert reply.endswith("<answer>[]</answer>")
     assert parse_reply(reply).no_object
+
+
+def test_a_refinement_with_only_a_box_parses_as_a_refinement():
+    parsed = parse_reply(format_refinement(box=(1, 2, 30.5, 40)))
+    assert parsed.failure is None and parsed.schema.value == "refine"
+    assert parsed.refinement.box == (1.0, 2.0, 30.5, 40.0)
+    assert parsed.refinement.positive_points == () and not parsed.stop
