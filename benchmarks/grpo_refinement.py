@@ -74,7 +74,7 @@ def _preset_argv(seed: int, opts: argparse.Namespace) -> list[str]:
         argv += ["--warm-start-steps", str(opts.warm_start_steps)]
     if opts.warm_start_jitter is not None:
         argv += ["--warm-start-jitter", str(opts.warm_start_jitter)]
-    if getattr(opts, "segmenter", None) is not None:
+    if opts.segmenter is not None:
         argv += ["--segmenter", opts.segmenter]
     return argv
 
@@ -136,7 +136,7 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
     jitter_rng = np.random.default_rng([args.seed, 0])
     n_refine = max(1, round(REFINE_SHARE * args.prompts_per_step))
     refine_envs = None
-    if getattr(opts, "warm_start_refine", False):
+    if opts.warm_start_refine:
         refine_envs = make_envs(args, n_refine, 1, args.split, args.dataset, args.data_root, max_turns=2)
     batches = []
     for k in range(args.warm_start_steps):
@@ -165,7 +165,7 @@ def arm_argv(arm: str, seed: int, opts: argparse.Namespace, output_dir: str, sta
     """The trainer's command line for one policy, started from ``start``."""
     settings = ARMS[arm]
     turns = settings["max_turns"] or opts.turns
-    feedback = settings["feedback"] or getattr(opts, "feedback", "image")
+    feedback = settings["feedback"] or opts.feedback
     return [
         *_preset_argv(seed, opts), "--model-name-or-path", str(start), "--warm-start-steps", "0",
         "--steps", str(opts.steps),
@@ -215,9 +215,9 @@ DEFAULT_SETTING = {"segmenter": "box", "feedback": "image", "warm_start_refine":
 
 def _setting(opts: argparse.Namespace) -> dict[str, Any]:
     return {
-        "segmenter": getattr(opts, "segmenter", None) or "box",
-        "feedback": getattr(opts, "feedback", "image"),
-        "warm_start_refine": int(bool(getattr(opts, "warm_start_refine", False))),
+        "segmenter": opts.segmenter or DEFAULT_SETTING["segmenter"],
+        "feedback": opts.feedback,
+        "warm_start_refine": int(opts.warm_start_refine),
     }
 
 
