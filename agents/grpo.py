@@ -237,7 +237,9 @@ class Args:
         default="trajectory",
         metadata={
             "help": "'trajectory' (each return's group-relative advantage on every turn) or 'per-turn' "
-            "(normalised turn rewards summed from the turn on, with the env's gain rewards)."
+            "(normalised turn rewards summed from the turn on, with the env's gain rewards) or 'immediate' (each "
+            "turn's reward normalised among the group's replies at that turn: turn 1 gets single-turn GRPO's "
+            "advantage, a later turn its gain's)."
         },
     )
     turn_reward: str = field(
@@ -285,8 +287,8 @@ class Args:
             raise ValueError(f"max_turns={self.max_turns} must be >= 1 and eval_max_turns={self.eval_max_turns} >= 0")
         if self.feedback not in ("image", "text", "none"):
             raise ValueError(f"feedback={self.feedback!r}: use 'image', 'text' or 'none'")
-        if self.turn_advantage not in ("trajectory", "per-turn"):
-            raise ValueError(f"turn_advantage={self.turn_advantage!r}: use 'trajectory' or 'per-turn'")
+        if self.turn_advantage not in ("trajectory", "per-turn", "immediate"):
+            raise ValueError(f"turn_advantage={self.turn_advantage!r}: use 'trajectory', 'per-turn' or 'immediate'")
 
 
 # ---------------------------------------------------------------------------------------------

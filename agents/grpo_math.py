@@ -361,6 +361,62 @@ def turn_advantages(
     return torch.where(turn_mask.bool(), to_go, torch.zeros((), dtype=to_go.dtype))
 
 
+def immediate_turn_advantages(
+    turn_rewards: torch.Tensor,
+    turn_mask: torch.Tensor,
+    group_size: int,
+    scaling: AdvantageScaling = "group",
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """Per-turn GRPO without reward-to-go: each turn is compared only with the group's replies at that turn.
+
+    For turn ``t`` the rewards of the group members that played it are normalised among themselves
+    (``(r - mean_t) / (std_t + eps)``), and that is the turn's advantage: a reply is credited with
+    what it earned, not with what the later turns did (discount 0). With ``turn_reward="gain"``,
+    turn 1's advantage is exactly single-turn GRPO's on its IoU (the same pressure on the first
+    answer as a single-turn policy gets) and turn ``t > 1``'s is how much its correction gained
+    compared with the group's other corrections at turn ``t``. The price is myopia: a first answer
+    that only sets up a better correction is not rewarded for it. A turn that fewer than two members
+    of a group played gets advantage 0 (nothing to compare it with).
+
+    Args:
+        turn_rewards: ``N x K`` rewards.
+        turn_mask: ``N x K`` 0/1 played turns.
+        group_size: ``G``.
+        scaling: ``"group"`` divides by the std of the turn's played rewards in the group, ``"none"`` does not.
+        eps: Added to the std.
+
+    Returns:
+        ``N x K`` advantages, 0 on turns not played.
+
+    >>> immediate_turn_advantages(
+    ...     torch.tensor([[1.0, 0.2], [0.5, 0.0], [0.0, 0.6]]), torch.tensor([[1, 1], [1, 0], [1, 1]]), 3, "none"
+    ... )
+    tensor([[ 0.5000, -0.2000],
+            [ 0.0000,  0.0000],
+            [-0.5000,  0.2000]])
+    """
+    if group_size < 2:
+        raise ValueError(f"group_size must be at least 2 for group-relative advantages, got {group_size}")
+    n, k = turn_rewards.shape
+    if n % group_size or turn_mask.shape != turn_rewards.shape:
+        raise ValueError(
+            f"turn_rewards {tuple(turn_rewards.shape)} and turn_mask {tuple(turn_mask.shape)} must be equal N x K "
+            f"shapes with N divisible by group_size={group_size}"
+        )
+    mask = turn_mask.to(turn_rewards.dtype).view(-1, group_size, k)
+    r = turn_rewards.view(-1, group_size, k) * mask
+    count = mask.sum(dim=1, keepdim=True)
+    mean = r.sum(dim=1, keepdim=True) / count.clamp(min=1.0)
+    centred = (r - mean) * mask
+    if scaling == "group":
+        var = (centred**2).sum(dim=1, keepdim=True) / (count - 1.0).clamp(min=1.0)
+        centred = centred / (var.sqrt() + eps)
+    elif scaling != "none":
+        raise ValueError(f"unknown advantage scaling {scaling!r}: use 'group' or 'none'")
+    return torch.where(turn_mask.bool(), centred.view(n, k), torch.zeros((), dtype=centred.dtype))
+
+
 def turn_token_weights(
     reply_lengths: torch.Tensor,
     turn_mask: torch.Tensor,

@@ -31,11 +31,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from segzero_agents.grpo_math import trajectory_advantages, turn_advantages, turn_token_weights, weighted_grpo_loss
+from segzero_agents.grpo_math import (
+    immediate_turn_advantages,
+    trajectory_advantages,
+    turn_advantages,
+    turn_token_weights,
+    weighted_grpo_loss,
+)
 from segzero_agents.rollout import Rollout, reply_log_probs, sample_replies, select_rows
 
 FEEDBACK_MODES = ("image", "text", "none")
-TURN_ADVANTAGES = ("trajectory", "per-turn")
+TURN_ADVANTAGES = ("trajectory", "per-turn", "immediate")
 SHADE_COLOUR = (255, 0, 255)
 """Magenta: the colour blended into the masked pixels of the feedback image."""
 
@@ -291,13 +297,15 @@ def play_episodes(
 
 
 def refinement_advantages(traj: Trajectories, group_size: int, kind: str, scaling: str) -> torch.Tensor:
-    """``N x K`` advantages: trajectory-level GRPO or the per-turn (reward-to-go) variant."""
+    """``N x K`` advantages: trajectory-level GRPO, the per-turn (reward-to-go) variant or the immediate one."""
     rewards = torch.as_tensor(traj.rewards, dtype=torch.float32)
     mask = torch.as_tensor(traj.turn_mask)
     if kind == "trajectory":
         return trajectory_advantages(rewards, mask, group_size, scaling)  # type: ignore[arg-type]
     if kind == "per-turn":
         return turn_advantages(rewards, mask, group_size, scaling)  # type: ignore[arg-type]
+    if kind == "immediate":
+        return immediate_turn_advantages(rewards, mask, group_size, scaling)  # type: ignore[arg-type]
     raise ValueError(f"turn_advantage={kind!r}: use one of {TURN_ADVANTAGES}")
 
 

@@ -208,8 +208,8 @@ def run_arm(
     return rows
 
 
-TEXT_COLUMNS = ("arm", "command", "segmenter", "feedback")
-DEFAULT_SETTING = {"segmenter": "box", "feedback": "image", "warm_start_refine": 0}
+TEXT_COLUMNS = ("arm", "command", "segmenter", "feedback", "turn_advantage")
+DEFAULT_SETTING = {"segmenter": "box", "feedback": "image", "warm_start_refine": 0, "turn_advantage": "trajectory"}
 """The setting of rows from CSVs written before these columns existed."""
 
 
@@ -218,14 +218,16 @@ def _setting(opts: argparse.Namespace) -> dict[str, Any]:
         "segmenter": opts.segmenter or DEFAULT_SETTING["segmenter"],
         "feedback": opts.feedback,
         "warm_start_refine": int(opts.warm_start_refine),
+        "turn_advantage": opts.turn_advantage,
     }
 
 
 def describe_setting(rows: list[dict[str, Any]]) -> str:
-    """The segmenter / feedback / warm-start part of the report's description line.
+    """The segmenter / feedback / warm-start / advantage part of the report's description line.
 
-    >>> describe_setting([{"segmenter": "grabcut", "feedback": "text", "warm_start_refine": 1}])
-    'grabcut segmenter, text feedback (multi training, single/multi evaluation), turn-1 + turn-2 warm start'
+    >>> row = {"segmenter": "grabcut", "feedback": "text", "warm_start_refine": 1, "turn_advantage": "immediate"}
+    >>> describe_setting([row]).split(", ")[-2:]
+    ['turn-1 + turn-2 warm start', 'immediate advantages']
     """
     parts = []
     for key, noun in (("segmenter", "segmenter"), ("feedback", "feedback")):
@@ -236,6 +238,8 @@ def describe_setting(rows: list[dict[str, Any]]) -> str:
     parts.append(
         {(0,): "turn-1 warm start", (1,): "turn-1 + turn-2 warm start"}.get(tuple(refine), "mixed warm starts")
     )
+    kinds = sorted({str(r.get("turn_advantage", DEFAULT_SETTING["turn_advantage"])) for r in rows})
+    parts.append(f"{' / '.join(kinds or [DEFAULT_SETTING['turn_advantage']])} advantages")
     return ", ".join(parts)
 
 
@@ -348,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--turns", type=int, default=2, help="K for the multi-turn arms and every evaluation.")
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--eval-samples", type=int, default=32)
-    parser.add_argument("--turn-advantage", default="trajectory", choices=["trajectory", "per-turn"])
+    parser.add_argument("--turn-advantage", default="trajectory", choices=["trajectory", "per-turn", "immediate"])
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--warm-start-steps", type=int, default=400, help="None keeps the preset's.")
     parser.add_argument("--warm-start-jitter", type=float, default=0.1, help="None keeps the preset's.")

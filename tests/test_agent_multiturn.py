@@ -115,7 +115,7 @@ def test_early_stops_are_masked_and_each_turn_is_one_segmenter_call(bundle):
     m = refinement_metrics(traj, G)
     assert m["turns/stop_rate"] == 0.5 and m["turns/turns_used"] == pytest.approx(2.25)
     assert m["turns/played_3"] == 0.5 and m["turns/iou_3"] == pytest.approx(traj.ious[:, 2].mean())
-    for kind in ("trajectory", "per-turn"):
+    for kind in ("trajectory", "per-turn", "immediate"):
         adv = refinement_advantages(traj, G, kind, "group")
         assert (adv[torch.as_tensor(traj.turn_mask) == 0] == 0).all() and adv.abs().sum() > 0
     envs.close()

@@ -6,6 +6,7 @@ from segzero_agents.grpo_math import (
     aggregate,
     group_advantages,
     grpo_loss,
+    immediate_turn_advantages,
     trajectory_advantages,
     trajectory_returns,
     turn_advantages,
@@ -51,12 +52,36 @@ def test_per_turn_advantages_are_normalised_rewards_to_go(scaling):
 
 
 @pytest.mark.parametrize("scaling", ["group", "none"])
+def test_immediate_advantages_compare_each_turn_only_with_the_same_turn(scaling):
+    adv = immediate_turn_advantages(_garbage_in_unplayed_turns(REWARDS), MASK, 2, scaling)
+    for block in (slice(0, 2), slice(2, 4)):
+        for t in range(3):
+            played = MASK[block, t].bool()
+            column = adv[block, t]
+            if played.sum() < 2:  # nothing to compare the turn with
+                assert (column == 0).all()
+                continue
+            r = REWARDS[block, t][played]
+            expected = r - r.mean()
+            if scaling == "group":
+                expected = expected / (r.std() + 1e-6)
+            assert torch.allclose(column[played], expected, atol=1e-6)
+    assert (adv[~MASK.bool()] == 0).all()
+    # turn 1 gets exactly the single-turn GRPO advantage of the turn-1 rewards, whatever the later turns earned
+    assert torch.allclose(adv[:, 0], group_advantages(REWARDS[:, 0], 2, scaling), atol=1e-6)
+    later = REWARDS.clone()
+    later[:, 1:] += torch.tensor([[5.0, -3.0], [0.0, 0.0], [1.0, 2.0], [-4.0, 0.0]])
+    assert torch.equal(immediate_turn_advantages(later, MASK, 2, scaling)[:, 0], adv[:, 0])
+
+
+@pytest.mark.parametrize("scaling", ["group", "none"])
 def test_one_turn_reduces_to_grpo(scaling):
     rewards = torch.tensor([[0.3], [0.9], [0.1], [0.4]])
     ones = torch.ones(4, 1, dtype=torch.long)
     expected = group_advantages(rewards[:, 0], 2, scaling)
     assert torch.allclose(turn_advantages(rewards, ones, 2, scaling)[:, 0], expected, atol=1e-6)
     assert torch.allclose(trajectory_advantages(rewards, ones, 2, scaling)[:, 0], expected)
+    assert torch.allclose(immediate_turn_advantages(rewards, ones, 2, scaling)[:, 0], expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("aggregation", ["grpo", "dapo", "dr_grpo"])

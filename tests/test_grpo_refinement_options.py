@@ -111,7 +111,8 @@ def test_refine_rows_show_the_trainers_turn_2_inputs_and_restate_the_current_box
 
 def test_describe_setting_names_segmenter_and_feedback():
     assert gr.describe_setting([{"segmenter": "box", "feedback": "image", "warm_start_refine": 0}]) == (
-        "box segmenter, image feedback (multi training, single/multi evaluation), turn-1 warm start"
+        "box segmenter, image feedback (multi training, single/multi evaluation), turn-1 warm start, "
+        "trajectory advantages"
     )
     assert gr.describe_setting([{}]).startswith("box segmenter, image feedback")
 
