@@ -93,12 +93,11 @@ def run_trl(args: Any) -> dict[str, Any]:
     import torch
     from accelerate import Accelerator
     from segzero_agents.evaluation import evaluate
-    from segzero_agents.grpo import make_envs, policy_from_args, run_warm_start, scheduled_sample_ids, seed_everything
-    from segzero_agents.rollout import vision_token_ids
+    from segzero_agents.grpo import make_envs, policy_from_args, run_warm_start, seed_everything
     from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
-    from segzero_env.integrations.trl import build_grpo_dataset, make_reward_funcs
+    from segzero_env.integrations.trl import make_reward_funcs
 
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     seed_everything(args.seed)
@@ -115,15 +114,8 @@ def run_trl(args: Any) -> dict[str, Any]:
     envs.close()
     eval_envs = make_envs(args, min(args.eval_samples, 8), 1, args.eval_split, None, None)
 
-    env_kwargs = {
-        "image_size": args.image_size,
-        "segmenter": args.segmenter,
-        "reward": args.reward,
-        "prompt_template": args.prompt_template,
-        "dataset_kwargs": json.loads(args.dataset_kwargs),
-    }
-    order = [sid for step in range(args.steps) for sid in scheduled_sample_ids(all_ids, step, P, 0, 1, args.seed)]
-    dataset = build_grpo_dataset(args.env_id, split=args.split, sample_ids=order, **env_kwargs)
+    env_kwargs = trl_env_kwargs(args)
+    _, dataset = trl_schedule(args, all_ids)
     rewards = make_reward_funcs(args.env_id, **env_kwargs)
 
     curve = [(0, *_eval(evaluate(model, processor, args, eval_envs)))]
@@ -138,14 +130,61 @@ def run_trl(args: Any) -> dict[str, Any]:
             if state.global_step % args.eval_every == 0:
                 curve.append((state.global_step, *_eval(evaluate(kw["model"], processor, args, eval_envs))))
 
-    config = GRPOConfig(
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=rewards,
+        args=trl_config(args, processor),
+        train_dataset=dataset,
+        processing_class=processor,
+        callbacks=[EvalAndTime()],
+    )
+    trainer.train()
+    eval_envs.close()
+    return {"curve": curve, "step_s": float(np.mean(step_times)), "train_unusable": []}
+
+
+def trl_env_kwargs(args: Any) -> dict[str, Any]:
+    """The env settings of the agent's arguments ``args``, as TRL's dataset and reward functions take them."""
+    return {
+        "image_size": args.image_size,
+        "segmenter": args.segmenter,
+        "reward": args.reward,
+        "prompt_template": args.prompt_template,
+        "dataset_kwargs": json.loads(args.dataset_kwargs),
+    }
+
+
+def trl_schedule(args: Any, all_ids: Sequence[str]) -> tuple[list[str], Any]:
+    """The agent's prompt schedule over ``args.steps`` steps and TRL's dataset of it, row for row."""
+    from segzero_agents.grpo import scheduled_sample_ids
+
+    from segzero_env.integrations.trl import build_grpo_dataset
+
+    p = args.prompts_per_step
+    order = [sid for step in range(args.steps) for sid in scheduled_sample_ids(list(all_ids), step, p, 0, 1, args.seed)]
+    dataset = build_grpo_dataset(args.env_id, split=args.split, sample_ids=order, **trl_env_kwargs(args))
+    return order, dataset
+
+
+def trl_config(args: Any, processor: Any) -> Any:
+    """TRL's ``GRPOConfig`` matching the bundled agent's arguments ``args`` (one CPU process).
+
+    The agent's batch, group size, reply length, sampling (temperature, top-p, no top-k), optimiser
+    and clipping, KL coefficient, loss aggregation and advantage scaling; constant learning rate;
+    the dataset read in order (it is the agent's prompt schedule); the vision placeholder tokens of
+    ``processor`` never sampled (the agent suppresses them too).
+    """
+    from segzero_agents.rollout import vision_token_ids
+    from trl import GRPOConfig
+
+    return GRPOConfig(
         output_dir=args.output_dir,
         use_cpu=True,
         bf16=False,
         seed=args.seed,
         max_steps=args.steps,
-        per_device_train_batch_size=P * G,
-        num_generations=G,
+        per_device_train_batch_size=args.prompts_per_step * args.group_size,
+        num_generations=args.group_size,
         max_completion_length=args.max_new_tokens,
         temperature=args.temperature,
         top_p=args.top_p,
@@ -169,17 +208,6 @@ def run_trl(args: Any) -> dict[str, Any]:
         save_strategy="no",
         dataloader_num_workers=0,
     )
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=rewards,
-        args=config,
-        train_dataset=dataset,
-        processing_class=processor,
-        callbacks=[EvalAndTime()],
-    )
-    trainer.train()
-    eval_envs.close()
-    return {"curve": curve, "step_s": float(np.mean(step_times)), "train_unusable": []}
 
 
 def make_warm_start(args: Any, path: Path) -> str:

@@ -57,12 +57,18 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the TRL arm's modules sit beside this one
+
 ARMS: dict[str, dict[str, Any]] = {
     "single": {"max_turns": 1, "feedback": None},
     "multi": {"max_turns": None, "feedback": None},
     "ablation": {"max_turns": None, "feedback": "none"},
+    "trl": {"max_turns": None, "feedback": "text"},
 }
 """Training settings of each policy (``None``: the benchmark's ``--turns`` / ``--feedback``)."""
+
+DEFAULT_ARMS = ("single", "multi", "ablation")
+"""The arms run unless ``--arms`` says otherwise (``trl`` is the optional TRL comparison)."""
 
 REFINE_SHARE = 0.5
 """``--warm-start-refine``: the share of each warm-start batch's samples that also get a turn-2 row."""
@@ -186,8 +192,15 @@ def run_arm(
     from segzero_agents.grpo import train
     from segzero_agents.presets import parse_args
 
-    train(parse_args(arm_argv(arm, seed, opts, output_dir, start)))
-    metrics = (Path(output_dir) / "metrics.jsonl").read_text()
+    args = parse_args(arm_argv(arm, seed, opts, output_dir, start))
+    if arm == "trl":
+        from trl_refinement import run_trl_refinement
+
+        records = run_trl_refinement(args, str(start), opts.eval_every)
+        metrics = "".join(json.dumps(r) + "\n" for r in records)
+    else:
+        train(args)
+        metrics = (Path(output_dir) / "metrics.jsonl").read_text()
     if keep_metrics is not None:
         keep_metrics.write_text(metrics)
     records = [json.loads(line) for line in metrics.splitlines()]
@@ -198,6 +211,8 @@ def run_arm(
             continue
         row = {"arm": arm, "seed": seed, "step": r["step"], "step_s": float(np.mean(step_s)) if step_s else 0.0}
         row.update(_setting(opts))
+        if arm == "trl":
+            row["turn_advantage"] = "trajectory"  # one scalar advantage per completion
         for k in range(opts.turns):
             row[f"giou_turn_{k + 1}"] = r[f"eval/giou_turn_{k + 1}"]
         row.update(
@@ -311,6 +326,14 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         wins, n = per_seed(a, ka, b, kb)
         verdict = "met" if n and wins == n else "NOT met"
         lines.append(f"- {text}: {wins} of {n} seeds ({verdict})")
+    if "trl" in final:
+        lines += ["", "TRL (trajectory-level GRPO through TRL's `rollout_func`, the history flattened):"]
+        for text, (a, ka, b, kb) in {
+            "trl last turn > trl turn 1": ("trl", last, "trl", "giou_turn_1"),
+            "multi last turn > trl last turn": ("multi", last, "trl", last),
+        }.items():
+            wins, n = per_seed(a, ka, b, kb)
+            lines.append(f"- {text}: {wins} of {n} seeds")
     markdown = "\n".join(lines) + "\n"
     (out_dir / "grpo_refinement.md").write_text(markdown)
     _plot(rows, out_dir / "grpo_refinement.png", turns)
@@ -347,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The script's command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=list(ARMS))
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--turns", type=int, default=2, help="K for the multi-turn arms and every evaluation.")
     parser.add_argument("--eval-every", type=int, default=20)
