@@ -12,6 +12,9 @@ samples of the held-out ``val`` split, gIoU (LISA) after turn 1 and after the la
 - ``ablation``: the same, with the feedback removed (the trainer's ``--feedback none``): on later turns
   the policy sees the turn-1 image and prompt again, so it cannot know what its mask was. The trainer
   evaluates with its training feedback, so this arm is evaluated without feedback too.
+- ``trl`` (only with ``--arms trl``): the multi policy's trajectory-level GRPO through TRL's
+  ``GRPOTrainer`` and its ``rollout_func``, each trajectory flattened into one completion with text
+  feedback (``trl_refinement.py`` says what TRL cannot express). Evaluated the same flattened way.
 
 ``--segmenter`` (``box`` by default, the preset's) is every arm's segmenter, in training, evaluation
 and the warm start. With ``box`` the mask is the predicted box, so the feedback holds nothing a second
@@ -38,6 +41,8 @@ Usage::
     python benchmarks/grpo_refinement.py --seeds 0 --steps 4 --eval-samples 8 --out-dir /tmp/gr   # smoke run
     python benchmarks/grpo_refinement.py --seeds 0 --steps 100 --warm-start-steps 1000 --eval-every 25 \
         --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine   # text feedback on grabcut
+    python benchmarks/grpo_refinement.py --seeds 0 --arms trl --steps 100 --warm-start-steps 1000 \
+        --eval-every 25 --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine   # TRL's
 """
 
 from __future__ import annotations
