@@ -307,6 +307,19 @@ def trajectory_advantages(
     return torch.where(turn_mask.bool(), adv.unsqueeze(1), torch.zeros((), dtype=adv.dtype))
 
 
+def _turn_shape(turn_rewards: torch.Tensor, turn_mask: torch.Tensor, group_size: int) -> tuple[int, int]:
+    """``(N, K)`` of equal ``N x K`` rewards and mask with ``N`` a multiple of ``group_size >= 2``; else raise."""
+    if group_size < 2:
+        raise ValueError(f"group_size must be at least 2 for group-relative advantages, got {group_size}")
+    n, k = turn_rewards.shape
+    if n % group_size or turn_mask.shape != turn_rewards.shape:
+        raise ValueError(
+            f"turn_rewards {tuple(turn_rewards.shape)} and turn_mask {tuple(turn_mask.shape)} must be equal N x K "
+            f"shapes with N divisible by group_size={group_size}"
+        )
+    return n, k
+
+
 def turn_advantages(
     turn_rewards: torch.Tensor,
     turn_mask: torch.Tensor,
@@ -336,14 +349,7 @@ def turn_advantages(
     tensor([[ 0.3333,  0.1667],
             [-0.3333,  0.0000]])
     """
-    if group_size < 2:
-        raise ValueError(f"group_size must be at least 2 for group-relative advantages, got {group_size}")
-    n, k = turn_rewards.shape
-    if n % group_size or turn_mask.shape != turn_rewards.shape:
-        raise ValueError(
-            f"turn_rewards {tuple(turn_rewards.shape)} and turn_mask {tuple(turn_mask.shape)} must be equal N x K "
-            f"shapes with N divisible by group_size={group_size}"
-        )
+    n, k = _turn_shape(turn_rewards, turn_mask, group_size)
     mask = turn_mask.to(turn_rewards.dtype)
     r = (turn_rewards * mask).view(-1, group_size * k)
     m = mask.view(-1, group_size * k)
@@ -396,14 +402,7 @@ def immediate_turn_advantages(
             [ 0.0000,  0.0000],
             [-0.5000,  0.2000]])
     """
-    if group_size < 2:
-        raise ValueError(f"group_size must be at least 2 for group-relative advantages, got {group_size}")
-    n, k = turn_rewards.shape
-    if n % group_size or turn_mask.shape != turn_rewards.shape:
-        raise ValueError(
-            f"turn_rewards {tuple(turn_rewards.shape)} and turn_mask {tuple(turn_mask.shape)} must be equal N x K "
-            f"shapes with N divisible by group_size={group_size}"
-        )
+    n, k = _turn_shape(turn_rewards, turn_mask, group_size)
     mask = turn_mask.to(turn_rewards.dtype).view(-1, group_size, k)
     r = turn_rewards.view(-1, group_size, k) * mask
     count = mask.sum(dim=1, keepdim=True)

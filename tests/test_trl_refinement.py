@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from benchmark_scripts import load_benchmark
 from segzero_agents.policy_model import load_policy
+from test_agent_multiturn import make_envs as make_multiturn_envs
 
 import segzero_env  # noqa: F401
 from segzero_env.hf.chat import SYSTEM_PROMPT, batch_inputs
@@ -26,17 +26,8 @@ def bundle():
     return load_policy("tiny", device=torch.device("cpu"), kl_coef=0.0)
 
 
-def make_envs(max_turns=2, group_size=G, prompts=2):
-    return gym.make_vec(
-        "ReasonSegShapes-v0",
-        num_envs=prompts * group_size,
-        vectorization_mode="vector_entry_point",
-        group_size=group_size,
-        image_size=56,
-        segmenter="grabcut",
-        max_turns=max_turns,
-        autoreset_mode="NextStep",
-    )
+def make_envs():
+    return make_multiturn_envs("grabcut", max_turns=2, group_size=G, prompts=2)
 
 
 def test_the_flattened_layout_is_the_chat_templates(bundle):
