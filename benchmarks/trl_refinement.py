@@ -23,7 +23,7 @@ loss, no KL term. Evaluation plays greedy episodes the same flattened way on the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,7 @@ class FlatTrajectories:
     ious: np.ndarray
     turn_mask: np.ndarray
     unusable: np.ndarray
-    stopped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    stopped: np.ndarray
 
 
 @torch.no_grad()
@@ -240,7 +240,6 @@ class RefinementRolloutFunc:
     def __init__(self, envs: Any, processor: Any, order: list[str], args: Any) -> None:
         self.envs, self.processor, self.order, self.args = envs, processor, order, args
         self.cursor = 0
-        self.last: FlatTrajectories | None = None
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         """Play the batch's trajectories; return what TRL needs plus each one's return."""
@@ -254,7 +253,6 @@ class RefinementRolloutFunc:
             model, self.processor, self.envs, ids, seed=self.args.seed, greedy=False,
             temperature=self.args.temperature, max_new_tokens=self.args.max_new_tokens, expect_prompts=texts,
         )  # fmt: skip
-        self.last = traj
         return {
             "prompt_ids": traj.prompt_ids,
             "completion_ids": traj.completion_ids,
