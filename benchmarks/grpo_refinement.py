@@ -87,6 +87,8 @@ def _preset_argv(seed: int, opts: argparse.Namespace) -> list[str]:
         argv += ["--warm-start-jitter", str(opts.warm_start_jitter)]
     if opts.segmenter is not None:
         argv += ["--segmenter", opts.segmenter]
+    if opts.level is not None:
+        argv += ["--dataset-kwargs", json.dumps({"level": opts.level})]
     return argv
 
 
@@ -229,7 +231,9 @@ def run_arm(
 
 
 TEXT_COLUMNS = ("arm", "command", "segmenter", "feedback", "turn_advantage")
-DEFAULT_SETTING = {"segmenter": "box", "feedback": "image", "warm_start_refine": 0, "turn_advantage": "trajectory"}
+DEFAULT_SETTING = {
+    "segmenter": "box", "feedback": "image", "warm_start_refine": 0, "turn_advantage": "trajectory", "level": 0,
+}  # fmt: skip
 """The setting of rows from CSVs written before these columns existed."""
 
 
@@ -239,6 +243,7 @@ def _setting(opts: argparse.Namespace) -> dict[str, Any]:
         "feedback": opts.feedback,
         "warm_start_refine": int(opts.warm_start_refine),
         "turn_advantage": opts.turn_advantage,
+        "level": DEFAULT_SETTING["level"] if opts.level is None else opts.level,
     }
 
 
@@ -261,6 +266,15 @@ def describe_setting(rows: list[dict[str, Any]]) -> str:
     kinds = sorted({str(r.get("turn_advantage", DEFAULT_SETTING["turn_advantage"])) for r in rows})
     parts.append(f"{' / '.join(kinds or [DEFAULT_SETTING['turn_advantage']])} advantages")
     return ", ".join(parts)
+
+
+def _levels(rows: list[dict[str, Any]]) -> str:
+    """The shapes level(s) of the rows, e.g. ``'1'`` or ``'0 / 1'``.
+
+    >>> _levels([{"level": 1.0}, {}])
+    '0 / 1'
+    """
+    return " / ".join(str(v) for v in sorted({int(r.get("level", DEFAULT_SETTING["level"])) for r in rows}))
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -287,7 +301,7 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         "",
         *sorted({f"    {r['command']}" for r in rows}),
         "",
-        f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level 0, 56 px as one image token, 16 prompts a step, "
+        f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level {_levels(rows)}, 56 px as one image token, 16 prompts a step, "
         f"{describe_setting(rows)}), K = {turns} turns at "
         "evaluation, greedy replies on the first val samples. Mean ± sd over seeds; `start` is the shared "
         "warm-started policy before any GRPO step. Seconds per step were measured on a shared 2-core machine "
@@ -391,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--feedback", default="image", choices=["image", "text"],
         help="The multi arm's training feedback and the single and multi arms' evaluation feedback.",
     )  # fmt: skip
+    parser.add_argument(
+        "--level", type=int, default=None, choices=[0, 1, 2, 3], help="Shapes level (default: the preset's, 0)."
+    )
     parser.add_argument(
         "--warm-start-refine", action="store_true", help="The warm start also trains turn-2 (restating) replies."
     )

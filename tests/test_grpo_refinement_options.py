@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,25 @@ def test_options_reach_the_trainer(arm):
     assert args.segmenter == "grabcut"
     assert args.feedback == ("none" if arm == "ablation" else "text")
     assert args.max_turns == (1 if arm == "single" else 2) and args.eval_max_turns == 2
-    # the preset's segmenter stays when the option is not given
+    # the preset's segmenter and level stay when the options are not given
     assert parse_args(_argv(arm)).segmenter == "box"
+    assert json.loads(parse_args(_argv(arm)).dataset_kwargs) == {"level": 0}
+    assert json.loads(parse_args(_argv(arm, "--level", "1")).dataset_kwargs) == {"level": 1}
+
+
+def test_level_reaches_the_training_and_evaluation_envs():
+    from segzero_agents.grpo import make_envs
+    from segzero_agents.presets import parse_args
+
+    args = parse_args(_argv("multi", "--level", "1"))
+    for split in ("train", "val"):
+        envs = make_envs(args, 1, 1, split, None, None, max_turns=2)
+        try:
+            assert envs.envs[0].dataset.level == 1
+        finally:
+            envs.close()
+    opts = gr.build_parser().parse_args(["--level", "1"])
+    assert gr._setting(opts)["level"] == 1 and gr._setting(gr.build_parser().parse_args([]))["level"] == 0
 
 
 def test_warm_start_env_uses_the_segmenter():
