@@ -301,8 +301,8 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         "",
         *sorted({f"    {r['command']}" for r in rows}),
         "",
-        f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level {_levels(rows)}, 56 px as one image token, 16 prompts a step, "
-        f"{describe_setting(rows)}), K = {turns} turns at "
+        f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level {_levels(rows)}, 56 px as one image token, "
+        f"16 prompts a step, {describe_setting(rows)}), K = {turns} turns at "
         "evaluation, greedy replies on the first val samples. Mean ± sd over seeds; `start` is the shared "
         "warm-started policy before any GRPO step. Seconds per step were measured on a shared 2-core machine "
         "with other jobs running: compare them only as ratios.",
