@@ -55,7 +55,6 @@ _FAST_INT_LIMIT = 1 << 24
 
 _EXACT_LIMIT = float(1 << 20)
 """Coordinates up to this size give the same Seg-Zero terms in float and in integer arithmetic."""
-"""Integer coordinates up to this size give the same values in Python and in numpy's int64 / float64."""
 
 Coords = Sequence[float]
 
