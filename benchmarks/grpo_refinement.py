@@ -20,6 +20,9 @@ samples of the held-out ``val`` split, gIoU (LISA) after turn 1 and after the la
 and the warm start. With ``box`` the mask is the predicted box, so the feedback holds nothing a second
 turn could use (``benchmarks/refinement_feedback_rule.py``); ``grabcut`` masks follow the object.
 
+``--level`` (the preset's 0 by default) is the shapes level of the warm start, training and
+evaluation: level 1 puts a second object in every scene.
+
 ``--warm-start-refine`` also trains turn-2 replies in the warm start: for half of each batch's samples
 an env with ``max_turns=2`` (text feedback) is stepped with the turn-1 oracle replies, and the policy
 learns to answer the env's turn-2 prompt (:func:`refine_rows`) by restating its current box as a
@@ -43,6 +46,9 @@ Usage::
         --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine   # text feedback on grabcut
     python benchmarks/grpo_refinement.py --seeds 0 --arms trl --steps 100 --warm-start-steps 1000 \
         --eval-every 25 --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine   # TRL's
+    python benchmarks/grpo_refinement.py --seeds 0 1 2 --steps 100 --warm-start-steps 1000 --eval-every 25 \
+        --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine --turn-advantage immediate \
+        --level 1                                                # two objects a scene
 """
 
 from __future__ import annotations
