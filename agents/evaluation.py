@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -11,6 +12,22 @@ from segzero_agents.rollout import vision_token_ids
 
 if TYPE_CHECKING:
     from segzero_agents.grpo import Args
+
+
+def eval_blocks(eval_envs: Any, args: Any, accelerator: Any | None = None) -> Iterator[tuple[int, list[str]]]:
+    """The evaluated sample ids, in blocks as wide as ``eval_envs``: ``(number of real ids, block)``.
+
+    The ids are the first ``args.eval_samples`` of the envs' dataset (with several processes, this
+    process's every ``num_processes``-th of them). The last block is padded with its last id to the
+    envs' width; the real ids come first, so a caller scores the first ``m`` rows.
+    """
+    ids = list(eval_envs.envs[0].dataset.sample_ids)[: args.eval_samples]
+    if accelerator is not None:
+        ids = ids[accelerator.process_index :: accelerator.num_processes]
+    width = eval_envs.num_envs
+    for start in range(0, len(ids), width):
+        real = ids[start : start + width]
+        yield len(real), real + [real[-1]] * (width - len(real))
 
 
 @torch.no_grad()
@@ -28,17 +45,11 @@ def evaluate(
     from segzero_env.metrics import IoUAccumulator
 
     acc = IoUAccumulator("lisa")
-    ids = list(eval_envs.envs[0].dataset.sample_ids)[: args.eval_samples]
-    if accelerator is not None:
-        ids = ids[accelerator.process_index :: accelerator.num_processes]
-    width = eval_envs.num_envs
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     unusable = 0
     was_training = policy.training
     policy.eval()
-    for start in range(0, len(ids), width):
-        block = ids[start : start + width]
-        block = block + [block[-1]] * (width - len(block))
+    for m, block in eval_blocks(eval_envs, args, accelerator):
         obs, info = eval_envs.reset(seed=args.seed, options={"sample_ids": block})
         batch = batch_inputs(processor, list(obs["image"]), list(info["prompt"]))
         batch = {k: v.to(policy.device) for k, v in batch.items()}
@@ -48,7 +59,7 @@ def evaluate(
         completion = out[:, batch["input_ids"].shape[1] :]
         replies = decode_replies(processor, completion, completion_mask(completion, eos))
         *_, infos = eval_envs.step(replies)
-        for i in range(len(ids[start : start + width])):
+        for i in range(m):
             unusable += infos["parse_failure"][i] is not None
             env = eval_envs.envs[i]
             gt = env.current_sample.mask

@@ -486,23 +486,17 @@ def evaluate_refinement(
     ``eval/stop_rate``, ``eval/turns_used``, ``eval/unusable_rate`` (turn 1), ``eval/n``. With several
     processes each evaluates a share of the samples and the sums are merged.
     """
+    from segzero_agents.evaluation import eval_blocks
     from segzero_agents.rollout import vision_token_ids
 
-    ids = list(eval_envs.envs[0].dataset.sample_ids)[: args.eval_samples]
-    if accelerator is not None:
-        ids = ids[accelerator.process_index :: accelerator.num_processes]
-    width = eval_envs.num_envs
     k_max = int(eval_envs.envs[0].max_turns)
     sums = np.zeros(k_max + 6)  # giou per turn, inter, union, stops, turns, unusable, n
     suppress = vision_token_ids(processor)
-    for start in range(0, len(ids), width):
-        real = ids[start : start + width]
-        block = real + [real[-1]] * (width - len(real))
+    for m, block in eval_blocks(eval_envs, args, accelerator):
         traj = play_episodes(
             policy, processor, eval_envs, block, seed=args.seed, feedback=args.feedback,
             max_new_tokens=args.max_new_tokens, suppress_token_ids=suppress, greedy=True,
         )  # fmt: skip
-        m = len(real)
         sums[:k_max] += traj.ious[:m].sum(axis=0)
         sums[k_max] += traj.intersections[:m, -1].sum()
         sums[k_max + 1] += traj.unions[:m, -1].sum()

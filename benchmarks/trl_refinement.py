@@ -204,17 +204,14 @@ def play_flat(
 
 def evaluate_flat(model: Any, processor: Any, eval_envs: Any, args: Any) -> dict[str, float]:
     """Greedy flattened episodes on the first ``args.eval_samples`` val samples: gIoU after every turn."""
-    ids = list(eval_envs.envs[0].dataset.sample_ids)[: args.eval_samples]
-    width = eval_envs.num_envs
+    from segzero_agents.evaluation import eval_blocks
+
     parts = []
-    for start in range(0, len(ids), width):
-        real = ids[start : start + width]
-        block = real + [real[-1]] * (width - len(real))
+    for m, block in eval_blocks(eval_envs, args):
         traj = play_flat(
             model, processor, eval_envs, block, seed=args.seed, greedy=True, temperature=1.0,
             max_new_tokens=args.max_new_tokens,
         )  # fmt: skip
-        m = len(real)
         parts.append((traj.ious[:m], traj.stopped[:m], traj.turn_mask[:m].sum(axis=1), traj.unusable[:m, 0]))
     ious = np.concatenate([p[0] for p in parts])
     out = {f"eval/giou_turn_{k + 1}": float(ious[:, k].mean()) for k in range(ious.shape[1])}

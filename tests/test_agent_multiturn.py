@@ -260,3 +260,23 @@ def test_bad_refinement_arguments_are_refused():
         Args(turn_advantage="episode")
     with pytest.raises(ValueError, match="max_turns"):
         Args(max_turns=0)
+
+
+def test_eval_blocks_cover_the_first_samples_once_and_pad_the_last_block():
+    from types import SimpleNamespace
+
+    from segzero_agents.evaluation import eval_blocks
+
+    envs = make_envs("box", max_turns=2, group_size=1, prompts=4)
+    try:
+        ids = list(envs.envs[0].dataset.sample_ids)[:6]
+        blocks = list(eval_blocks(envs, SimpleNamespace(eval_samples=6)))
+        assert blocks == [(4, ids[:4]), (2, [ids[4], ids[5], ids[5], ids[5]])]
+        # two processes: each takes every other id, and together they cover the six once
+        shards = [
+            list(eval_blocks(envs, SimpleNamespace(eval_samples=6), SimpleNamespace(process_index=r, num_processes=2)))
+            for r in range(2)
+        ]
+        assert shards == [[(3, [ids[0], ids[2], ids[4], ids[4]])], [(3, [ids[1], ids[3], ids[5], ids[5]])]]
+    finally:
+        envs.close()
