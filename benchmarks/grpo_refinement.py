@@ -353,16 +353,41 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         lines.append(f"- {text}: {wins} of {n} seeds ({verdict})")
     if "trl" in final:
         lines += ["", "TRL (trajectory-level GRPO through TRL's `rollout_func`, the history flattened):"]
-        for text, (a, ka, b, kb) in {
-            "trl last turn > trl turn 1": ("trl", last, "trl", "giou_turn_1"),
-            "multi last turn > trl last turn": ("multi", last, "trl", last),
-        }.items():
-            wins, n = per_seed(a, ka, b, kb)
-            lines.append(f"- {text}: {wins} of {n} seeds")
+        wins, n = per_seed("trl", last, "trl", "giou_turn_1")
+        lines.append(f"- trl last turn > trl turn 1: {wins} of {n} seeds")
+        lines += trl_comparison(rows, final["trl"], last)
     markdown = "\n".join(lines) + "\n"
     (out_dir / "grpo_refinement.md").write_text(markdown)
     _plot(rows, out_dir / "grpo_refinement.png", turns)
     return markdown
+
+
+def trl_comparison(rows: list[dict[str, Any]], trl_final: dict[int, dict[str, Any]], last: str) -> list[str]:
+    """Report lines comparing TRL's policy with the agent's multi policy after the same number of steps.
+
+    For each seed, the TRL run's last evaluation is set against the multi run's evaluation at that step.
+
+    >>> row = lambda arm, step, t1, t2: {"arm": arm, "seed": 0, "step": step, "giou_turn_1": t1, "giou_turn_2": t2}
+    >>> rows = [row("multi", 50, 0.8, 0.92), row("multi", 100, 0.8, 0.95), row("trl", 50, 0.7, 0.94)]
+    >>> for line in trl_comparison(rows, {0: rows[2]}, "giou_turn_2"):
+    ...     print(line)
+    - multi last turn > trl last turn at the TRL run's last step: 0 of 1 seeds
+      - seed 0, step 50: multi 0.800 -> 0.920, trl 0.700 -> 0.940
+    """
+    by_step = {(r["arm"], r["seed"], r["step"]): r for r in rows}
+    pairs = [
+        (seed, by_step[("multi", seed, t["step"])], t)
+        for seed, t in sorted(trl_final.items())
+        if ("multi", seed, t["step"]) in by_step
+    ]
+    wins = sum(m[last] > t[last] for _, m, t in pairs)
+    lines = [f"- multi last turn > trl last turn at the TRL run's last step: {wins} of {len(pairs)} seeds"]
+    for seed, m, t in pairs:
+        lines.append(
+            f"  - seed {seed}, step {t['step']}: multi {m['giou_turn_1']:.3f} -> {m[last]:.3f}, "
+            f"trl {t['giou_turn_1']:.3f} -> {t[last]:.3f}"
+        )
+    return lines
 
 
 def _plot(rows: list[dict[str, Any]], path: Path, turns: int) -> None:
@@ -437,10 +462,10 @@ def main(argv: list[str] | None = None) -> None:
     for source in sources:
         with source.open() as f:
             for r in csv.DictReader(f):
-                r = {**DEFAULT_SETTING, **r}
+                r = {**r, **{k: v for k, v in DEFAULT_SETTING.items() if k not in r}}  # the CSV's order first
                 row: dict[str, Any] = {k: (v if k in TEXT_COLUMNS else float(v)) for k, v in r.items()}
-                row["seed"], row["step"] = int(row["seed"]), int(row["step"])
-                row["warm_start_refine"] = int(row["warm_start_refine"])
+                for key in ("seed", "step", "warm_start_refine", "level"):
+                    row[key] = int(row[key])
                 rows.append(row)
     if opts.merge:
         with csv_path.open("w", newline="") as f:
