@@ -253,6 +253,16 @@ def _setting(opts: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _distinct(rows: list[dict[str, Any]], key: str, cast: Any = str) -> str:
+    """The distinct values of a setting over the rows, sorted and joined (the default where a row lacks it).
+
+    >>> _distinct([{"level": 1.0}, {}], "level", int)
+    '0 / 1'
+    """
+    values = sorted({cast(r.get(key, DEFAULT_SETTING[key])) for r in rows}) or [DEFAULT_SETTING[key]]
+    return " / ".join(str(v) for v in values)
+
+
 def describe_setting(rows: list[dict[str, Any]]) -> str:
     """The segmenter / feedback / warm-start / advantage part of the report's description line.
 
@@ -260,27 +270,14 @@ def describe_setting(rows: list[dict[str, Any]]) -> str:
     >>> describe_setting([row]).split(", ")[-2:]
     ['turn-1 + turn-2 warm start', 'immediate advantages']
     """
-    parts = []
-    for key, noun in (("segmenter", "segmenter"), ("feedback", "feedback")):
-        values = sorted({str(r.get(key, DEFAULT_SETTING[key])) for r in rows}) or [DEFAULT_SETTING[key]]
-        parts.append(f"{' / '.join(values)} {noun}")
+    parts = [f"{_distinct(rows, 'segmenter')} segmenter", f"{_distinct(rows, 'feedback')} feedback"]
     parts[1] += " (multi training, single/multi evaluation)"
     refine = sorted({int(r.get("warm_start_refine", 0)) for r in rows}) or [0]
     parts.append(
         {(0,): "turn-1 warm start", (1,): "turn-1 + turn-2 warm start"}.get(tuple(refine), "mixed warm starts")
     )
-    kinds = sorted({str(r.get("turn_advantage", DEFAULT_SETTING["turn_advantage"])) for r in rows})
-    parts.append(f"{' / '.join(kinds or [DEFAULT_SETTING['turn_advantage']])} advantages")
+    parts.append(f"{_distinct(rows, 'turn_advantage')} advantages")
     return ", ".join(parts)
-
-
-def _levels(rows: list[dict[str, Any]]) -> str:
-    """The shapes level(s) of the rows, e.g. ``'1'`` or ``'0 / 1'``.
-
-    >>> _levels([{"level": 1.0}, {}])
-    '0 / 1'
-    """
-    return " / ".join(str(v) for v in sorted({int(r.get("level", DEFAULT_SETTING["level"])) for r in rows}))
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -307,8 +304,8 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         "",
         *sorted({f"    {r['command']}" for r in rows}),
         "",
-        f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level {_levels(rows)}, 56 px as one image token, "
-        f"16 prompts a step, {describe_setting(rows)}), K = {turns} turns at "
+        f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level {_distinct(rows, 'level', int)}, 56 px as one image "
+        f"token, 16 prompts a step, {describe_setting(rows)}), K = {turns} turns at "
         "evaluation, greedy replies on the first val samples. Mean ± sd over seeds; `start` is the shared "
         "warm-started policy before any GRPO step. Seconds per step were measured on a shared 2-core machine "
         "with other jobs running: compare them only as ratios.",
