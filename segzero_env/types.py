@@ -102,7 +102,7 @@ class ObjectAnswer:
     def fast(cls, box: Box, points: tuple[Point, ...] = ()) -> ObjectAnswer:
         """``ObjectAnswer(box, points)`` without the frozen dataclass's per-field checks (hot paths)."""
         obj = object.__new__(cls)
-        obj.__dict__.update(box=box, points=points, negative_points=())
+        object.__setattr__(obj, "__dict__", {"box": box, "points": points, "negative_points": ()})
         return obj
 
 
@@ -173,10 +173,11 @@ class ParsedReply:
 
         The parser's hot path uses it; the result compares equal to the regular constructor's.
         """
-        if not fields.keys() <= _PARSED_REPLY_FIELDS:
+        values = {**_PARSED_REPLY_DEFAULTS, **fields}
+        if len(values) != len(_PARSED_REPLY_DEFAULTS):  # an unknown name adds a key
             raise TypeError(f"ParsedReply has no field {sorted(set(fields) - _PARSED_REPLY_FIELDS)}")
         obj = object.__new__(cls)
-        obj.__dict__.update(_PARSED_REPLY_DEFAULTS, **fields)
+        object.__setattr__(obj, "__dict__", values)
         return obj
 
 

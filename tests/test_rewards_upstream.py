@@ -631,8 +631,11 @@ def test_fast_constructors_equal_the_dataclass_constructors():
     assert inp == RewardInput("r", ParsedReply(), None, None, None, None, 840)
     with pytest.raises(TypeError, match="no field"):
         ParsedReply.fast(stopp=True)
-    with pytest.raises(TypeError, match="no field"):
+    with pytest.raises(TypeError, match=r"unknown fields \['parsedd'\], missing fields \['gt_box'"):
         RewardInput.fast(reply="r", parsedd=None)
+    with pytest.raises(TypeError, match=r"unknown fields \[\], missing fields \['image_size'\]"):
+        RewardInput.fast(reply="r", parsed=ParsedReply(), gt_box=None, gt_points=None, pred_mask=None, gt_mask=None)
+    assert ObjectAnswer.fast((1.0, 2.0, 3.0, 4.0)).negative_points == ()
 
 
 def test_generated_replies_agree_with_the_published_rules_on_two_ground_truth_objects():

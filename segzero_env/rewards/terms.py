@@ -116,10 +116,12 @@ class RewardInput:
     @classmethod
     def fast(cls, **fields: Any) -> RewardInput:
         """``RewardInput(**fields)`` without the frozen dataclass's per-field ``__setattr__`` (one per reply)."""
-        if not fields.keys() <= _REWARD_INPUT_FIELDS:
-            raise TypeError(f"RewardInput has no field {sorted(set(fields) - _REWARD_INPUT_FIELDS)}")
+        values = {**_REWARD_INPUT_DEFAULTS, **fields}
+        if len(values) != len(_REWARD_INPUT_FIELDS):  # an unknown name adds a key, a missing one lacks it
+            unknown, missing = set(fields) - _REWARD_INPUT_FIELDS, _REWARD_INPUT_FIELDS - set(values)
+            raise TypeError(f"RewardInput: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
         obj = object.__new__(cls)
-        obj.__dict__.update(_REWARD_INPUT_DEFAULTS, **fields)
+        object.__setattr__(obj, "__dict__", values)
         return obj
 
 
