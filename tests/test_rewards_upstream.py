@@ -635,6 +635,10 @@ def test_fast_constructors_equal_the_dataclass_constructors():
         RewardInput.fast(reply="r", parsedd=None)
     with pytest.raises(TypeError, match=r"unknown fields \[\], missing fields \['image_size'\]"):
         RewardInput.fast(reply="r", parsed=ParsedReply(), gt_box=None, gt_points=None, pred_mask=None, gt_mask=None)
+    with pytest.raises(TypeError, match=r"unknown fields \['parsedd'\], missing fields \['parsed'\]"):
+        RewardInput.fast(
+            reply="r", parsedd=None, gt_box=None, gt_points=None, pred_mask=None, gt_mask=None, image_size=1
+        )
     assert ObjectAnswer.fast((1.0, 2.0, 3.0, 4.0)).negative_points == ()
 
 

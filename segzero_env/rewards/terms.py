@@ -117,7 +117,7 @@ class RewardInput:
     def fast(cls, **fields: Any) -> RewardInput:
         """``RewardInput(**fields)`` without the frozen dataclass's per-field ``__setattr__`` (one per reply)."""
         values = {**_REWARD_INPUT_DEFAULTS, **fields}
-        if len(values) != len(_REWARD_INPUT_FIELDS):  # an unknown name adds a key, a missing one lacks it
+        if values.keys() != _REWARD_INPUT_FIELDS:  # not the length: a misspelt name can stand in for a missing one
             unknown, missing = set(fields) - _REWARD_INPUT_FIELDS, _REWARD_INPUT_FIELDS - set(values)
             raise TypeError(f"RewardInput: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
         obj = object.__new__(cls)
