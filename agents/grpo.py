@@ -230,7 +230,8 @@ class Args:
         default="image",
         metadata={
             "help": "What the policy sees after a turn: 'image' (its mask shaded into the image), 'text' (the "
-            "env's feedback text, for models that cannot see it) or 'none' (the ablation: nothing)."
+            "env's feedback text, for models that cannot see it), 'text-iou' (the text plus the mask's IoU: LEAKS the "
+            "ground truth, a study setting) or 'none' (the ablation: nothing)."
         },
     )
     turn_advantage: str = field(
@@ -285,8 +286,8 @@ class Args:
             raise ValueError(f"temperature={self.temperature} must be > 0: GRPO needs sampled, different replies")
         if self.max_turns < 1 or self.eval_max_turns < 0:
             raise ValueError(f"max_turns={self.max_turns} must be >= 1 and eval_max_turns={self.eval_max_turns} >= 0")
-        if self.feedback not in ("image", "text", "none"):
-            raise ValueError(f"feedback={self.feedback!r}: use 'image', 'text' or 'none'")
+        if self.feedback not in ("image", "text", "text-iou", "none"):
+            raise ValueError(f"feedback={self.feedback!r}: use 'image', 'text', 'text-iou' or 'none'")
         if self.turn_advantage not in ("trajectory", "per-turn", "immediate"):
             raise ValueError(f"turn_advantage={self.turn_advantage!r}: use 'trajectory', 'per-turn' or 'immediate'")
 
@@ -351,6 +352,8 @@ def make_envs(
     mode = "Disabled"
     if max_turns > 1:
         kwargs.update(max_turns=max_turns, turn_reward=args.turn_reward, turn_cost=args.turn_cost)
+        if args.feedback == "text-iou":
+            kwargs["feedback"] = "mask-iou"  # the env's feedback text then states the mask's IoU
         mode = "NextStep"  # a block that finished early waits, unscored, while the others play on
     # Disabled: the loop resets before every batch and reads the step's own info; a forgotten reset raises.
     return gym.make_vec(

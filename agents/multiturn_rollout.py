@@ -14,6 +14,9 @@ What the policy sees on turn ``k > 1`` (``feedback``):
 - ``"text"``: the plain image and the env's own prompt for the turn (``info["prompt"]``: the
   template followed by the env's feedback text: the current answer, the mask's share, box and
   8 x 8 occupancy map, and the refinement grammar). For models that cannot see a second image.
+- ``"text-iou"``: ``"text"`` with the IoU of the current mask added (the env's ``feedback="mask-iou"``).
+  It LEAKS the ground truth: a study setting that shows whether the trainer learns to act on
+  feedback that says how good the mask is, not a deployable policy's input.
 - ``"none"``: the ablation: the turn-1 image and prompt again, so the policy cannot see what it did.
 
 Each turn's context is the image, the prompt and the feedback of that turn, not the earlier turns'
@@ -40,7 +43,7 @@ from segzero_agents.grpo_math import (
 )
 from segzero_agents.rollout import Rollout, reply_log_probs, sample_replies, select_rows
 
-FEEDBACK_MODES = ("image", "text", "none")
+FEEDBACK_MODES = ("image", "text", "text-iou", "none")
 TURN_ADVANTAGES = ("trajectory", "per-turn", "immediate")
 SHADE_COLOUR = (255, 0, 255)
 """Magenta: the colour blended into the masked pixels of the feedback image."""
@@ -205,7 +208,7 @@ def play_episodes(
         envs: The group vector env (``autoreset_mode="NextStep"``, ``max_turns=K``).
         sample_ids: One sample id per block of ``G`` sub-envs.
         seed: The reset seed.
-        feedback: ``"image"``, ``"text"`` or ``"none"`` (module docstring).
+        feedback: One of :data:`FEEDBACK_MODES` (module docstring).
         max_new_tokens: Reply length limit per turn.
         suppress_token_ids: Tokens never sampled (the vision placeholders).
         greedy: Greedy replies (evaluation) instead of sampling.

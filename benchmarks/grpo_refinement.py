@@ -7,8 +7,10 @@ samples of the held-out ``val`` split, gIoU (LISA) after turn 1 and after the la
 
 - ``single``: trained on single-turn episodes (the agent as it was); evaluated with ``--feedback``.
 - ``multi``: trained on ``K``-turn episodes with ``--feedback`` (``image``: the previous mask shaded
-  into the image; ``text``: the env's feedback text, the mask's bounding box and coarse map),
-  trajectory-level GRPO over the env's gain rewards.
+  into the image; ``text``: the env's feedback text, the mask's bounding box and coarse map;
+  ``text-iou``: that text plus the mask's IoU, which LEAKS the ground truth: a study setting that asks
+  whether the trainer learns to act on feedback that says how good the mask is), trajectory-level
+  GRPO over the env's gain rewards.
 - ``ablation``: the same, with the feedback removed (the trainer's ``--feedback none``): on later turns
   the policy sees the turn-1 image and prompt again, so it cannot know what its mask was. The trainer
   evaluates with its training feedback, so this arm is evaluated without feedback too.
@@ -49,6 +51,9 @@ Usage::
     python benchmarks/grpo_refinement.py --seeds 0 1 2 --steps 100 --warm-start-steps 1000 --eval-every 25 \
         --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine --turn-advantage immediate \
         --level 1                                                # two objects a scene
+    python benchmarks/grpo_refinement.py --seeds 0 1 2 --arms multi single --steps 100 --warm-start-steps 1000 \
+        --eval-every 25 --eval-samples 32 --segmenter grabcut --feedback text-iou --warm-start-refine \
+        --turn-advantage immediate --level 1                     # the feedback states the IoU (leaks it)
 """
 
 from __future__ import annotations
@@ -430,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--segmenter", default=None, choices=["box", "grabcut"], help="Every arm's segmenter (default: the preset's)."
     )
     parser.add_argument(
-        "--feedback", default="image", choices=["image", "text"],
+        "--feedback", default="image", choices=["image", "text", "text-iou"],
         help="The multi arm's training feedback and the single and multi arms' evaluation feedback.",
     )  # fmt: skip
     parser.add_argument(

@@ -10,9 +10,18 @@ With the ``box`` segmenter the mask is the box itself, so the rule gains nothing
 check of the script). With ``grabcut`` the mask follows the object inside the box, and its bounding
 box says where the object lies.
 
+With two or more objects a scene (``--level 1`` and up) a turn-1 answer can also be the WRONG object.
+``--choice`` measures that error mode instead (:func:`run_choice_rule`): turn 1 answers with the
+exact box of the target or of another object, by a fair coin, and turn 2 follows one of two rules:
+the mask rule above (margin 0), or an IoU rule that keeps a mask whose IoU is at least 0.5 and
+otherwise answers the other object (with two objects, the target). The mask of a wrong object is a
+good mask of that object, so mask feedback cannot tell the choice was wrong; only feedback that
+carries the IoU (the env's ``feedback="mask-iou"``, which leaks the ground truth) can.
+
 Run (CPU, seconds)::
 
     python benchmarks/refinement_feedback_rule.py --segmenters box grabcut --jitters 0.1 0.25 --margins 0 2 4
+    python benchmarks/refinement_feedback_rule.py --segmenters grabcut --level 1 --choice
 """
 
 from __future__ import annotations
@@ -87,6 +96,69 @@ def run_rule(
     }
 
 
+def object_boxes(env: gym.Env, index: int, info: dict, image_size: int) -> tuple[list[int], list[list[int]]]:
+    """The target's box and the other objects' boxes of sample ``index`` in the env's frame (integers)."""
+    meta = env.unwrapped.dataset[index].meta
+    sx, sy = image_size / info["orig_width"], image_size / info["orig_height"]
+    boxes = [
+        [int(round(x1 * sx)), int(round(y1 * sy)), int(round(x2 * sx)), int(round(y2 * sy))]
+        for x1, y1, x2, y2 in (o["bbox"] for o in meta["objects"])
+    ]
+    target = meta["target_index"]
+    return boxes[target], [b for i, b in enumerate(boxes) if i != target]
+
+
+def run_choice_rule(segmenter: str, samples: int, level: int = 1, image_size: int = 56) -> dict:
+    """Mean IoU when turn 1 picks the target or another object by a fair coin, and after each turn-2 rule.
+
+    Both outcomes of the coin are played on every sample and averaged (the coin's expectation, no
+    sampling noise). Returns turn 1, turn 2 under the mask rule (the mask's bounding box) and under
+    the IoU rule (keep when IoU >= 0.5, else answer the other pick), and turn 1 when the target or the
+    other object is always picked.
+    """
+    env = gym.make(
+        "ReasonSegShapes-v0",
+        split="val",
+        segmenter=segmenter,
+        image_size=image_size,
+        dataset_kwargs={"level": level},
+        max_turns=2,
+    )
+    iou: dict[str, list[float]] = {"target": [], "other": [], "mask_rule": [], "iou_rule": []}
+    for index in range(samples):
+        _, info = env.reset(options={"index": index})
+        target, others = object_boxes(env, index, info, image_size)
+        if not others:
+            raise ValueError(f"level {level} has one object a scene: --choice needs --level 1 or above")
+        picks = {"target": target, "other": others[0]}
+        for chosen, box in picks.items():
+            obs, _ = env.reset(options={"index": index})
+            obs, _, _, _, info = env.step(_box_reply(box))
+            first = float(info["iou"])
+            iou[chosen].append(first)
+            switch = picks["other" if chosen == "target" else "target"]
+            turn_2 = {"mask_rule": mask_box(obs["prev_mask"], 0, image_size) or box}
+            turn_2["iou_rule"] = box if first >= 0.5 else switch
+            for rule_name, second in turn_2.items():
+                env.reset(options={"index": index})
+                env.step(_box_reply(box))
+                _, _, _, _, info = env.step(format_refinement(box=second, think="rule"))
+                iou[rule_name].append(float(info["iou"]))
+    env.close()
+    mean = {k: float(np.mean(v)) for k, v in iou.items()}
+    return {
+        "segmenter": segmenter,
+        "level": level,
+        "image_size": image_size,
+        "samples": samples,
+        "miou_turn_1": round((mean["target"] + mean["other"]) / 2, 4),
+        "miou_turn_2_mask_rule": round(mean["mask_rule"], 4),
+        "miou_turn_2_iou_rule": round(mean["iou_rule"], 4),
+        "miou_always_target": round(mean["target"], 4),
+        "miou_always_other": round(mean["other"], 4),
+    }
+
+
 def main() -> None:
     """Print one JSON line per (segmenter, jitter, margin)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,7 +168,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--level", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=56, help="56: the tiny-learn preset's frame")
+    parser.add_argument("--choice", action="store_true", help="The wrong-object error mode (run_choice_rule).")
     args = parser.parse_args()
+    if args.choice:
+        for segmenter in args.segmenters:
+            print(json.dumps(run_choice_rule(segmenter, args.samples, args.level, args.image_size)))
+        return
     for segmenter in args.segmenters:
         for jitter in args.jitters:
             for margin in args.margins:

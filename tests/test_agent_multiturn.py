@@ -139,6 +139,26 @@ def test_feedback_shows_the_mask_as_image_or_text_or_nothing():
     envs.close()
 
 
+@pytest.mark.parametrize("feedback", ["text", "text-iou", "none"])
+def test_text_iou_feedback_states_the_iou_of_the_mask_and_only_it(feedback):
+    from segzero_agents.grpo import make_envs as trainer_envs
+
+    args = Args(model_name_or_path="tiny", image_size=56, segmenter="box", feedback=feedback, max_turns=2)
+    envs = trainer_envs(args, 2, 2, "val", None, None, max_turns=2)
+    obs, info = envs.reset(seed=0)
+    first = list(info["prompt"])
+    obs, _, _, _, info = envs.step([format_reply(box=[0, 0, 27, 27], points=[[5, 5], [9, 9]])] * 2)
+    _, prompts = turn_inputs(obs, info, first, [0, 1], feedback, 2)
+    iou_lines = [line for line in prompts[0].splitlines() if line.startswith("IoU of the current mask")]
+    if feedback == "text-iou":  # the line states this member's own IoU, as the env scored it
+        assert iou_lines == [f"IoU of the current mask with the target: {info['iou'][0]:.3f}."]
+        assert bool(info["feedback_leaks_gt"][0])
+    else:
+        assert iou_lines == [] and not bool(info["feedback_leaks_gt"][0])
+    assert (prompts[0] == first[0]) == (feedback == "none")
+    envs.close()
+
+
 def _update(bundle, traj, advantages, micro_batch_size=64):
     from accelerate import Accelerator
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from benchmark_scripts import load_benchmark
 
 rule = load_benchmark("refinement_feedback_rule")
@@ -22,3 +23,18 @@ def test_box_feedback_holds_nothing_and_grabcut_feedback_helps():
     assert abs(box["gain"]) < 0.02 and box["miou_turn_1"] > 0.2
     # grabcut's mask follows the object, so its grown bounding box is a better box than turn 1's
     assert grabcut["gain"] > 0.04
+
+
+def test_a_wrong_object_is_invisible_to_mask_feedback_and_plain_in_iou_feedback():
+    r = rule.run_choice_rule("grabcut", samples=6, level=1)
+    # the other object's mask is a good mask of the wrong object: IoU 0 with the target
+    assert r["miou_always_other"] < 0.05 and r["miou_always_target"] > 0.6
+    assert abs(r["miou_turn_1"] - (r["miou_always_target"] + r["miou_always_other"]) / 2) < 1e-3
+    # restating the mask's box cannot undo the choice; acting on the IoU can
+    assert r["miou_turn_2_mask_rule"] < r["miou_turn_1"] + 0.05
+    assert r["miou_turn_2_iou_rule"] > r["miou_turn_1"] + 0.25
+
+
+def test_the_choice_rule_needs_two_objects():
+    with pytest.raises(ValueError, match="--level 1"):
+        rule.run_choice_rule("box", samples=1, level=0)
