@@ -105,6 +105,8 @@ def object_boxes(env: gym.Env, index: int, info: dict, image_size: int) -> tuple
         for x1, y1, x2, y2 in (o["bbox"] for o in meta["objects"])
     ]
     target = meta["target_index"]
+    if target is None:
+        raise ValueError(f"sample {index} has no single target (level 4): --choice needs levels 1-3")
     return boxes[target], [b for i, b in enumerate(boxes) if i != target]
 
 
