@@ -26,7 +26,8 @@ turn could use (``benchmarks/refinement_feedback_rule.py``); ``grabcut`` masks f
 evaluation: level 1 puts a second object in every scene.
 
 ``--warm-start-refine`` also trains turn-2 replies in the warm start: for half of each batch's samples
-an env with ``max_turns=2`` (text feedback) is stepped with the turn-1 oracle replies, and the policy
+an env with ``max_turns=2`` (text feedback; with the IoU line under ``--feedback text-iou``, so turn 2's
+prompt is the one the arms will see) is stepped with the turn-1 oracle replies, and the policy
 learns to answer the env's turn-2 prompt (:func:`refine_rows`) by restating its current box as a
 refinement (:func:`restate_reply`). Restating gains exactly nothing, so the warm start teaches only the
 turn-2 grammar, not the correction: whatever the multi policy gains on turn 2 comes from GRPO.
@@ -65,6 +66,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,15 @@ def refine_rows(
     return images, prompts, targets
 
 
+def refine_feedback_args(args: Any, feedback: str) -> Any:
+    """The trainer arguments the warm start's turn-2 envs are made with.
+
+    Text feedback, as the arms see it: with the IoU line under ``--feedback text-iou`` (an env whose
+    text lacked it would train turn 2 on prompts the arms never show), without it otherwise.
+    """
+    return replace(args, feedback="text-iou" if feedback == "text-iou" else "text")
+
+
 def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Path:
     """The preset's supervised warm start, run once per seed and saved: every policy of the seed starts from it.
 
@@ -161,7 +172,8 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
     n_refine = max(1, round(REFINE_SHARE * args.prompts_per_step))
     refine_envs = None
     if opts.warm_start_refine:
-        refine_envs = make_envs(args, n_refine, 1, args.split, args.dataset, args.data_root, max_turns=2)
+        shown = refine_feedback_args(args, opts.feedback)
+        refine_envs = make_envs(shown, n_refine, 1, args.split, args.dataset, args.data_root, max_turns=2)
     batches = []
     for k in range(args.warm_start_steps):
         ids = scheduled_sample_ids(all_ids, k, args.prompts_per_step, 0, 1, args.seed + 1)

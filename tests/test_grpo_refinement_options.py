@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from benchmark_scripts import load_benchmark
 
+from segzero_env.answers import format_reply
 from segzero_env.parsing import parse_reply
 
 gr = load_benchmark("grpo_refinement")
@@ -123,6 +124,25 @@ def test_refine_rows_show_the_trainers_turn_2_inputs_and_restate_the_current_box
         iou_1 = np.asarray(info["iou"], float)
         _, _, _, _, info = envs.step(targets)
         np.testing.assert_allclose(np.asarray(info["iou"], float), iou_1, atol=1e-6)
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize("feedback", ["image", "text", "text-iou"])
+def test_warm_start_turn_2_prompts_carry_the_iou_only_under_text_iou(feedback):
+    from segzero_agents.grpo import make_envs
+    from segzero_agents.presets import parse_args
+
+    opts = gr.build_parser().parse_args(["--feedback", feedback])
+    args = gr.refine_feedback_args(parse_args(gr._preset_argv(0, opts)), opts.feedback)
+    envs = make_envs(args, 2, 1, "train", None, None, max_turns=2)
+    try:
+        ids = list(envs.envs[0].dataset.sample_ids)[:2]
+        _, info = envs.reset(seed=0, options={"sample_ids": ids})
+        replies = [format_reply(box=[round(v) for v in box], points=[[20, 20], [22, 24]]) for box in info["gt_box"]]
+        _, prompts, _ = gr.refine_rows(envs, 0, ids, replies)
+        assert all("Turn 2 of 2" in p for p in prompts)
+        assert all(("IoU of the current mask" in p) == (feedback == "text-iou") for p in prompts)
     finally:
         envs.close()
 
