@@ -37,7 +37,7 @@ from segzero_agents.distributed import (
 from segzero_agents.evaluation import evaluate
 from segzero_agents.grpo_math import group_advantages, grpo_loss, shuffle_within_groups
 from segzero_agents.metrics_logger import MetricsLogger
-from segzero_agents.multiturn_rollout import evaluate_refinement, refinement_train_step
+from segzero_agents.multiturn_rollout import FEEDBACK_MODES, evaluate_refinement, refinement_train_step
 from segzero_agents.policy_model import PolicyBundle, load_policy
 from segzero_agents.rollout import Rollout, reply_log_probs, sample_replies, select_rows, vision_token_ids
 from segzero_agents.run_folder import open_run_folder
@@ -286,8 +286,8 @@ class Args:
             raise ValueError(f"temperature={self.temperature} must be > 0: GRPO needs sampled, different replies")
         if self.max_turns < 1 or self.eval_max_turns < 0:
             raise ValueError(f"max_turns={self.max_turns} must be >= 1 and eval_max_turns={self.eval_max_turns} >= 0")
-        if self.feedback not in ("image", "text", "text-iou", "none"):
-            raise ValueError(f"feedback={self.feedback!r}: use 'image', 'text', 'text-iou' or 'none'")
+        if self.feedback not in FEEDBACK_MODES:
+            raise ValueError(f"feedback={self.feedback!r}: use one of {', '.join(FEEDBACK_MODES)}")
         if self.turn_advantage not in ("trajectory", "per-turn", "immediate"):
             raise ValueError(f"turn_advantage={self.turn_advantage!r}: use 'trajectory', 'per-turn' or 'immediate'")
 

@@ -41,6 +41,19 @@ def _box_reply(box: list[int]) -> str:
     return format_reply(box=box, points=[(cx, cy), (cx, cy)], think="rule")
 
 
+def _two_turn_env(segmenter: str, level: int, image_size: int, expose_gt_mask: bool = False) -> gym.Env:
+    """The shapes val env with two-turn episodes on which the rules play."""
+    return gym.make(
+        "ReasonSegShapes-v0",
+        split="val",
+        segmenter=segmenter,
+        image_size=image_size,
+        dataset_kwargs={"level": level},
+        max_turns=2,
+        expose_gt_mask=expose_gt_mask,
+    )
+
+
 def mask_box(mask: np.ndarray, margin: int, side: int) -> list[int] | None:
     """The mask's bounding box grown by ``margin`` px and clipped to the ``side x side`` frame; None if empty.
 
@@ -59,15 +72,7 @@ def run_rule(
     segmenter: str, jitter: float, margin: int, samples: int, level: int = 0, image_size: int = 56, seed: int = 0
 ) -> dict:
     """Mean IoU after turn 1 and after turn 2 of the rule on the first ``samples`` val samples."""
-    env = gym.make(
-        "ReasonSegShapes-v0",
-        split="val",
-        segmenter=segmenter,
-        image_size=image_size,
-        dataset_kwargs={"level": level},
-        max_turns=2,
-        expose_gt_mask=True,  # read for turn 1 only (the jittered ground-truth box)
-    )
+    env = _two_turn_env(segmenter, level, image_size, expose_gt_mask=True)  # gt mask: turn 1's jittered box
     rng = np.random.default_rng(seed)
     first, second = [], []
     for index in range(samples):
@@ -118,14 +123,7 @@ def run_choice_rule(segmenter: str, samples: int, level: int = 1, image_size: in
     the IoU rule (keep when IoU >= 0.5, else answer the other pick), and turn 1 when the target or the
     other object is always picked.
     """
-    env = gym.make(
-        "ReasonSegShapes-v0",
-        split="val",
-        segmenter=segmenter,
-        image_size=image_size,
-        dataset_kwargs={"level": level},
-        max_turns=2,
-    )
+    env = _two_turn_env(segmenter, level, image_size)
     iou: dict[str, list[float]] = {"target": [], "other": [], "mask_rule": [], "iou_rule": []}
     for index in range(samples):
         _, info = env.reset(options={"index": index})
