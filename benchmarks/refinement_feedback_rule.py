@@ -34,6 +34,7 @@ import numpy as np
 
 import segzero_env  # noqa: F401 - registers the env ids
 from segzero_env.answers import format_refinement, format_reply
+from segzero_env.geometry import to_observation_frame_box
 
 
 def _box_reply(box: list[int]) -> str:
@@ -104,11 +105,8 @@ def run_rule(
 def object_boxes(env: gym.Env, index: int, info: dict, image_size: int) -> tuple[list[int], list[list[int]]]:
     """The target's box and the other objects' boxes of sample ``index`` in the env's frame (integers)."""
     meta = env.unwrapped.dataset[index].meta
-    sx, sy = image_size / info["orig_width"], image_size / info["orig_height"]
-    boxes = [
-        [int(round(x1 * sx)), int(round(y1 * sy)), int(round(x2 * sx)), int(round(y2 * sy))]
-        for x1, y1, x2, y2 in (o["bbox"] for o in meta["objects"])
-    ]
+    size = (image_size, info["orig_width"], info["orig_height"])
+    boxes = [[int(round(v)) for v in to_observation_frame_box(o["bbox"], *size)] for o in meta["objects"]]
     target = meta["target_index"]
     if target is None:
         raise ValueError(f"sample {index} has no single target (level 4): --choice needs levels 1-3")
@@ -132,18 +130,19 @@ def run_choice_rule(segmenter: str, samples: int, level: int = 1, image_size: in
             raise ValueError(f"level {level} has one object a scene: --choice needs --level 1 or above")
         picks = {"target": target, "other": others[0]}
         for chosen, box in picks.items():
-            obs, _ = env.reset(options={"index": index})
+            env.reset(options={"index": index})
             obs, _, _, _, info = env.step(_box_reply(box))
             first = float(info["iou"])
             iou[chosen].append(first)
+            # the mask rule continues this episode; the IoU rule replays turn 1 in a fresh one
+            restated = mask_box(obs["prev_mask"], 0, image_size) or box
+            _, _, _, _, info = env.step(format_refinement(box=restated, think="rule"))
+            iou["mask_rule"].append(float(info["iou"]))
+            env.reset(options={"index": index})
+            env.step(_box_reply(box))
             switch = picks["other" if chosen == "target" else "target"]
-            turn_2 = {"mask_rule": mask_box(obs["prev_mask"], 0, image_size) or box}
-            turn_2["iou_rule"] = box if first >= 0.5 else switch
-            for rule_name, second in turn_2.items():
-                env.reset(options={"index": index})
-                env.step(_box_reply(box))
-                _, _, _, _, info = env.step(format_refinement(box=second, think="rule"))
-                iou[rule_name].append(float(info["iou"]))
+            _, _, _, _, info = env.step(format_refinement(box=box if first >= 0.5 else switch, think="rule"))
+            iou["iou_rule"].append(float(info["iou"]))
     env.close()
     mean = {k: float(np.mean(v)) for k, v in iou.items()}
     return {
