@@ -117,14 +117,14 @@ def restate_reply(box: Any) -> str:
 
 
 def refine_rows(
-    envs: Any, seed: int, sample_ids: list[str], replies: list[str]
+    envs: Any, seed: int, sample_ids: list[str], replies: list[str], switch_to: list[Any] | None = None
 ) -> tuple[list[Any], list[str], list[str]]:
-    """Turn-2 warm-start rows: what the trainer shows on turn 2 with text feedback, and restating targets.
+    """Turn-2 warm-start rows: what the trainer shows on turn 2 with text feedback, and their targets.
 
     ``envs`` (``max_turns=2``, one sub-env per sample) is reset on ``sample_ids`` and stepped with the
     turn-1 ``replies``; the images and prompts are :func:`~segzero_agents.multiturn_rollout.turn_inputs`'
     (the env's ``info["prompt"]``, with its feedback text), the targets :func:`restate_reply` of each
-    current box.
+    current box, or of ``switch_to[i]`` where that is not ``None``.
     """
     from segzero_agents.multiturn_rollout import turn_inputs
 
@@ -135,8 +135,35 @@ def refine_rows(
     obs, _, terminated, truncated, info = envs.step(replies)
     rows = [i for i in range(len(replies)) if not (terminated[i] or truncated[i])]
     images, prompts = turn_inputs(obs, info, first_prompts, rows, "text", int(envs.envs[0].max_turns))
-    targets = [restate_reply(parse_reply(replies[i]).objects[0].box) for i in rows]
+    switch_to = switch_to or [None] * len(replies)
+    targets = [restate_reply(switch_to[i] or parse_reply(replies[i]).objects[0].box) for i in rows]
     return images, prompts, targets
+
+
+def either_choices(
+    dataset: Any, sample_ids: list[str], replies: list[str], image_size: int, jitter: float, rng: np.random.Generator
+) -> tuple[list[str], list[list[int] | None]]:
+    """Turn-1 replies and turn-2 boxes for ``--refine-targets either``: both actions, no rule.
+
+    Each sample's turn-1 reply is its target reply from ``replies`` or, by a fair coin, an oracle reply on
+    another object of the scene (the same jitter); a second, independent coin makes its turn-2 target
+    restate that box (``None``) or switch to the other pick's exact box. Nothing ties the switch to the
+    feedback: turn 2 learns both actions, and only GRPO can learn when each one pays.
+    """
+    from refinement_feedback_rule import object_boxes
+    from segzero_agents.warm_start import oracle_reply
+
+    first: list[str] = []
+    switch_to: list[list[int] | None] = []
+    for sample_id, reply in zip(sample_ids, replies, strict=True):
+        target, others = object_boxes(dataset[dataset.index_of(sample_id)], image_size)
+        if not others:
+            raise ValueError(f"sample {sample_id} has one object: --refine-targets either needs --level 1 or above")
+        other = others[int(rng.integers(len(others)))]
+        on_target = bool(rng.random() < 0.5)
+        first.append(reply if on_target else oracle_reply(other, None, image_size, jitter, rng))
+        switch_to.append((other if on_target else target) if rng.random() < 0.5 else None)
+    return first, switch_to
 
 
 def refine_feedback_args(args: Any, feedback: str) -> Any:
@@ -171,6 +198,7 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
     jitter_rng = np.random.default_rng([args.seed, 0])
     n_refine = max(1, round(REFINE_SHARE * args.prompts_per_step))
     refine_envs = None
+    either_rng = np.random.default_rng([args.seed, 1])  # its own stream: the restate warm start is unchanged
     if opts.warm_start_refine:
         shown = refine_feedback_args(args, opts.feedback)
         refine_envs = make_envs(shown, n_refine, 1, args.split, args.dataset, args.data_root, max_turns=2)
@@ -184,7 +212,11 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
         ]
         images, prompts = list(obs["image"][::g]), list(info["prompt"][::g])
         if refine_envs is not None:
-            more = refine_rows(refine_envs, args.seed, ids[:n_refine], replies[:n_refine])
+            first, switch_to = replies[:n_refine], None
+            if opts.refine_targets == "either":
+                dataset, jitter = refine_envs.envs[0].unwrapped.dataset, args.warm_start_jitter
+                first, switch_to = either_choices(dataset, ids[:n_refine], first, args.image_size, jitter, either_rng)
+            more = refine_rows(refine_envs, args.seed, ids[:n_refine], first, switch_to)
             images, prompts, replies = images + more[0], prompts + more[1], replies + more[2]
         batches.append((images, prompts, replies))
     losses = warm_start(accelerator, bundle.model, bundle.processor, batches, args.warm_start_lr)
@@ -253,9 +285,10 @@ def run_arm(
     return rows
 
 
-TEXT_COLUMNS = ("arm", "command", "segmenter", "feedback", "turn_advantage")
+TEXT_COLUMNS = ("arm", "command", "segmenter", "feedback", "turn_advantage", "refine_targets")
 DEFAULT_SETTING = {
     "segmenter": "box", "feedback": "image", "warm_start_refine": 0, "turn_advantage": "trajectory", "level": 0,
+    "refine_targets": "restate",
 }  # fmt: skip
 """The setting of rows from CSVs written before these columns existed."""
 
@@ -267,6 +300,7 @@ def _setting(opts: argparse.Namespace) -> dict[str, Any]:
         "warm_start_refine": int(opts.warm_start_refine),
         "turn_advantage": opts.turn_advantage,
         "level": DEFAULT_SETTING["level"] if opts.level is None else opts.level,
+        "refine_targets": opts.refine_targets,
     }
 
 
@@ -290,9 +324,10 @@ def describe_setting(rows: list[dict[str, Any]]) -> str:
     parts = [f"{_distinct(rows, 'segmenter')} segmenter", f"{_distinct(rows, 'feedback')} feedback"]
     parts[1] += " (multi training, single/multi evaluation)"
     refine = sorted({int(r.get("warm_start_refine", 0)) for r in rows}) or [0]
-    parts.append(
-        {(0,): "turn-1 warm start", (1,): "turn-1 + turn-2 warm start"}.get(tuple(refine), "mixed warm starts")
-    )
+    warm = {(0,): "turn-1 warm start", (1,): "turn-1 + turn-2 warm start"}.get(tuple(refine), "mixed warm starts")
+    if refine == [1] and _distinct(rows, "refine_targets") == "either":
+        warm += " (either object on turn 1, restate or switch on turn 2)"
+    parts.append(warm)
     parts.append(f"{_distinct(rows, 'turn_advantage')} advantages")
     return ", ".join(parts)
 
@@ -456,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--warm-start-refine", action="store_true", help="The warm start also trains turn-2 (restating) replies."
     )
+    parser.add_argument(
+        "--refine-targets", default="restate", choices=["restate", "either"],
+        help="With --warm-start-refine: turn 2 restates the target (restate) or, by coins, turn 1 answers either "
+        "object and turn 2 restates or switches (either; levels 1-3).",
+    )  # fmt: skip
     parser.add_argument("--out-dir", default="benchmarks/results")
     parser.add_argument("--report-only", action="store_true", help="Rebuild md/png from the CSV.")
     parser.add_argument("--merge", nargs="*", default=[], help="With --report-only: CSVs of other runs to add.")

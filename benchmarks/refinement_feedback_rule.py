@@ -35,6 +35,7 @@ import numpy as np
 import segzero_env  # noqa: F401 - registers the env ids
 from segzero_env.answers import format_refinement, format_reply
 from segzero_env.geometry import to_observation_frame_box
+from segzero_env.types import Sample
 
 
 def _box_reply(box: list[int]) -> str:
@@ -102,14 +103,13 @@ def run_rule(
     }
 
 
-def object_boxes(env: gym.Env, index: int, info: dict, image_size: int) -> tuple[list[int], list[list[int]]]:
-    """The target's box and the other objects' boxes of sample ``index`` in the env's frame (integers)."""
-    meta = env.unwrapped.dataset[index].meta
-    size = (image_size, info["orig_width"], info["orig_height"])
-    boxes = [[int(round(v)) for v in to_observation_frame_box(o["bbox"], *size)] for o in meta["objects"]]
-    target = meta["target_index"]
+def object_boxes(sample: Sample, image_size: int) -> tuple[list[int], list[list[int]]]:
+    """The target's box and the other objects' boxes of a shapes sample in the ``S x S`` frame (integers)."""
+    size = (image_size, sample.width, sample.height)
+    boxes = [[int(round(v)) for v in to_observation_frame_box(o["bbox"], *size)] for o in sample.meta["objects"]]
+    target = sample.meta["target_index"]
     if target is None:
-        raise ValueError(f"sample {index} has no single target (level 4): --choice needs levels 1-3")
+        raise ValueError(f"sample {sample.sample_id} has no single target (level 4): choices need levels 1-3")
     return boxes[target], [b for i, b in enumerate(boxes) if i != target]
 
 
@@ -124,8 +124,8 @@ def run_choice_rule(segmenter: str, samples: int, level: int = 1, image_size: in
     env = _two_turn_env(segmenter, level, image_size)
     iou: dict[str, list[float]] = {"target": [], "other": [], "mask_rule": [], "iou_rule": []}
     for index in range(samples):
-        _, info = env.reset(options={"index": index})
-        target, others = object_boxes(env, index, info, image_size)
+        env.reset(options={"index": index})
+        target, others = object_boxes(env.unwrapped.current_sample, image_size)
         if not others:
             raise ValueError(f"level {level} has one object a scene: --choice needs --level 1 or above")
         picks = {"target": target, "other": others[0]}

@@ -167,3 +167,52 @@ def test_report_only_reads_csvs_written_before_the_options(tmp_path):
     gr.main(["--report-only", "--out-dir", str(tmp_path)])
     text = (tmp_path / "grpo_refinement.md").read_text()
     assert "box segmenter, image feedback" in text and "| multi | 1 | 0 |" in text
+
+
+def test_either_targets_cover_both_picks_and_both_turn_2_actions():
+    from refinement_feedback_rule import object_boxes
+    from segzero_agents.grpo import make_envs
+    from segzero_agents.presets import parse_args
+    from segzero_agents.warm_start import oracle_reply
+
+    opts = gr.build_parser().parse_args(["--segmenter", "grabcut", "--level", "1", "--refine-targets", "either"])
+    assert gr._setting(opts)["refine_targets"] == "either"
+    args = parse_args(gr._preset_argv(0, opts))
+    envs = make_envs(args, 16, 1, args.split, args.dataset, args.data_root, max_turns=2)
+    try:
+        dataset = envs.envs[0].unwrapped.dataset
+        ids = list(dataset.sample_ids)[:16]
+        samples = [dataset[dataset.index_of(i)] for i in ids]
+        boxes = [object_boxes(s, 56) for s in samples]
+        replies = [oracle_reply(target, None, 56) for target, _ in boxes]
+        rng = np.random.default_rng(0)
+        first, switch_to = gr.either_choices(dataset, ids, replies, 56, 0.0, rng)
+        on_target = [f == r for f, r in zip(first, replies, strict=True)]
+        assert 0 < sum(on_target) < 16  # both picks
+        assert 0 < sum(s is None for s in switch_to) < 16  # both turn-2 actions
+        for (target, others), picked_target, reply, switch in zip(boxes, on_target, first, switch_to, strict=True):
+            picked = list(parse_reply(reply).objects[0].box)
+            assert picked == (target if picked_target else others[0])  # level 1: one other object
+            assert switch is None or switch == (others[0] if picked_target else target)
+        images, prompts, targets = gr.refine_rows(envs, 0, ids, first, switch_to)
+        assert len(targets) == 16
+        _, info = envs.reset(seed=0, options={"sample_ids": ids})
+        _, _, _, _, info = envs.step(first)
+        iou_1 = np.asarray(info["iou"], float)
+        _, _, _, _, info = envs.step(targets)
+        iou_2 = np.asarray(info["iou"], float)
+        kept = np.array([s is None for s in switch_to])
+        np.testing.assert_allclose(iou_2[kept], iou_1[kept], atol=1e-6)  # restating gains nothing
+        to_target = np.array([s is not None and not t for s, t in zip(switch_to, on_target, strict=True)])
+        assert to_target.any() and (iou_2[to_target] > iou_1[to_target]).all()  # switching to the target gains
+    finally:
+        envs.close()
+    one_object = gr.build_parser().parse_args(["--level", "0"])
+    envs = make_envs(parse_args(gr._preset_argv(0, one_object)), 1, 1, "train", None, None, max_turns=2)
+    try:
+        dataset = envs.envs[0].unwrapped.dataset
+        ids = list(dataset.sample_ids)[:1]
+        with pytest.raises(ValueError, match="needs --level 1"):
+            gr.either_choices(dataset, ids, ["x"], 56, 0.0, np.random.default_rng(0))
+    finally:
+        envs.close()
