@@ -31,6 +31,12 @@ prompt is the one the arms will see) is stepped with the turn-1 oracle replies, 
 learns to answer the env's turn-2 prompt (:func:`refine_rows`) by restating its current box as a
 refinement (:func:`restate_reply`). Restating gains exactly nothing, so the warm start teaches only the
 turn-2 grammar, not the correction: whatever the multi policy gains on turn 2 comes from GRPO.
+A restating turn 2 seldom samples anything else, though, so GRPO has little to choose between.
+``--refine-targets either`` (levels 1-3) makes the warm start show both actions instead: each turn-2
+row's turn 1 answers the target or another object by a fair coin, and its turn-2 target restates that
+box or switches to the other pick by a second, independent coin (:func:`either_choices`). The warm
+start then teaches that a turn 2 may switch, never when: whether the policy learns to switch on a bad
+mask and keep a good one is left to GRPO, and the ablation (no feedback) shows what the feedback adds.
 
 The multi-turn arms write about ``K`` times as many reply tokens per step as ``single``: the budget
 is the same in samples and steps, not in compute (seconds per step are in the table).
@@ -55,6 +61,9 @@ Usage::
     python benchmarks/grpo_refinement.py --seeds 0 1 2 --arms multi single --steps 100 --warm-start-steps 1000 \
         --eval-every 25 --eval-samples 32 --segmenter grabcut --feedback text-iou --warm-start-refine \
         --turn-advantage immediate --level 1                     # the feedback states the IoU (leaks it)
+    python benchmarks/grpo_refinement.py --seeds 0 1 --arms multi ablation single --steps 100 \
+        --warm-start-steps 1000 --eval-every 25 --eval-samples 32 --segmenter grabcut --feedback text-iou \
+        --warm-start-refine --refine-targets either --turn-advantage immediate --level 1   # both turn-2 actions
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -242,6 +252,15 @@ def arm_argv(arm: str, seed: int, opts: argparse.Namespace, output_dir: str, sta
         "--max-turns", str(turns), "--eval-max-turns", str(opts.turns), "--feedback", feedback,
         "--turn-advantage", opts.turn_advantage,
     ]  # fmt: skip
+
+
+def keep_policy(output_dir: Path, steps: int, folder: Path) -> None:
+    """Copy the trainer's last checkpointed policy (after ``steps`` steps) to ``folder``; TRL's arm has none."""
+    from segzero_agents.checkpointing import checkpoint_path
+
+    policy = checkpoint_path(output_dir, steps) / "policy"
+    if policy.is_dir():
+        shutil.copytree(policy, folder, dirs_exist_ok=True)
 
 
 def run_arm(
@@ -496,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="With --warm-start-refine: turn 2 restates the target (restate) or, by coins, turn 1 answers either "
         "object and turn 2 restates or switches (either; levels 1-3).",
     )  # fmt: skip
+    parser.add_argument(
+        "--keep-policies", action="store_true",
+        help="Save each seed's warm start and each arm's final policy under OUT_DIR/policies.",
+    )  # fmt: skip
     parser.add_argument("--out-dir", default="benchmarks/results")
     parser.add_argument("--report-only", action="store_true", help="Rebuild md/png from the CSV.")
     parser.add_argument("--merge", nargs="*", default=[], help="With --report-only: CSVs of other runs to add.")
@@ -533,12 +556,16 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             start_dir = tempfile.TemporaryDirectory()
             start = warm_started_policy(seed, opts, Path(start_dir.name))
+            if opts.keep_policies:
+                shutil.copytree(start, out_dir / "policies" / f"start_seed{seed}", dirs_exist_ok=True)
             for arm in opts.arms:
                 if (arm, seed) in done:
                     continue
                 t0 = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
                     new = run_arm(arm, seed, opts, tmp, start, out_dir / f"metrics_{arm}_seed{seed}.jsonl")
+                    if opts.keep_policies:
+                        keep_policy(Path(tmp), opts.steps, out_dir / "policies" / f"{arm}_seed{seed}")
                 rows += [{**r, "command": command} for r in new]
                 print(f"[{arm} seed {seed}] {time.perf_counter() - t0:.0f} s", flush=True)
                 with csv_path.open("w", newline="") as f:

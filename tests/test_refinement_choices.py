@@ -1,0 +1,68 @@
+"""benchmarks/refinement_choices.py: sorting 2-turn episodes by turn-1 pick and turn-2 action (issue 18)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from benchmark_scripts import load_benchmark
+
+from segzero_env.answers import format_refinement, format_reply
+
+rc = load_benchmark("refinement_choices")
+
+TARGET = [5, 5, 20, 20]
+OTHER = [30, 30, 50, 50]
+
+
+def _reply(box):
+    return format_reply(box=box, points=[[box[0] + 1, box[1] + 1], [box[2] - 1, box[3] - 1]])
+
+
+def test_episodes_are_sorted_by_pick_and_action():
+    boxes = [(TARGET, [OTHER])] * 6
+    first = [_reply(TARGET), _reply(TARGET), _reply(OTHER), _reply(OTHER), _reply([0, 40, 4, 44]), _reply(OTHER)]
+    second = [
+        format_refinement(box=TARGET),  # keeps the target
+        format_refinement(box=OTHER),  # leaves the target
+        format_refinement(box=TARGET),  # corrects a wrong pick
+        "",  # no turn-2 reply: the box stays
+        format_refinement(box=TARGET),  # turn 1 was neither object
+        format_refinement(box=[0, 0, 55, 55]),  # a box on neither
+    ]
+    counts = rc.classify(first, second, boxes)
+    assert counts == {
+        ("target", "keep"): 1,
+        ("target", "switch"): 1,
+        ("other", "switch"): 1,
+        ("other", "keep"): 1,
+        ("neither", "other"): 1,
+        ("other", "other"): 1,
+    }
+    # a slightly moved box still counts as the same object (box IoU >= 0.5)
+    assert rc.pick_of([6, 5, 21, 20], TARGET, [OTHER]) == "target"
+    assert rc.pick_of([0, 0, 55, 55], TARGET, [OTHER]) == "neither"
+
+
+def test_table_gives_shares_per_pick():
+    counts = rc.classify([_reply(OTHER)] * 2, [format_refinement(box=TARGET), ""], [(TARGET, [OTHER])] * 2)
+    text = rc.table({"p": {"counts": counts, "iou_turn_1": 0.1, "iou_turn_2": 0.5}})
+    assert "| p | 0.100 | 0.500 | 0, - / - / - | 2, 0.50 / 0.50 / 0.00 | 0, - / - / - |" in text
+
+
+def test_a_saved_policy_plays_and_is_counted(tmp_path, capsys):
+    import torch
+    from grpo_refinement import _preset_argv
+    from segzero_agents.grpo import policy_from_args
+    from segzero_agents.presets import parse_args
+
+    opts = load_benchmark("grpo_refinement").build_parser().parse_args(["--level", "1"])
+    bundle = policy_from_args(parse_args(_preset_argv(0, opts)), torch.device("cpu"))
+    bundle.model.save_pretrained(tmp_path)
+    bundle.processor.save_pretrained(tmp_path)
+    rc.main(["--policies", f"random={tmp_path}", "--samples", "3", "--segmenter", "box"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sum(out["random"]["counts"].values()) == 3
+    assert 0.0 <= out["random"]["iou_turn_1"] <= 1.0
+    with pytest.raises(SystemExit):
+        rc.main(["--policies", "no-folder"])
