@@ -216,3 +216,16 @@ def test_either_targets_cover_both_picks_and_both_turn_2_actions():
             gr.either_choices(dataset, ids, ["x"], 56, 0.0, np.random.default_rng(0))
     finally:
         envs.close()
+
+
+def test_keep_policy_copies_the_last_checkpointed_policy(tmp_path):
+    from segzero_agents.checkpointing import checkpoint_path
+
+    policy = checkpoint_path(tmp_path / "run", 7) / "policy"
+    policy.mkdir(parents=True)
+    (policy / "config.json").write_text("{}")
+    gr.keep_policy(tmp_path / "run", 7, tmp_path / "kept")
+    assert (tmp_path / "kept" / "config.json").read_text() == "{}"
+    gr.keep_policy(tmp_path / "run", 8, tmp_path / "none")  # no checkpoint of that step (TRL's arm): nothing
+    assert not (tmp_path / "none").exists()
+    assert gr.build_parser().parse_args(["--keep-policies"]).keep_policies
