@@ -3,7 +3,8 @@ r"""A trained refinement policy's turn 2: does it keep its turn-1 object, or swi
 On shapes level 1 (two objects a scene) a tiny policy's turn-1 errors are mostly picks of the wrong
 object (``refinement_feedback_rule.py --choice``). This script plays a saved policy's greedy 2-turn
 episodes on the first ``--samples`` held-out samples and sorts each episode by its turn-1 pick (the
-object whose box the reply's box overlaps best, IoU >= 0.5; otherwise ``neither``) and its turn-2
+object whose box the reply's box overlaps best, IoU >= 0.5; otherwise ``whole`` for a box on the
+whole image, which covers both objects, or ``neither``) and its turn-2
 action (``keep``: the same object or no new box; ``switch``: another object; ``other``: neither).
 A policy that has learned to correct itself keeps the target and switches away from the other object;
 one that has not does the same whatever its turn 1 was.
@@ -31,15 +32,19 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-PICKS = ("target", "other", "neither")
+PICKS = ("target", "other", "whole", "neither")
 ACTIONS = ("keep", "switch", "other")
 
 
-def pick_of(box: Any, target: list[int], others: list[list[int]]) -> str:
-    """``target``, ``other`` or ``neither``: the object ``box`` overlaps best, when its box IoU is >= 0.5.
+def pick_of(box: Any, target: list[int], others: list[list[int]], image_size: int) -> str:
+    """The object ``box`` overlaps best (box IoU >= 0.5): ``target`` or ``other``; else ``whole`` or ``neither``.
 
-    >>> pick_of([0, 0, 10, 10], [0, 0, 10, 10], [[20, 20, 30, 30]]), pick_of(None, [0, 0, 1, 1], [])
+    ``whole``: a box on the whole image (IoU >= 0.7 with it), which covers every object at once.
+
+    >>> pick_of([0, 0, 10, 10], [0, 0, 10, 10], [[20, 20, 30, 30]], 56), pick_of(None, [0, 0, 1, 1], [], 56)
     ('target', 'neither')
+    >>> pick_of([4, 3, 55, 55], [0, 0, 10, 10], [[20, 20, 30, 30]], 56)
+    'whole'
     """
     from segzero_env.geometry import box_iou
 
@@ -47,9 +52,9 @@ def pick_of(box: Any, target: list[int], others: list[list[int]]) -> str:
         return "neither"
     scores = [box_iou(box, target), *(box_iou(box, o) for o in others)]
     best = int(np.argmax(scores))
-    if scores[best] < 0.5:
-        return "neither"
-    return "target" if best == 0 else "other"
+    if scores[best] >= 0.5:
+        return "target" if best == 0 else "other"
+    return "whole" if box_iou(box, [0, 0, image_size - 1, image_size - 1]) >= 0.7 else "neither"
 
 
 def turn_2_action(first: str, second: str | None) -> str:
@@ -60,22 +65,24 @@ def turn_2_action(first: str, second: str | None) -> str:
     """
     if second is None or second == first:
         return "keep"
-    if second == "neither" or first == "neither":
+    if "neither" in (first, second) or "whole" in (first, second):
         return "other"
     return "switch"
 
 
-def classify(replies_1: list[str], replies_2: list[str], boxes: list[tuple[list[int], list[list[int]]]]) -> Counter:
+def classify(
+    replies_1: list[str], replies_2: list[str], boxes: list[tuple[list[int], list[list[int]]]], image_size: int
+) -> Counter:
     """Count ``(turn-1 pick, turn-2 action)`` over episodes; a missing turn-2 reply keeps the box."""
     from segzero_env.parsing import parse_reply
 
     counts: Counter = Counter()
     for reply_1, reply_2, (target, others) in zip(replies_1, replies_2, boxes, strict=True):
         p1 = parse_reply(reply_1)
-        first = pick_of(p1.objects[0].box if p1.ok else None, target, others)
+        first = pick_of(p1.objects[0].box if p1.ok else None, target, others, image_size)
         p2 = parse_reply(reply_2)
         box_2 = p2.refinement.box if p2.refinement is not None else (p2.objects[0].box if p2.ok else None)
-        second = None if box_2 is None else pick_of(box_2, target, others)
+        second = None if box_2 is None else pick_of(box_2, target, others, image_size)
         counts[(first, turn_2_action(first, second))] += 1
     return counts
 
@@ -111,7 +118,7 @@ def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
     if len(traj.turns) > 1:
         for i, reply in zip(traj.turns[1].members, traj.turns[1].replies, strict=True):
             second[i] = reply
-    counts = classify(traj.turns[0].replies, second, boxes)
+    counts = classify(traj.turns[0].replies, second, boxes, args.image_size)
     return {"counts": counts, "iou_turn_1": float(traj.ious[:, 0].mean()), "iou_turn_2": float(traj.ious[:, -1].mean())}
 
 

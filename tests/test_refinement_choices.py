@@ -28,9 +28,9 @@ def test_episodes_are_sorted_by_pick_and_action():
         format_refinement(box=TARGET),  # corrects a wrong pick
         "",  # no turn-2 reply: the box stays
         format_refinement(box=TARGET),  # turn 1 was neither object
-        format_refinement(box=[0, 0, 55, 55]),  # a box on neither
+        format_refinement(box=[0, 0, 55, 55]),  # the whole image
     ]
-    counts = rc.classify(first, second, boxes)
+    counts = rc.classify(first, second, boxes, 56)
     assert counts == {
         ("target", "keep"): 1,
         ("target", "switch"): 1,
@@ -40,14 +40,15 @@ def test_episodes_are_sorted_by_pick_and_action():
         ("other", "other"): 1,
     }
     # a slightly moved box still counts as the same object (box IoU >= 0.5)
-    assert rc.pick_of([6, 5, 21, 20], TARGET, [OTHER]) == "target"
-    assert rc.pick_of([0, 0, 55, 55], TARGET, [OTHER]) == "neither"
+    assert rc.pick_of([6, 5, 21, 20], TARGET, [OTHER], 56) == "target"
+    assert rc.pick_of([0, 0, 55, 55], TARGET, [OTHER], 56) == "whole"  # covers both objects
+    assert rc.pick_of([0, 30, 10, 55], TARGET, [OTHER], 56) == "neither"
 
 
 def test_table_gives_shares_per_pick():
-    counts = rc.classify([_reply(OTHER)] * 2, [format_refinement(box=TARGET), ""], [(TARGET, [OTHER])] * 2)
+    counts = rc.classify([_reply(OTHER)] * 2, [format_refinement(box=TARGET), ""], [(TARGET, [OTHER])] * 2, 56)
     text = rc.table({"p": {"counts": counts, "iou_turn_1": 0.1, "iou_turn_2": 0.5}})
-    assert "| p | 0.100 | 0.500 | 0, - / - / - | 2, 0.50 / 0.50 / 0.00 | 0, - / - / - |" in text
+    assert "| p | 0.100 | 0.500 | 0, - / - / - | 2, 0.50 / 0.50 / 0.00 | 0, - / - / - | 0, - / - / - |" in text
 
 
 def test_a_saved_policy_plays_and_is_counted(tmp_path, capsys):
