@@ -90,16 +90,14 @@ def classify(
 def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
     """Greedy 2-turn episodes of one saved policy: the counts and the mean IoU after each turn."""
     import torch
-    from grpo_refinement import _preset_argv
+    from grpo_refinement import _preset_argv, build_parser
     from refinement_feedback_rule import object_boxes
     from segzero_agents.grpo import make_envs, policy_from_args
     from segzero_agents.multiturn_rollout import play_episodes
     from segzero_agents.presets import parse_args
     from segzero_agents.rollout import vision_token_ids
 
-    preset = argparse.Namespace(
-        learning_rate=3e-4, warm_start_steps=0, warm_start_jitter=None, segmenter=opts.segmenter, level=opts.level
-    )
+    preset = build_parser().parse_args(["--segmenter", opts.segmenter, "--level", str(opts.level)])
     argv = [*_preset_argv(0, preset), "--model-name-or-path", policy_dir, "--feedback", opts.feedback]
     args = parse_args(argv)
     bundle = policy_from_args(args, torch.device("cpu"))
