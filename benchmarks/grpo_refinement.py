@@ -167,8 +167,6 @@ def either_choices(
     switch_to: list[list[int] | None] = []
     for sample_id, reply in zip(sample_ids, replies, strict=True):
         target, others = object_boxes(dataset[dataset.index_of(sample_id)], image_size)
-        if not others:
-            raise ValueError(f"sample {sample_id} has one object: --refine-targets either needs --level 1 or above")
         other = others[int(rng.integers(len(others)))]
         on_target = bool(rng.random() < 0.5)
         first.append(reply if on_target else oracle_reply(other, None, image_size, jitter, rng))

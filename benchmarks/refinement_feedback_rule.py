@@ -104,12 +104,18 @@ def run_rule(
 
 
 def object_boxes(sample: Sample, image_size: int) -> tuple[list[int], list[list[int]]]:
-    """The target's box and the other objects' boxes of a shapes sample in the ``S x S`` frame (integers)."""
+    """The target's box and the other objects' boxes of a shapes sample in the ``S x S`` frame (integers).
+
+    Raises:
+        ValueError: The scene has no single target (level 4) or one object only (level 0).
+    """
     size = (image_size, sample.width, sample.height)
     boxes = [[int(round(v)) for v in to_observation_frame_box(o["bbox"], *size)] for o in sample.meta["objects"]]
     target = sample.meta["target_index"]
     if target is None:
         raise ValueError(f"sample {sample.sample_id} has no single target (level 4): choices need levels 1-3")
+    if len(boxes) < 2:
+        raise ValueError(f"sample {sample.sample_id} has one object: choosing between objects needs --level 1 or above")
     return boxes[target], [b for i, b in enumerate(boxes) if i != target]
 
 
@@ -126,8 +132,6 @@ def run_choice_rule(segmenter: str, samples: int, level: int = 1, image_size: in
     for index in range(samples):
         env.reset(options={"index": index})
         target, others = object_boxes(env.unwrapped.current_sample, image_size)
-        if not others:
-            raise ValueError(f"level {level} has one object a scene: --choice needs --level 1 or above")
         picks = {"target": target, "other": others[0]}
         for chosen, box in picks.items():
             env.reset(options={"index": index})
