@@ -9,6 +9,11 @@ action (``keep``: the same object or no new box; ``switch``: another object; ``o
 A policy that has learned to correct itself keeps the target and switches away from the other object;
 one that has not does the same whatever its turn 1 was.
 
+On level 0 (one object a scene) there is no other object to switch to; ``--level 0`` sorts each
+episode by what turn 2 did with its box instead (:func:`box_action`): ``keep`` it, restate the turn-1
+MASK's bounding box (``mask``: what the text feedback's "within bbox [...]" line gives), ``grow`` or
+``shrink`` it, ``move`` it, or give ``none`` (no new box), with the mean IoU gain of each action.
+
 Policies are folders saved by ``grpo_refinement.py --keep-policies`` (or any saved tiny-learn
 policy). ``--feedback`` is the feedback the episodes show (give each policy its training feedback:
 ``none`` for the ablation arm).
@@ -17,6 +22,8 @@ Usage::
 
     python benchmarks/refinement_choices.py --policies multi=DIR start=DIR --feedback text-iou \
         --segmenter grabcut --level 1 --samples 64
+    python benchmarks/refinement_choices.py --policies multi=DIR single=DIR --feedback text \
+        --segmenter grabcut --level 0 --samples 64
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 PICKS = ("target", "other", "whole", "neither")
 ACTIONS = ("keep", "switch", "other")
+BOX_ACTIONS = ("keep", "mask", "grow", "shrink", "move", "none")
 
 
 def pick_of(box: Any, target: list[int], others: list[list[int]], image_size: int) -> str:
@@ -87,6 +95,72 @@ def classify(
     return counts
 
 
+def box_action(box_1: Any, box_2: Any, mask_box: list[int] | None) -> str:
+    """What a level-0 turn 2 did with its box (``BOX_ACTIONS``); box IoU >= 0.9 counts as the same box.
+
+    ``keep`` is checked before ``mask``: when the mask fills the box the two are the same answer.
+
+    >>> box_action([10, 10, 30, 30], [10, 10, 30, 30], [12, 12, 28, 28])
+    'keep'
+    >>> box_action([10, 10, 30, 30], [12, 12, 28, 28], [12, 12, 28, 28]), box_action([10, 10, 30, 30], None, None)
+    ('mask', 'none')
+    >>> [box_action([10, 10, 30, 30], b, None) for b in ([5, 5, 35, 35], [14, 14, 26, 26], [30, 30, 50, 50])]
+    ['grow', 'shrink', 'move']
+    """
+    from segzero_env.geometry import box_iou
+
+    if box_2 is None:
+        return "none"
+    if box_1 is None:
+        return "move"
+    if box_iou(box_2, box_1) >= 0.9:
+        return "keep"
+    if mask_box is not None and box_iou(box_2, mask_box) >= 0.9:
+        return "mask"
+    if box_2[0] <= box_1[0] and box_2[1] <= box_1[1] and box_2[2] >= box_1[2] and box_2[3] >= box_1[3]:
+        return "grow"
+    if box_2[0] >= box_1[0] and box_2[1] >= box_1[1] and box_2[2] <= box_1[2] and box_2[3] <= box_1[3]:
+        return "shrink"
+    return "move"
+
+
+def classify_boxes(
+    replies_1: list[str], replies_2: list[str], mask_boxes: list[list[int] | None], gains: np.ndarray
+) -> dict[str, list[float]]:
+    """Level 0: the IoU gains of the episodes, grouped by :func:`box_action`."""
+    from segzero_env.parsing import parse_reply
+
+    out: dict[str, list[float]] = {a: [] for a in BOX_ACTIONS}
+    for reply_1, reply_2, mask_box, gain in zip(replies_1, replies_2, mask_boxes, gains, strict=True):
+        p1, p2 = parse_reply(reply_1), parse_reply(reply_2)
+        box_1 = p1.objects[0].box if p1.ok else None
+        box_2 = p2.refinement.box if p2.refinement is not None else (p2.objects[0].box if p2.ok else None)
+        out[box_action(box_1, box_2, mask_box)].append(float(gain))
+    return out
+
+
+def turn_1_mask_boxes(replies_1: list[str], ious_1: np.ndarray, opts: argparse.Namespace, image_size: int) -> list:
+    """Each turn-1 mask's bounding box, by replaying the turn-1 replies on the same val samples.
+
+    Raises:
+        RuntimeError: If a replayed turn 1 scores another IoU than the episode did (not the same samples).
+    """
+    from refinement_feedback_rule import two_turn_env, mask_box
+
+    env = two_turn_env(opts.segmenter, opts.level, image_size)
+    boxes = []
+    try:
+        for index, (reply, iou) in enumerate(zip(replies_1, ious_1, strict=True)):
+            env.reset(options={"index": index})
+            obs, _, _, _, info = env.step(reply)
+            if abs(float(info["iou"]) - float(iou)) > 1e-6:
+                raise RuntimeError(f"sample {index}: replayed turn 1 scores {info['iou']:.4f}, the episode {iou:.4f}")
+            boxes.append(mask_box(obs["prev_mask"], 0, image_size) if "prev_mask" in obs else None)
+    finally:
+        env.close()
+    return boxes
+
+
 def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
     """Greedy 2-turn episodes of one saved policy: the counts and the mean IoU after each turn."""
     import torch
@@ -105,7 +179,7 @@ def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
     try:
         dataset = envs.envs[0].unwrapped.dataset
         ids = list(dataset.sample_ids)[: opts.samples]
-        boxes = [object_boxes(dataset[dataset.index_of(i)], args.image_size) for i in ids]
+        boxes = [object_boxes(dataset[dataset.index_of(i)], args.image_size) for i in ids] if opts.level else []
         traj = play_episodes(
             bundle.model, bundle.processor, envs, ids, seed=0, feedback=args.feedback,
             max_new_tokens=args.max_new_tokens, suppress_token_ids=vision_token_ids(bundle.processor), greedy=True,
@@ -116,8 +190,12 @@ def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
     if len(traj.turns) > 1:
         for i, reply in zip(traj.turns[1].members, traj.turns[1].replies, strict=True):
             second[i] = reply
-    counts = classify(traj.turns[0].replies, second, boxes, args.image_size)
-    return {"counts": counts, "iou_turn_1": float(traj.ious[:, 0].mean()), "iou_turn_2": float(traj.ious[:, -1].mean())}
+    first, ious = traj.turns[0].replies, traj.ious
+    result = {"iou_turn_1": float(ious[:, 0].mean()), "iou_turn_2": float(ious[:, -1].mean())}
+    if opts.level == 0:
+        masks = turn_1_mask_boxes(first, ious[:, 0], opts, args.image_size)
+        return {**result, "gains": classify_boxes(first, second, masks, ious[:, -1] - ious[:, 0])}
+    return {**result, "counts": classify(first, second, boxes, args.image_size)}
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -134,12 +212,22 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def box_table(results: dict[str, dict[str, Any]]) -> str:
+    """Level 0, a markdown table: per policy, each turn-2 action's count and mean IoU gain."""
+    head = "| policy | turn 1 | turn 2 | " + " | ".join(f"{a}: n, gain" for a in BOX_ACTIONS) + " |"
+    lines = [head, "|" + "---|" * (3 + len(BOX_ACTIONS))]
+    for name, r in results.items():
+        cells = [f"{len(g)}, {np.mean(g):+.3f}" if g else "0, -" for g in (r["gains"][a] for a in BOX_ACTIONS)]
+        lines.append(f"| {name} | {r['iou_turn_1']:.3f} | {r['iou_turn_2']:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--policies", nargs="+", required=True, help="name=folder of each saved policy")
     parser.add_argument("--feedback", default="text-iou", choices=["image", "text", "text-iou", "none"])
     parser.add_argument("--segmenter", default="grabcut", choices=["box", "grabcut"])
-    parser.add_argument("--level", type=int, default=1, choices=[1, 2, 3])
+    parser.add_argument("--level", type=int, default=1, choices=[0, 1, 2, 3])
     parser.add_argument("--samples", type=int, default=64)
     opts = parser.parse_args(argv)
     results = {}
@@ -148,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
         if not sep or not os.path.isdir(folder):
             parser.error(f"--policies takes name=folder with an existing folder, got {item!r}")
         results[name] = play(folder, opts)
+    if opts.level == 0:
+        print(box_table(results))
+        print(json.dumps(results))
+        return
     print(table(results))
     flat = {n: {**r, "counts": {f"{p}/{a}": c for (p, a), c in r["counts"].items()}} for n, r in results.items()}
     print(json.dumps(flat))

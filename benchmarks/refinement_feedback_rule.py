@@ -43,7 +43,7 @@ def _box_reply(box: list[int]) -> str:
     return format_reply(box=box, points=[(cx, cy), (cx, cy)], think="rule")
 
 
-def _two_turn_env(segmenter: str, level: int, image_size: int, expose_gt_mask: bool = False) -> gym.Env:
+def two_turn_env(segmenter: str, level: int, image_size: int, expose_gt_mask: bool = False) -> gym.Env:
     """The shapes val env with two-turn episodes on which the rules play."""
     return gym.make(
         "ReasonSegShapes-v0",
@@ -74,7 +74,7 @@ def run_rule(
     segmenter: str, jitter: float, margin: int, samples: int, level: int = 0, image_size: int = 56, seed: int = 0
 ) -> dict:
     """Mean IoU after turn 1 and after turn 2 of the rule on the first ``samples`` val samples."""
-    env = _two_turn_env(segmenter, level, image_size, expose_gt_mask=True)  # gt mask: turn 1's jittered box
+    env = two_turn_env(segmenter, level, image_size, expose_gt_mask=True)  # gt mask: turn 1's jittered box
     rng = np.random.default_rng(seed)
     first, second = [], []
     for index in range(samples):
@@ -127,7 +127,7 @@ def run_choice_rule(segmenter: str, samples: int, level: int = 1, image_size: in
     the IoU rule (keep when IoU >= 0.5, else answer the other pick), and turn 1 when the target or the
     other object is always picked.
     """
-    env = _two_turn_env(segmenter, level, image_size)
+    env = two_turn_env(segmenter, level, image_size)
     iou: dict[str, list[float]] = {"target": [], "other": [], "mask_rule": [], "iou_rule": []}
     for index in range(samples):
         env.reset(options={"index": index})

@@ -67,3 +67,60 @@ def test_a_saved_policy_plays_and_is_counted(tmp_path, capsys):
     assert 0.0 <= out["random"]["iou_turn_1"] <= 1.0
     with pytest.raises(SystemExit):
         rc.main(["--policies", "no-folder"])
+
+
+def test_level_0_sorts_turn_2_by_what_it_did_with_the_box():
+    box_1, mask = [10, 10, 40, 40], [14, 12, 36, 38]
+    first = [_reply(box_1)] * 5
+    second = [
+        format_refinement(box=box_1),  # keep
+        format_refinement(box=mask),  # the turn-1 mask's bounding box
+        format_refinement(box=[5, 5, 50, 50]),  # grow
+        format_refinement(box=[20, 20, 30, 30]),  # shrink (not the mask's box)
+        "",  # no turn-2 box
+    ]
+    gains = rc.classify_boxes(first, second, [mask] * 5, [0.0, 0.2, -0.1, 0.05, 0.0])
+    assert {a: g for a, g in gains.items() if g} == {
+        "keep": [0.0],
+        "mask": [0.2],
+        "grow": [-0.1],
+        "shrink": [0.05],
+        "none": [0.0],
+    }
+    assert rc.box_action(box_1, [30, 30, 55, 55], mask) == "move"
+    text = rc.box_table({"p": {"gains": gains, "iou_turn_1": 0.5, "iou_turn_2": 0.53}})
+    assert "| p | 0.500 | 0.530 | 1, +0.000 | 1, +0.200 | 1, -0.100 | 1, +0.050 | 0, - | 1, +0.000 |" in text
+
+
+def test_a_saved_policy_plays_level_0_and_its_turn_1_replays(tmp_path, capsys):
+    import torch
+    from grpo_refinement import _preset_argv
+    from segzero_agents.grpo import policy_from_args
+    from segzero_agents.presets import parse_args
+
+    opts = load_benchmark("grpo_refinement").build_parser().parse_args([])
+    bundle = policy_from_args(parse_args(_preset_argv(0, opts)), torch.device("cpu"))
+    bundle.model.save_pretrained(tmp_path)
+    bundle.processor.save_pretrained(tmp_path)
+    rc.main(["--policies", f"random={tmp_path}", "--samples", "3", "--segmenter", "grabcut", "--level", "0"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sum(len(g) for g in out["random"]["gains"].values()) == 3  # the replayed turn 1 matched every episode
+
+
+def test_turn_1_mask_boxes_replay_the_samples_and_refuse_a_mismatch():
+    import argparse
+
+    import numpy as np
+
+    opts = argparse.Namespace(segmenter="grabcut", level=0)
+    replies = [_reply([2, 2, 53, 53]), _reply([10, 10, 45, 45])]
+    env = load_benchmark("refinement_feedback_rule").two_turn_env("grabcut", 0, 56)
+    ious = []
+    for index, reply in enumerate(replies):
+        env.reset(options={"index": index})
+        ious.append(env.step(reply)[4]["iou"])
+    env.close()
+    boxes = rc.turn_1_mask_boxes(replies, np.array(ious), opts, 56)
+    assert all(b is not None and b[0] >= 2 and b[2] <= 53 for b in boxes)  # inside the answered box
+    with pytest.raises(RuntimeError, match="sample 0: replayed turn 1 scores"):
+        rc.turn_1_mask_boxes(replies, np.array(ious) + 0.5, opts, 56)
