@@ -145,7 +145,7 @@ def turn_1_mask_boxes(replies_1: list[str], ious_1: np.ndarray, opts: argparse.N
     Raises:
         RuntimeError: If a replayed turn 1 scores another IoU than the episode did (not the same samples).
     """
-    from refinement_feedback_rule import two_turn_env, mask_box
+    from refinement_feedback_rule import mask_box, two_turn_env
 
     env = two_turn_env(opts.segmenter, opts.level, image_size)
     boxes = []
