@@ -12,7 +12,8 @@ one that has not does the same whatever its turn 1 was.
 On level 0 (one object a scene) there is no other object to switch to; ``--level 0`` sorts each
 episode by what turn 2 did with its box instead (:func:`box_action`): ``keep`` it, restate the turn-1
 MASK's bounding box (``mask``: what the text feedback's "within bbox [...]" line gives), ``grow`` or
-``shrink`` it, ``move`` it, or give ``none`` (no new box), with the mean IoU gain of each action.
+``shrink`` it, ``move`` it, or give ``none`` (no new box), with the mean IoU gain of each action, and
+counts the turn-1 failures (IoU below 0.5) that turn 2 fixed and the turn-1 successes it broke.
 
 Policies are folders saved by ``grpo_refinement.py --keep-policies`` (or any saved tiny-learn
 policy). ``--feedback`` is the feedback the episodes show (give each policy its training feedback:
@@ -139,6 +140,21 @@ def classify_boxes(
     return out
 
 
+def fix_counts(iou_1: np.ndarray, iou_2: np.ndarray, threshold: float = 0.5) -> dict[str, int]:
+    """Episodes whose turn 1 failed (IoU below ``threshold``) and how many turn 2 fixed; likewise broken.
+
+    >>> fix_counts(np.array([0.1, 0.2, 0.9, 0.8]), np.array([0.9, 0.1, 0.95, 0.3]))
+    {'failed': 2, 'fixed': 1, 'succeeded': 2, 'broken': 1}
+    """
+    failed, fixed = iou_1 < threshold, iou_2 >= threshold
+    return {
+        "failed": int(failed.sum()),
+        "fixed": int((failed & fixed).sum()),
+        "succeeded": int((~failed).sum()),
+        "broken": int((~failed & ~fixed).sum()),
+    }
+
+
 def turn_1_mask_boxes(replies_1: list[str], ious_1: np.ndarray, opts: argparse.Namespace, image_size: int) -> list:
     """Each turn-1 mask's bounding box, by replaying the turn-1 replies on the same val samples.
 
@@ -194,7 +210,8 @@ def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
     result = {"iou_turn_1": float(ious[:, 0].mean()), "iou_turn_2": float(ious[:, -1].mean())}
     if opts.level == 0:
         masks = turn_1_mask_boxes(first, ious[:, 0], opts, args.image_size)
-        return {**result, "gains": classify_boxes(first, second, masks, ious[:, -1] - ious[:, 0])}
+        gains = classify_boxes(first, second, masks, ious[:, -1] - ious[:, 0])
+        return {**result, "gains": gains, "fixes": fix_counts(ious[:, 0], ious[:, -1])}
     return {**result, "counts": classify(first, second, boxes, args.image_size)}
 
 
@@ -214,12 +231,20 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
 def box_table(results: dict[str, dict[str, Any]]) -> str:
     """Level 0, a markdown table: per policy, each turn-2 action's count and mean IoU gain."""
-    head = "| policy | turn 1 | turn 2 | " + " | ".join(f"{a}: n, gain" for a in BOX_ACTIONS) + " |"
-    lines = [head, "|" + "---|" * (3 + len(BOX_ACTIONS))]
+    head = "| policy | turn 1 | turn 2 | turn 1 < 0.5: n, fixed | turn 1 >= 0.5: n, broken | "
+    head += " | ".join(f"{a}: n, gain" for a in BOX_ACTIONS) + " |"
+    lines = [head, "|" + "---|" * (5 + len(BOX_ACTIONS))]
     for name, r in results.items():
-        cells = [f"{len(g)}, {np.mean(g):+.3f}" if g else "0, -" for g in (r["gains"][a] for a in BOX_ACTIONS)]
+        f = r["fixes"]
+        cells = [f"{f['failed']}, {f['fixed']}", f"{f['succeeded']}, {f['broken']}"]
+        cells += [f"{len(g)}, {np.mean(g):+.3f}" if g else "0, -" for g in (r["gains"][a] for a in BOX_ACTIONS)]
         lines.append(f"| {name} | {r['iou_turn_1']:.3f} | {r['iou_turn_2']:.3f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _gain_summary(gains: dict[str, list[float]]) -> dict[str, list]:
+    """Each action's ``[count, mean gain]`` (``None`` when it never occurs), for the JSON line."""
+    return {a: [len(g), float(np.mean(g)) if g else None] for a, g in gains.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -238,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = play(folder, opts)
     if opts.level == 0:
         print(box_table(results))
-        print(json.dumps(results))
+        print(json.dumps({n: {**r, "gains": _gain_summary(r["gains"])} for n, r in results.items()}))
         return
     print(table(results))
     flat = {n: {**r, "counts": {f"{p}/{a}": c for (p, a), c in r["counts"].items()}} for n, r in results.items()}

@@ -70,6 +70,8 @@ def test_a_saved_policy_plays_and_is_counted(tmp_path, capsys):
 
 
 def test_level_0_sorts_turn_2_by_what_it_did_with_the_box():
+    import numpy as np
+
     box_1, mask = [10, 10, 40, 40], [14, 12, 36, 38]
     first = [_reply(box_1)] * 5
     second = [
@@ -88,8 +90,11 @@ def test_level_0_sorts_turn_2_by_what_it_did_with_the_box():
         "none": [0.0],
     }
     assert rc.box_action(box_1, [30, 30, 55, 55], mask) == "move"
-    text = rc.box_table({"p": {"gains": gains, "iou_turn_1": 0.5, "iou_turn_2": 0.53}})
-    assert "| p | 0.500 | 0.530 | 1, +0.000 | 1, +0.200 | 1, -0.100 | 1, +0.050 | 0, - | 1, +0.000 |" in text
+    fixes = rc.fix_counts(np.array([0.1, 0.2, 0.9, 0.8, 0.6]), np.array([0.9, 0.1, 0.95, 0.3, 0.6]))
+    assert fixes == {"failed": 2, "fixed": 1, "succeeded": 3, "broken": 1}
+    text = rc.box_table({"p": {"gains": gains, "fixes": fixes, "iou_turn_1": 0.5, "iou_turn_2": 0.53}})
+    row = "| p | 0.500 | 0.530 | 2, 1 | 3, 1 | 1, +0.000 | 1, +0.200 | 1, -0.100 | 1, +0.050 | 0, - | 1, +0.000 |"
+    assert row in text
 
 
 def test_a_saved_policy_plays_level_0_and_its_turn_1_replays(tmp_path, capsys):
@@ -104,7 +109,8 @@ def test_a_saved_policy_plays_level_0_and_its_turn_1_replays(tmp_path, capsys):
     bundle.processor.save_pretrained(tmp_path)
     rc.main(["--policies", f"random={tmp_path}", "--samples", "3", "--segmenter", "grabcut", "--level", "0"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert sum(len(g) for g in out["random"]["gains"].values()) == 3  # the replayed turn 1 matched every episode
+    assert sum(n for n, _ in out["random"]["gains"].values()) == 3  # the replayed turn 1 matched every episode
+    assert out["random"]["fixes"]["failed"] + out["random"]["fixes"]["succeeded"] == 3
 
 
 def test_turn_1_mask_boxes_replay_the_samples_and_refuse_a_mismatch():
