@@ -178,7 +178,11 @@ def turn_1_mask_boxes(replies_1: list[str], ious_1: np.ndarray, opts: argparse.N
 
 
 def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
-    """Greedy 2-turn episodes of one saved policy: the counts and the mean IoU after each turn."""
+    """Greedy 2-turn episodes of one saved policy: the mean IoU after each turn, and the sorted episodes.
+
+    Level 1 and up: ``counts`` of ``(turn-1 pick, turn-2 action)``. Level 0: ``gains`` by
+    :func:`box_action` and ``fixes`` (:func:`fix_counts`).
+    """
     import torch
     from grpo_refinement import _preset_argv, build_parser
     from refinement_feedback_rule import object_boxes
