@@ -79,18 +79,24 @@ def turn_2_action(first: str, second: str | None) -> str:
     return "switch"
 
 
+def episode_boxes(reply_1: str, reply_2: str) -> tuple[Any, Any]:
+    """The turn-1 answer's box and the box turn 2 gave (a refinement's or a full answer's); ``None`` for none."""
+    from segzero_env.parsing import parse_reply
+
+    p1, p2 = parse_reply(reply_1), parse_reply(reply_2)
+    box_1 = p1.objects[0].box if p1.ok else None
+    box_2 = p2.refinement.box if p2.refinement is not None else (p2.objects[0].box if p2.ok else None)
+    return box_1, box_2
+
+
 def classify(
     replies_1: list[str], replies_2: list[str], boxes: list[tuple[list[int], list[list[int]]]], image_size: int
 ) -> Counter:
     """Count ``(turn-1 pick, turn-2 action)`` over episodes; a missing turn-2 reply keeps the box."""
-    from segzero_env.parsing import parse_reply
-
     counts: Counter = Counter()
     for reply_1, reply_2, (target, others) in zip(replies_1, replies_2, boxes, strict=True):
-        p1 = parse_reply(reply_1)
-        first = pick_of(p1.objects[0].box if p1.ok else None, target, others, image_size)
-        p2 = parse_reply(reply_2)
-        box_2 = p2.refinement.box if p2.refinement is not None else (p2.objects[0].box if p2.ok else None)
+        box_1, box_2 = episode_boxes(reply_1, reply_2)
+        first = pick_of(box_1, target, others, image_size)
         second = None if box_2 is None else pick_of(box_2, target, others, image_size)
         counts[(first, turn_2_action(first, second))] += 1
     return counts
@@ -129,14 +135,9 @@ def classify_boxes(
     replies_1: list[str], replies_2: list[str], mask_boxes: list[list[int] | None], gains: np.ndarray
 ) -> dict[str, list[float]]:
     """Level 0: the IoU gains of the episodes, grouped by :func:`box_action`."""
-    from segzero_env.parsing import parse_reply
-
     out: dict[str, list[float]] = {a: [] for a in BOX_ACTIONS}
     for reply_1, reply_2, mask_box, gain in zip(replies_1, replies_2, mask_boxes, gains, strict=True):
-        p1, p2 = parse_reply(reply_1), parse_reply(reply_2)
-        box_1 = p1.objects[0].box if p1.ok else None
-        box_2 = p2.refinement.box if p2.refinement is not None else (p2.objects[0].box if p2.ok else None)
-        out[box_action(box_1, box_2, mask_box)].append(float(gain))
+        out[box_action(*episode_boxes(reply_1, reply_2), mask_box)].append(float(gain))
     return out
 
 
