@@ -37,7 +37,7 @@ from segzero_agents.distributed import (
 from segzero_agents.evaluation import evaluate
 from segzero_agents.grpo_math import group_advantages, grpo_loss, shuffle_within_groups
 from segzero_agents.metrics_logger import MetricsLogger
-from segzero_agents.multiturn_rollout import FEEDBACK_MODES, evaluate_refinement, refinement_train_step
+from segzero_agents.multiturn_rollout import ENV_FEEDBACK, FEEDBACK_MODES, evaluate_refinement, refinement_train_step
 from segzero_agents.policy_model import PolicyBundle, load_policy
 from segzero_agents.rollout import Rollout, reply_log_probs, sample_replies, select_rows, vision_token_ids
 from segzero_agents.run_folder import open_run_folder
@@ -231,7 +231,8 @@ class Args:
         metadata={
             "help": "What the policy sees after a turn: 'image' (its mask shaded into the image), 'text' (the "
             "env's feedback text, for models that cannot see it), 'text-iou' (the text plus the mask's IoU: LEAKS the "
-            "ground truth, a study setting) or 'none' (the ablation: nothing)."
+            "ground truth, a study setting), 'answer' (the env's text without the mask: the turn and the previous "
+            "answer only, the ablation of the mask) or 'none' (the ablation: the turn-1 prompt again)."
         },
     )
     turn_advantage: str = field(
@@ -352,8 +353,8 @@ def make_envs(
     mode = "Disabled"
     if max_turns > 1:
         kwargs.update(max_turns=max_turns, turn_reward=args.turn_reward, turn_cost=args.turn_cost)
-        if args.feedback == "text-iou":
-            kwargs["feedback"] = "mask-iou"  # the env's feedback text then states the mask's IoU
+        if args.feedback in ENV_FEEDBACK:
+            kwargs["feedback"] = ENV_FEEDBACK[args.feedback]  # what the env's feedback text then holds
         mode = "NextStep"  # a block that finished early waits, unscored, while the others play on
     # Disabled: the loop resets before every batch and reads the step's own info; a forgotten reset raises.
     return gym.make_vec(

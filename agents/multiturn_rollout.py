@@ -17,6 +17,9 @@ What the policy sees on turn ``k > 1`` (``feedback``):
 - ``"text-iou"``: ``"text"`` with the IoU of the current mask added (the env's ``feedback="mask-iou"``).
   It LEAKS the ground truth: a study setting that shows whether the trainer learns to act on
   feedback that says how good the mask is, not a deployable policy's input.
+- ``"answer"``: the ablation of the mask: the env's prompt for the turn with its previous answer but
+  no word of the mask (the env's ``feedback="answer"``), so the policy knows it is on turn ``k`` and
+  what it answered, not what the segmenter made of it.
 - ``"none"``: the ablation: the turn-1 image and prompt again, so the policy cannot see what it did.
 
 Each turn's context is the image, the prompt and the feedback of that turn, not the earlier turns'
@@ -43,7 +46,9 @@ from segzero_agents.grpo_math import (
 )
 from segzero_agents.rollout import Rollout, reply_log_probs, sample_replies, select_rows
 
-FEEDBACK_MODES = ("image", "text", "text-iou", "none")
+FEEDBACK_MODES = ("image", "text", "text-iou", "answer", "none")
+ENV_FEEDBACK = {"text-iou": "mask-iou", "answer": "answer"}
+"""The env's ``feedback`` level each mode needs, where it is not the default ``"mask"``."""
 TURN_ADVANTAGES = ("trajectory", "per-turn", "immediate")
 SHADE_COLOUR = (255, 0, 255)
 """Magenta: the colour blended into the masked pixels of the feedback image."""

@@ -14,6 +14,10 @@ samples of the held-out ``val`` split, gIoU (LISA) after turn 1 and after the la
 - ``ablation``: the same, with the feedback removed (the trainer's ``--feedback none``): on later turns
   the policy sees the turn-1 image and prompt again, so it cannot know what its mask was. The trainer
   evaluates with its training feedback, so this arm is evaluated without feedback too.
+- ``no-mask`` (only with ``--arms ... no-mask``): the ablation of the mask alone: on later turns the
+  policy gets the env's turn prompt with its previous answer and no word of the mask (the trainer's
+  ``--feedback answer``), so it knows a correction is asked for and what it answered. ``multi``
+  beating it is what shows that the mask, not the second turn, is what helps.
 - ``trl`` (only with ``--arms trl``): the multi policy's trajectory-level GRPO through TRL's
   ``GRPOTrainer`` and its ``rollout_func``, each trajectory flattened into one completion with text
   feedback (``trl_refinement.py`` says what TRL cannot express). Evaluated the same flattened way.
@@ -44,7 +48,9 @@ is the same in samples and steps, not in compute (seconds per step are in the ta
 Outputs in ``--out-dir``: ``grpo_refinement.csv`` (one row per evaluation), ``grpo_refinement.md``
 (the table, the verdicts, seconds per step, the command), ``grpo_refinement.png`` (curves) and each
 run's training metrics, ``metrics_<arm>_seed<seed>.jsonl``.
-``--report-only`` rebuilds the table and figure from the CSV.
+``--report-only`` rebuilds the table and figure from the CSV. ``--start-from DIR`` starts each seed from
+``DIR/start_seed<seed>`` (an earlier run's ``--keep-policies`` folder) instead of a new warm start: give
+the options that built it, as nothing saved with it records them.
 
 Usage::
 
@@ -91,6 +97,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "single": {"max_turns": 1, "feedback": None},
     "multi": {"max_turns": None, "feedback": None},
     "ablation": {"max_turns": None, "feedback": "none"},
+    "no-mask": {"max_turns": None, "feedback": "answer"},
     "trl": {"max_turns": None, "feedback": "text"},
 }
 """Training settings of each policy (``None``: the benchmark's ``--turns`` / ``--feedback``)."""
@@ -178,9 +185,10 @@ def refine_feedback_args(args: Any, feedback: str) -> Any:
     """The trainer arguments the warm start's turn-2 envs are made with.
 
     Text feedback, as the arms see it: with the IoU line under ``--feedback text-iou`` (an env whose
-    text lacked it would train turn 2 on prompts the arms never show), without it otherwise.
+    text lacked it would train turn 2 on prompts the arms never show), without the mask under
+    ``--feedback answer`` (the warm start of a ``no-mask`` run), the mask's text otherwise.
     """
-    return replace(args, feedback="text-iou" if feedback == "text-iou" else "text")
+    return replace(args, feedback=feedback if feedback in ("text-iou", "answer") else "text")
 
 
 def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Path:
@@ -235,6 +243,19 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
     bundle.model.save_pretrained(folder)
     bundle.processor.save_pretrained(folder)
     return folder
+
+
+def seed_start(seed: int, opts: argparse.Namespace, folder: Path) -> Path:
+    """The policy each arm of ``seed`` starts from: ``--start-from``'s saved one, else a new warm start."""
+    if opts.start_from is None:
+        return warm_started_policy(seed, opts, folder)
+    start = Path(opts.start_from) / f"start_seed{seed}"
+    if not (start / "config.json").is_file():
+        raise SystemExit(
+            f"--start-from {opts.start_from}: {start} holds no saved policy (config.json); give the policies "
+            "folder of a run made with --keep-policies and these --seeds, or leave --start-from out"
+        )
+    return start
 
 
 def arm_argv(arm: str, seed: int, opts: argparse.Namespace, output_dir: str, start: Path) -> list[str]:
@@ -413,10 +434,11 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         "multi last turn > single turn 1": ("multi", last, "single", "giou_turn_1"),
         "multi last turn > single last turn": ("multi", last, "single", last),
         "multi last turn > ablation last turn": ("multi", last, "ablation", last),
+        "multi last turn > no-mask last turn": ("multi", last, "no-mask", last),
     }.items():
         wins, n = per_seed(a, ka, b, kb)
-        verdict = "met" if n and wins == n else "NOT met"
-        lines.append(f"- {text}: {wins} of {n} seeds ({verdict})")
+        verdict = "met" if wins == n else "NOT met"
+        lines.append(f"- {text}: {wins} of {n} seeds ({verdict})" if n else f"- {text}: not measured (an arm not run)")
     if "trl" in final:
         lines += ["", "TRL (trajectory-level GRPO through TRL's `rollout_func`, the history flattened):"]
         wins, n = per_seed("trl", last, "trl", "giou_turn_1")
@@ -499,8 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--segmenter", default=None, choices=["box", "grabcut"], help="Every arm's segmenter (default: the preset's)."
     )
     parser.add_argument(
-        "--feedback", default="image", choices=["image", "text", "text-iou"],
-        help="The multi arm's training feedback and the single and multi arms' evaluation feedback.",
+        "--feedback", default="image", choices=["image", "text", "text-iou", "answer"],
+        help="The multi arm's training feedback and the single and multi arms' evaluation feedback; with "
+        "--warm-start-refine, the turn-2 prompts of the warm start (answer: a no-mask run's own warm start).",
     )  # fmt: skip
     parser.add_argument(
         "--level", type=int, default=None, choices=[0, 1, 2, 3], help="Shapes level (default: the preset's, 0)."
@@ -517,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-policies", action="store_true",
         help="Save each seed's warm start and each arm's final policy under OUT_DIR/policies.",
     )  # fmt: skip
+    parser.add_argument(
+        "--start-from", default=None, help="Folder holding start_seed<seed> warm starts (a --keep-policies folder)."
+    )
     parser.add_argument("--out-dir", default="benchmarks/results")
     parser.add_argument("--report-only", action="store_true", help="Rebuild md/png from the CSV.")
     parser.add_argument("--merge", nargs="*", default=[], help="With --report-only: CSVs of other runs to add.")
@@ -553,7 +579,7 @@ def main(argv: list[str] | None = None) -> None:
             if all((arm, seed) in done for arm in opts.arms):
                 continue
             start_dir = tempfile.TemporaryDirectory()
-            start = warm_started_policy(seed, opts, Path(start_dir.name))
+            start = seed_start(seed, opts, Path(start_dir.name))
             if opts.keep_policies:
                 shutil.copytree(start, out_dir / "policies" / f"start_seed{seed}", dirs_exist_ok=True)
             for arm in opts.arms:

@@ -17,7 +17,7 @@ counts the turn-1 failures (IoU below 0.5) that turn 2 fixed and the turn-1 succ
 
 Policies are folders saved by ``grpo_refinement.py --keep-policies`` (or any saved tiny-learn
 policy). ``--feedback`` is the feedback the episodes show (give each policy its training feedback:
-``none`` for the ablation arm).
+``none`` for the ablation arm, ``answer`` for the no-mask arm).
 
 Usage::
 
@@ -255,7 +255,7 @@ def _gain_summary(gains: dict[str, list[float]]) -> dict[str, list]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--policies", nargs="+", required=True, help="name=folder of each saved policy")
-    parser.add_argument("--feedback", default="text-iou", choices=["image", "text", "text-iou", "none"])
+    parser.add_argument("--feedback", default="text-iou", choices=["image", "text", "text-iou", "answer", "none"])
     parser.add_argument("--segmenter", default="grabcut", choices=["box", "grabcut"])
     parser.add_argument("--level", type=int, default=1, choices=[0, 1, 2, 3])
     parser.add_argument("--samples", type=int, default=64)

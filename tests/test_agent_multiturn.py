@@ -139,7 +139,7 @@ def test_feedback_shows_the_mask_as_image_or_text_or_nothing():
     envs.close()
 
 
-@pytest.mark.parametrize("feedback", ["text", "text-iou", "none"])
+@pytest.mark.parametrize("feedback", ["text", "text-iou", "answer", "none"])
 def test_text_iou_feedback_states_the_iou_of_the_mask_and_only_it(feedback):
     from segzero_agents.grpo import make_envs as trainer_envs
 
@@ -156,6 +156,11 @@ def test_text_iou_feedback_states_the_iou_of_the_mask_and_only_it(feedback):
     else:
         assert iou_lines == [] and not bool(info["feedback_leaks_gt"][0])
     assert (prompts[0] == first[0]) == (feedback == "none")
+    # "answer" keeps the turn marker and the previous answer, and says nothing of the mask
+    assert ("Turn 2 of 2. Your current answer:" in prompts[0]) == (feedback != "none")
+    assert ("bbox [0, 0, 27, 27]" in prompts[0]) == (feedback != "none")
+    assert ("Coarse map" in prompts[0]) == (feedback in ("text", "text-iou"))
+    assert (info["feedback_level"][0] == "answer") == (feedback == "answer")
     envs.close()
 
 

@@ -54,7 +54,7 @@ def test_options_reach_the_trainer(arm):
     assert _flag(argv, "--segmenter") == ["grabcut"]
     args = parse_args(argv)
     assert args.segmenter == "grabcut"
-    assert args.feedback == ("none" if arm == "ablation" else "text")
+    assert args.feedback == (gr.ARMS[arm]["feedback"] or "text")
     assert args.max_turns == (1 if arm == "single" else 2) and args.eval_max_turns == 2
     # the preset's segmenter and level stay when the options are not given
     assert parse_args(_argv(arm)).segmenter == "box"
@@ -128,7 +128,7 @@ def test_refine_rows_show_the_trainers_turn_2_inputs_and_restate_the_current_box
         envs.close()
 
 
-@pytest.mark.parametrize("feedback", ["image", "text", "text-iou"])
+@pytest.mark.parametrize("feedback", ["image", "text", "text-iou", "answer"])
 def test_warm_start_turn_2_prompts_carry_the_iou_only_under_text_iou(feedback):
     from segzero_agents.grpo import make_envs
     from segzero_agents.presets import parse_args
@@ -143,6 +143,7 @@ def test_warm_start_turn_2_prompts_carry_the_iou_only_under_text_iou(feedback):
         _, prompts, _ = gr.refine_rows(envs, 0, ids, replies)
         assert all("Turn 2 of 2" in p for p in prompts)
         assert all(("IoU of the current mask" in p) == (feedback == "text-iou") for p in prompts)
+        assert all(("Coarse map" in p) == (feedback != "answer") for p in prompts)  # a no-mask run's own
     finally:
         envs.close()
 
@@ -167,6 +168,32 @@ def test_report_only_reads_csvs_written_before_the_options(tmp_path):
     gr.main(["--report-only", "--out-dir", str(tmp_path)])
     text = (tmp_path / "grpo_refinement.md").read_text()
     assert "box segmenter, image feedback" in text and "| multi | 1 | 0 |" in text
+
+
+def test_no_mask_arm_trains_with_answer_feedback_and_has_its_goal(tmp_path):
+    from segzero_agents.presets import parse_args
+
+    assert parse_args(_argv("no-mask", "--feedback", "text")).feedback == "answer"
+    rows = []
+    for arm, last in (("multi", 0.9), ("no-mask", 0.8)):
+        for step in (0, 10):
+            rows.append({
+                "arm": arm, "seed": 0, "step": step, "step_s": 1.0, "giou_turn_1": 0.7, "giou_turn_2": last,
+                "stop_rate": 0.0, "turns_used": 2.0, "command": "python x",
+            })  # fmt: skip
+    text = gr.report(rows, tmp_path, 2)
+    assert "- multi last turn > no-mask last turn: 1 of 1 seeds (met)" in text
+    assert "- multi last turn > ablation last turn: not measured (an arm not run)" in text
+    assert "| no-mask | 0 | 0.700 | 0.800 |" in text
+
+
+def test_start_from_reuses_a_saved_warm_start_or_says_what_is_missing(tmp_path):
+    (tmp_path / "start_seed2").mkdir()
+    (tmp_path / "start_seed2" / "config.json").write_text("{}")
+    opts = gr.build_parser().parse_args(["--start-from", str(tmp_path)])
+    assert gr.seed_start(2, opts, tmp_path / "unused") == tmp_path / "start_seed2"
+    with pytest.raises(SystemExit, match="start_seed1 holds no saved policy"):
+        gr.seed_start(1, opts, tmp_path / "unused")
 
 
 def test_either_targets_cover_both_picks_and_both_turn_2_actions():

@@ -112,6 +112,28 @@ def test_default_feedback_does_not_leak_the_iou():
     assert "IoU" not in info["feedback"] and "stop" in info["feedback"]
 
 
+def test_answer_feedback_hides_the_mask_and_scores_the_same():
+    seen = {}
+    for level in ("mask", "answer"):
+        env = make(feedback=level, segmenter="grabcut")
+        check_env(env.unwrapped)
+        obs, info = env.reset(seed=3)
+        ious, masks, texts = [], [], []
+        for reply in [oracle_reply(info), format_refinement([(5, 5)]), format_refinement([(80, 80)])]:
+            obs, _, _, _, info = env.step(reply)
+            ious.append(info["iou"])
+            masks.append(obs["prev_mask"].copy())
+            texts.append(info["feedback"])
+        seen[level] = (ious, masks, texts)
+    (ious_mask, masks_mask, texts_mask), (ious_answer, masks_answer, texts_answer) = seen["mask"], seen["answer"]
+    assert ious_answer == ious_mask  # the segmenter gets the same clicks and mask_input: only the view changes
+    assert all(m.any() for m in masks_mask) and not any(m.any() for m in masks_answer)
+    for shown, hidden in zip(texts_mask[:2], texts_answer[:2], strict=True):
+        assert "Coarse map" in shown and "mask" not in hidden.split("To refine")[0]
+        assert hidden.splitlines()[:2] == shown.splitlines()[:2]  # the turn marker and the answer
+        assert "stop" in hidden
+
+
 def test_docstring_documents_multi_turn_keys_and_arguments():
     env = make(feedback="mask-iou", expose_gt_mask=True)
     obs, reset_info = env.reset(seed=0)

@@ -104,7 +104,7 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     Only when ``max_turns > 1`` (so the single-turn space is unchanged), present on EVERY turn:
 
     - ``prev_mask``: ``Box(0, 1, (S, S), uint8)``, the current prediction at ``S x S`` (nearest
-      neighbour); all zeros before the first answer.
+      neighbour); all zeros before the first answer, and always with ``feedback="answer"``.
     - ``turn``: ``Discrete(max_turns + 1)``, answers scored so far (0 at reset).
     - ``prev_iou``: ``Box(0, 1, (1,), float32)``, the current prediction's IoU (0 before the first
       answer); only with ``feedback="mask-iou"``, which LEAKS the ground truth.
@@ -229,8 +229,11 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
       under it the query, the IoU and a legend; its size stays the same through an episode.
     - ``max_turns``: answers per episode (default 1: the single-turn task, unchanged). Above 1,
       refinement turns follow the first answer.
-    - ``feedback``: ``"mask"`` (default; the policy sees its mask, no ground-truth leak) or
-      ``"mask-iou"`` (also its IoU: LEAKS the ground truth; ``info["feedback_leaks_gt"]`` says so).
+    - ``feedback``: ``"mask"`` (default; the policy sees its mask, no ground-truth leak),
+      ``"mask-iou"`` (also its IoU: LEAKS the ground truth; ``info["feedback_leaks_gt"]`` says so) or
+      ``"answer"`` (its previous answer only: ``prev_mask`` stays zeros and the feedback text does not
+      describe the mask; the ablation that measures what seeing the mask adds). The segmenter still
+      gets the previous turn's logits as ``mask_input`` in every level.
     - ``turn_reward``: ``"gain"`` (default; IoU gain per turn, the return telescopes to the final
       IoU) or ``"final"`` (the IoU on the last turn only).
     - ``turn_cost``: subtracted from the reward of every turn after the first (default 0).
@@ -408,9 +411,8 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
         obs: dict[str, Any] = {"image": self.episode.image_obs.copy(), "query": self.episode.query_obs}
         if self.multi_turn:
             state = self.turn_state
-            obs["prev_mask"] = (
-                state.mask_obs.copy() if state.mask_obs is not None else mask_to_obs(None, self.image_size)
-            )
+            shown = state.mask_obs if self.feedback != "answer" else None
+            obs["prev_mask"] = shown.copy() if shown is not None else mask_to_obs(None, self.image_size)
             obs["turn"] = np.int64(state.turn)
             if self.feedback == "mask-iou":
                 obs["prev_iou"] = np.array([state.iou], dtype=np.float32)

@@ -29,8 +29,9 @@ import numpy as np
 
 from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply, Point, Prompt
 
-FEEDBACK_LEVELS = ("mask", "mask-iou")
-"""``"mask"``: the policy sees its mask only (no ground-truth leak). ``"mask-iou"``: also its IoU (leaks)."""
+FEEDBACK_LEVELS = ("mask", "mask-iou", "answer")
+"""``"mask"``: the policy sees its mask only (no ground-truth leak). ``"mask-iou"``: also its IoU (leaks).
+``"answer"``: its previous answer only, never the mask (the ablation that asks what the mask adds)."""
 
 TURN_REWARDS = ("gain", "final")
 """``"gain"``: the mask-IoU term pays the IoU gain of each turn. ``"final"``: it pays the IoU once, at the end."""
@@ -204,28 +205,33 @@ def describe_answer(objects: Sequence[ObjectAnswer]) -> str:
     return "\n".join(lines)
 
 
+def describe_mask(mask: np.ndarray) -> list[str]:
+    """The feedback lines that describe an ``S x S`` mask: its share of the image, its box and a coarse map."""
+    if not mask.any():
+        return ["The current mask is empty."]
+    side = mask.shape[0]
+    ys, xs = np.nonzero(mask)
+    return [
+        f"The current mask covers {mask.mean():.1%} of the image, within bbox "
+        f"[{xs.min()}, {ys.min()}, {xs.max()}, {ys.max()}]. Coarse map ({COARSE_GRID} x {COARSE_GRID} cells of the "
+        f"{side} x {side} image; '#' mostly inside the mask, '+' partly, '.' outside):",
+        *_coarse_map(mask),
+    ]
+
+
 def feedback_text(state: TurnState, max_turns: int, feedback: str) -> str:
     """The text rendering of the current prediction shown before each refinement turn ("" on turn 1).
 
     It names the turn, restates the current answer, describes the mask coarsely (share of the
     image, its box in the ``S`` frame, an occupancy map), gives the IoU only when
-    ``feedback="mask-iou"``, and states the refinement grammar and the stop answer.
+    ``feedback="mask-iou"``, and states the refinement grammar and the stop answer. With
+    ``feedback="answer"`` the mask is not described: the turn, the answer and the grammar only.
     """
     if state.turn == 0:
         return ""
-    mask = state.mask_obs if state.mask_obs is not None else np.zeros((1, 1), np.uint8)
-    side = mask.shape[0]
     lines = [f"Turn {state.turn + 1} of {max_turns}. Your current answer:", describe_answer(state.objects)]
-    if mask.any():
-        ys, xs = np.nonzero(mask)
-        lines.append(
-            f"The current mask covers {mask.mean():.1%} of the image, within bbox "
-            f"[{xs.min()}, {ys.min()}, {xs.max()}, {ys.max()}]. Coarse map ({COARSE_GRID} x {COARSE_GRID} cells of the "
-            f"{side} x {side} image; '#' mostly inside the mask, '+' partly, '.' outside):"
-        )
-        lines.extend(_coarse_map(mask))
-    else:
-        lines.append("The current mask is empty.")
+    if feedback != "answer":
+        lines += describe_mask(state.mask_obs if state.mask_obs is not None else np.zeros((1, 1), np.uint8))
     if feedback == "mask-iou":
         lines.append(f"IoU of the current mask with the target: {state.iou:.3f}.")
     lines.append(
