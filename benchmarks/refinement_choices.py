@@ -17,13 +17,17 @@ counts the turn-1 failures (IoU below 0.5) that turn 2 fixed and the turn-1 succ
 
 Policies are folders saved by ``grpo_refinement.py --keep-policies`` (or any saved tiny-learn
 policy). ``--feedback`` is the feedback the episodes show (give each policy its training feedback:
-``none`` for the ablation arm, ``answer`` for the no-mask arm).
+``none`` for the ablation arm, ``answer`` for the no-mask arm). ``--swap-masks`` (text feedback) is a
+counterfactual: each turn-2 prompt describes another episode's mask (``swapped_feedback.py``), so a
+policy that reads its mask should do worse on turn 2, one that does not should not.
 
 Usage::
 
     python benchmarks/refinement_choices.py --policies multi=DIR start=DIR --feedback text-iou \
         --segmenter grabcut --level 1 --samples 64
     python benchmarks/refinement_choices.py --policies multi=DIR single=DIR --feedback text \
+        --segmenter grabcut --level 0 --samples 64
+    python benchmarks/refinement_choices.py --policies multi=DIR --feedback text --swap-masks \
         --segmenter grabcut --level 0 --samples 64
 """
 
@@ -197,6 +201,10 @@ def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
     args = parse_args(argv)
     bundle = policy_from_args(args, torch.device("cpu"))
     envs = make_envs(args, opts.samples, 1, "val", args.dataset, args.data_root, max_turns=2)
+    if opts.swap_masks:
+        from swapped_feedback import SwappedMasks
+
+        envs = SwappedMasks(envs)
     try:
         dataset = envs.envs[0].unwrapped.dataset
         ids = list(dataset.sample_ids)[: opts.samples]
@@ -213,6 +221,8 @@ def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
             second[i] = reply
     first, ious = traj.turns[0].replies, traj.ious
     result = {"iou_turn_1": float(ious[:, 0].mean()), "iou_turn_2": float(ious[:, -1].mean())}
+    if opts.swap_masks:
+        result["swapped"] = [envs.changed, envs.swapped]  # prompts the swap changed, of those it took part in
     if opts.level == 0:
         masks = turn_1_mask_boxes(first, ious[:, 0], opts, args.image_size)
         gains = classify_boxes(first, second, masks, ious[:, -1] - ious[:, 0])
@@ -259,7 +269,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--segmenter", default="grabcut", choices=["box", "grabcut"])
     parser.add_argument("--level", type=int, default=1, choices=[0, 1, 2, 3])
     parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--swap-masks", action="store_true", help="Turn-2 prompts describe another episode's mask.")
     opts = parser.parse_args(argv)
+    if opts.swap_masks and opts.feedback not in ("text", "text-iou"):
+        parser.error("--swap-masks rewrites the text feedback's mask lines: give --feedback text or text-iou")
     results = {}
     for item in opts.policies:
         name, sep, folder = item.partition("=")
