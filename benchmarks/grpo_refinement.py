@@ -396,9 +396,10 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         "",
         f"Tiny Qwen2.5-VL (`tiny-learn` preset: shapes level {_distinct(rows, 'level', int)}, 56 px as one image "
         f"token, 16 prompts a step, {describe_setting(rows)}), K = {turns} turns at "
-        "evaluation, greedy replies on the first val samples. Mean ± sd over seeds; `start` is the shared "
-        "warm-started policy before any GRPO step. Seconds per step were measured on a shared 2-core machine "
-        "with other jobs running: compare them only as ratios.",
+        "evaluation, greedy replies on the first val samples. Mean ± sd over seeds; `start` is the "
+        "warm-started policy before any GRPO step, shared by the arms of one command (a `--feedback answer` "
+        "command's warm start trains turn 2 on its own prompts). Seconds per step were measured on a shared "
+        "2-core machine with other jobs running: compare them only as ratios.",
         "",
         "| policy | seeds | steps | start turn 1 | start last turn | turn 1 | last turn | last - turn 1 | s/step |",
         "|---|---|---|---|---|---|---|---|---|",
