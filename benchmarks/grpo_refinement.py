@@ -59,6 +59,8 @@ Usage::
     python benchmarks/grpo_refinement.py --seeds 0 --steps 4 --eval-samples 8 --out-dir /tmp/gr   # smoke run
     python benchmarks/grpo_refinement.py --seeds 0 --steps 100 --warm-start-steps 1000 --eval-every 25 \
         --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine   # text feedback on grabcut
+    python benchmarks/grpo_refinement.py --seeds 0 1 2 --arms no-mask --steps 100 --warm-start-steps 1000 \
+        --eval-every 25 --eval-samples 32 --segmenter grabcut --feedback answer --warm-start-refine  # the mask ablation
     python benchmarks/grpo_refinement.py --seeds 0 --arms trl --steps 100 --warm-start-steps 1000 \
         --eval-every 25 --eval-samples 32 --segmenter grabcut --feedback text --warm-start-refine   # TRL's
     python benchmarks/grpo_refinement.py --seeds 0 1 2 --steps 100 --warm-start-steps 1000 --eval-every 25 \
