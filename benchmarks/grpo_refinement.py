@@ -41,6 +41,11 @@ row's turn 1 answers the target or another object by a fair coin, and its turn-2
 box or switches to the other pick by a second, independent coin (:func:`either_choices`). The warm
 start then teaches that a turn 2 may switch, never when: whether the policy learns to switch on a bad
 mask and keep a good one is left to GRPO, and the ablation (no feedback) shows what the feedback adds.
+``--refine-targets mask`` (any level) shows the two level-0 actions the same way: by a fair coin a
+turn-2 target restates the current box or restates the turn-1 MASK's bounding box grown by
+:data:`MASK_MARGIN` px (what the text feedback's "within bbox [...]" line says, the rule of
+``refinement_feedback_rule.py``). The warm start teaches that turn 2 may copy the mask's box, never
+when: whether the policy learns to copy it where it beats its own box is left to GRPO.
 
 The multi-turn arms write about ``K`` times as many reply tokens per step as ``single``: the budget
 is the same in samples and steps, not in compute (seconds per step are in the table).
@@ -107,6 +112,9 @@ ARMS: dict[str, dict[str, Any]] = {
 DEFAULT_ARMS = ("single", "multi", "ablation")
 """The arms run unless ``--arms`` says otherwise (``trl`` is the optional TRL comparison)."""
 
+MASK_MARGIN = 4
+"""``--refine-targets mask``: px the mask's bounding box is grown by (the rule's best margin with GrabCut)."""
+
 REFINE_SHARE = 0.5
 """``--warm-start-refine``: the share of each warm-start batch's samples that also get a turn-2 row."""
 
@@ -136,14 +144,20 @@ def restate_reply(box: Any) -> str:
 
 
 def refine_rows(
-    envs: Any, seed: int, sample_ids: list[str], replies: list[str], switch_to: list[Any] | None = None
+    envs: Any,
+    seed: int,
+    sample_ids: list[str],
+    replies: list[str],
+    switch_to: list[Any] | None = None,
+    to_mask: list[bool] | None = None,
 ) -> tuple[list[Any], list[str], list[str]]:
     """Turn-2 warm-start rows: what the trainer shows on turn 2 with text feedback, and their targets.
 
     ``envs`` (``max_turns=2``, one sub-env per sample) is reset on ``sample_ids`` and stepped with the
     turn-1 ``replies``; the images and prompts are :func:`~segzero_agents.multiturn_rollout.turn_inputs`'
     (the env's ``info["prompt"]``, with its feedback text), the targets :func:`restate_reply` of each
-    current box, or of ``switch_to[i]`` where that is not ``None``.
+    current box, or of ``switch_to[i]`` where that is not ``None``, or, where ``to_mask[i]``, of the
+    turn-1 mask's bounding box grown by :data:`MASK_MARGIN` (the current box if the mask is empty).
     """
     from segzero_agents.multiturn_rollout import turn_inputs
 
@@ -154,8 +168,15 @@ def refine_rows(
     obs, _, terminated, truncated, info = envs.step(replies)
     rows = [i for i in range(len(replies)) if not (terminated[i] or truncated[i])]
     images, prompts = turn_inputs(obs, info, first_prompts, rows, "text", int(envs.envs[0].max_turns))
+    from refinement_feedback_rule import mask_box
+
     switch_to = switch_to or [None] * len(replies)
-    targets = [restate_reply(switch_to[i] or parse_reply(replies[i]).objects[0].box) for i in rows]
+    to_mask = to_mask or [False] * len(replies)
+    side = obs["prev_mask"].shape[-1]
+    targets = []
+    for i in rows:
+        box = mask_box(obs["prev_mask"][i], MASK_MARGIN, side) if to_mask[i] else None
+        targets.append(restate_reply(box or switch_to[i] or parse_reply(replies[i]).objects[0].box))
     return images, prompts, targets
 
 
@@ -230,11 +251,13 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
         ]
         images, prompts = list(obs["image"][::g]), list(info["prompt"][::g])
         if refine_envs is not None:
-            first, switch_to = replies[:n_refine], None
+            first, switch_to, to_mask = replies[:n_refine], None, None
+            if opts.refine_targets == "mask":
+                to_mask = [bool(c) for c in either_rng.random(n_refine) < 0.5]
             if opts.refine_targets == "either":
                 dataset, jitter = refine_envs.envs[0].unwrapped.dataset, args.warm_start_jitter
                 first, switch_to = either_choices(dataset, ids[:n_refine], first, args.image_size, jitter, either_rng)
-            more = refine_rows(refine_envs, args.seed, ids[:n_refine], first, switch_to)
+            more = refine_rows(refine_envs, args.seed, ids[:n_refine], first, switch_to, to_mask)
             images, prompts, replies = images + more[0], prompts + more[1], replies + more[2]
         batches.append((images, prompts, replies))
     losses = warm_start(accelerator, bundle.model, bundle.processor, batches, args.warm_start_lr)
@@ -367,6 +390,8 @@ def describe_setting(rows: list[dict[str, Any]]) -> str:
     warm = {(0,): "turn-1 warm start", (1,): "turn-1 + turn-2 warm start"}.get(tuple(refine), "mixed warm starts")
     if refine == [1] and _distinct(rows, "refine_targets") == "either":
         warm += " (either object on turn 1, restate or switch on turn 2)"
+    if refine == [1] and _distinct(rows, "refine_targets") == "mask":
+        warm += " (turn 2 restates its box or the mask's, by a coin)"
     parts.append(warm)
     parts.append(f"{_distinct(rows, 'turn_advantage')} advantages")
     return ", ".join(parts)
@@ -535,9 +560,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--warm-start-refine", action="store_true", help="The warm start also trains turn-2 (restating) replies."
     )
     parser.add_argument(
-        "--refine-targets", default="restate", choices=["restate", "either"],
+        "--refine-targets", default="restate", choices=["restate", "either", "mask"],
         help="With --warm-start-refine: turn 2 restates the target (restate) or, by coins, turn 1 answers either "
-        "object and turn 2 restates or switches (either; levels 1-3).",
+        "object and turn 2 restates or switches (either; levels 1-3), or turn 2 restates its box or the mask's "
+        "grown box (mask).",
     )  # fmt: skip
     parser.add_argument(
         "--keep-policies", action="store_true",

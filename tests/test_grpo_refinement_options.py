@@ -128,6 +128,33 @@ def test_refine_rows_show_the_trainers_turn_2_inputs_and_restate_the_current_box
         envs.close()
 
 
+def test_mask_targets_restate_the_turn_1_masks_grown_box():
+    from refinement_feedback_rule import mask_box
+    from segzero_agents.grpo import make_envs
+
+    args = gr.refine_feedback_args(parse_args_of(["--segmenter", "grabcut"]), "text")
+    envs = make_envs(args, 2, 1, "train", None, None, max_turns=2)
+    try:
+        ids = list(envs.envs[0].dataset.sample_ids)[:2]
+        _, info = envs.reset(seed=0, options={"sample_ids": ids})
+        replies = [format_reply(box=[round(v) for v in box], points=[[20, 20], [22, 24]]) for box in info["gt_box"]]
+        _, _, targets = gr.refine_rows(envs, 0, ids, replies, to_mask=[True, False])
+        envs.reset(seed=0, options={"sample_ids": ids})
+        obs, *_ = envs.step(replies)  # the same turn 1 again: its masks are the ones refine_rows saw
+        want = mask_box(obs["prev_mask"][0], gr.MASK_MARGIN, 56)
+        assert want is not None and parse_reply(targets[0]).refinement.box == tuple(float(v) for v in want)
+        assert parse_reply(targets[1]).refinement.box == parse_reply(replies[1]).objects[0].box  # the coin's other side
+    finally:
+        envs.close()
+    assert "restates its box or the mask's" in gr.describe_setting([{"warm_start_refine": 1, "refine_targets": "mask"}])
+
+
+def parse_args_of(options: list[str]):
+    from segzero_agents.presets import parse_args
+
+    return parse_args(gr._preset_argv(0, gr.build_parser().parse_args(options)))
+
+
 @pytest.mark.parametrize("feedback", ["image", "text", "text-iou", "answer"])
 def test_warm_start_turn_2_prompts_carry_the_iou_only_under_text_iou(feedback):
     from segzero_agents.grpo import make_envs
