@@ -140,7 +140,7 @@ def test_feedback_shows_the_mask_as_image_or_text_or_nothing():
 
 
 @pytest.mark.parametrize("feedback", ["text", "text-iou", "answer", "none"])
-def test_text_iou_feedback_states_the_iou_of_the_mask_and_only_it(feedback):
+def test_text_feedback_states_the_mask_its_iou_or_only_the_answer(feedback):
     from segzero_agents.grpo import make_envs as trainer_envs
 
     args = Args(model_name_or_path="tiny", image_size=56, segmenter="box", feedback=feedback, max_turns=2)
