@@ -115,6 +115,12 @@ DEFAULT_ARMS = ("single", "multi", "ablation")
 MASK_MARGIN = 4
 """``--refine-targets mask``: px the mask's bounding box is grown by (the rule's best margin with GrabCut)."""
 
+REFINE_TARGETS_WORDS = {
+    "either": " (either object on turn 1, restate or switch on turn 2)",
+    "mask": " (turn 2 restates its box or the mask's, by a coin)",
+}
+"""What the setting line adds for each ``--refine-targets`` other than ``restate``."""
+
 REFINE_SHARE = 0.5
 """``--warm-start-refine``: the share of each warm-start batch's samples that also get a turn-2 row."""
 
@@ -159,6 +165,7 @@ def refine_rows(
     current box, or of ``switch_to[i]`` where that is not ``None``, or, where ``to_mask[i]``, of the
     turn-1 mask's bounding box grown by :data:`MASK_MARGIN` (the current box if the mask is empty).
     """
+    from refinement_feedback_rule import mask_box
     from segzero_agents.multiturn_rollout import turn_inputs
 
     from segzero_env.parsing import parse_reply
@@ -168,8 +175,6 @@ def refine_rows(
     obs, _, terminated, truncated, info = envs.step(replies)
     rows = [i for i in range(len(replies)) if not (terminated[i] or truncated[i])]
     images, prompts = turn_inputs(obs, info, first_prompts, rows, "text", int(envs.envs[0].max_turns))
-    from refinement_feedback_rule import mask_box
-
     switch_to = switch_to or [None] * len(replies)
     to_mask = to_mask or [False] * len(replies)
     side = obs["prev_mask"].shape[-1]
@@ -211,7 +216,9 @@ def refine_feedback_args(args: Any, feedback: str) -> Any:
     text lacked it would train turn 2 on prompts the arms never show), without the mask under
     ``--feedback answer`` (the warm start of a ``no-mask`` run), the mask's text otherwise.
     """
-    return replace(args, feedback=feedback if feedback in ("text-iou", "answer") else "text")
+    from segzero_agents.multiturn_rollout import ENV_FEEDBACK
+
+    return replace(args, feedback=feedback if feedback in ENV_FEEDBACK else "text")
 
 
 def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Path:
@@ -254,7 +261,7 @@ def warm_started_policy(seed: int, opts: argparse.Namespace, folder: Path) -> Pa
             first, switch_to, to_mask = replies[:n_refine], None, None
             if opts.refine_targets == "mask":
                 to_mask = [bool(c) for c in either_rng.random(n_refine) < 0.5]
-            if opts.refine_targets == "either":
+            elif opts.refine_targets == "either":
                 dataset, jitter = refine_envs.envs[0].unwrapped.dataset, args.warm_start_jitter
                 first, switch_to = either_choices(dataset, ids[:n_refine], first, args.image_size, jitter, either_rng)
             more = refine_rows(refine_envs, args.seed, ids[:n_refine], first, switch_to, to_mask)
@@ -388,10 +395,8 @@ def describe_setting(rows: list[dict[str, Any]]) -> str:
     parts[1] += " (multi training, single/multi evaluation)"
     refine = sorted({int(r.get("warm_start_refine", 0)) for r in rows}) or [0]
     warm = {(0,): "turn-1 warm start", (1,): "turn-1 + turn-2 warm start"}.get(tuple(refine), "mixed warm starts")
-    if refine == [1] and _distinct(rows, "refine_targets") == "either":
-        warm += " (either object on turn 1, restate or switch on turn 2)"
-    if refine == [1] and _distinct(rows, "refine_targets") == "mask":
-        warm += " (turn 2 restates its box or the mask's, by a coin)"
+    if refine == [1]:
+        warm += REFINE_TARGETS_WORDS.get(_distinct(rows, "refine_targets"), "")
     parts.append(warm)
     parts.append(f"{_distinct(rows, 'turn_advantage')} advantages")
     return ", ".join(parts)

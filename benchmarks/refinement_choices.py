@@ -263,9 +263,11 @@ def _gain_summary(gains: dict[str, list[float]]) -> dict[str, list]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from segzero_agents.multiturn_rollout import FEEDBACK_MODES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--policies", nargs="+", required=True, help="name=folder of each saved policy")
-    parser.add_argument("--feedback", default="text-iou", choices=["image", "text", "text-iou", "answer", "none"])
+    parser.add_argument("--feedback", default="text-iou", choices=list(FEEDBACK_MODES))
     parser.add_argument("--segmenter", default="grabcut", choices=["box", "grabcut"])
     parser.add_argument("--level", type=int, default=1, choices=[0, 1, 2, 3])
     parser.add_argument("--samples", type=int, default=64)
