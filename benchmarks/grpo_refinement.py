@@ -163,7 +163,10 @@ def refine_rows(
     turn-1 ``replies``; the images and prompts are :func:`~segzero_agents.multiturn_rollout.turn_inputs`'
     (the env's ``info["prompt"]``, with its feedback text), the targets :func:`restate_reply` of each
     current box, or of ``switch_to[i]`` where that is not ``None``, or, where ``to_mask[i]``, of the
-    turn-1 mask's bounding box grown by :data:`MASK_MARGIN` (the current box if the mask is empty).
+    turn-1 mask's bounding box grown by :data:`MASK_MARGIN` (the current box if the mask is empty). The
+    mask is read from each episode's state, not the observation: under ``--feedback answer`` the prompt
+    never shows it, yet the targets are the ones a mask-feedback warm start would get (the no-mask
+    ablation differs from it in what the policy is shown, not in what it is taught).
     """
     from refinement_feedback_rule import mask_box
     from segzero_agents.multiturn_rollout import turn_inputs
@@ -177,10 +180,11 @@ def refine_rows(
     images, prompts = turn_inputs(obs, info, first_prompts, rows, "text", int(envs.envs[0].max_turns))
     switch_to = switch_to or [None] * len(replies)
     to_mask = to_mask or [False] * len(replies)
-    side = obs["prev_mask"].shape[-1]
+    side = int(envs.envs[0].unwrapped.image_size)
     targets = []
     for i in rows:
-        box = mask_box(obs["prev_mask"][i], MASK_MARGIN, side) if to_mask[i] else None
+        mask = envs.envs[i].unwrapped.turn_state.mask_obs if to_mask[i] else None
+        box = mask_box(mask, MASK_MARGIN, side) if mask is not None else None
         targets.append(restate_reply(box or switch_to[i] or parse_reply(replies[i]).objects[0].box))
     return images, prompts, targets
 

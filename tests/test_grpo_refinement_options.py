@@ -132,20 +132,27 @@ def test_mask_targets_restate_the_turn_1_masks_grown_box():
     from refinement_feedback_rule import mask_box
     from segzero_agents.grpo import make_envs
 
-    args = gr.refine_feedback_args(parse_args_of(["--segmenter", "grabcut"]), "text")
-    envs = make_envs(args, 2, 1, "train", None, None, max_turns=2)
-    try:
-        ids = list(envs.envs[0].dataset.sample_ids)[:2]
-        _, info = envs.reset(seed=0, options={"sample_ids": ids})
-        replies = [format_reply(box=[round(v) for v in box], points=[[20, 20], [22, 24]]) for box in info["gt_box"]]
-        _, _, targets = gr.refine_rows(envs, 0, ids, replies, to_mask=[True, False])
-        envs.reset(seed=0, options={"sample_ids": ids})
-        obs, *_ = envs.step(replies)  # the same turn 1 again: its masks are the ones refine_rows saw
-        want = mask_box(obs["prev_mask"][0], gr.MASK_MARGIN, 56)
-        assert want is not None and parse_reply(targets[0]).refinement.box == tuple(float(v) for v in want)
-        assert parse_reply(targets[1]).refinement.box == parse_reply(replies[1]).objects[0].box  # the coin's other side
-    finally:
-        envs.close()
+    targets = {}
+    for feedback in ("text", "answer"):  # answer: the prompt hides the mask, the targets stay the same
+        args = gr.refine_feedback_args(parse_args_of(["--segmenter", "grabcut", "--feedback", feedback]), feedback)
+        envs = make_envs(args, 2, 1, "train", None, None, max_turns=2)
+        try:
+            ids = list(envs.envs[0].dataset.sample_ids)[:2]
+            _, info = envs.reset(seed=0, options={"sample_ids": ids})
+            replies = [format_reply(box=[round(v) for v in b], points=[[20, 20], [22, 24]]) for b in info["gt_box"]]
+            _, prompts, targets[feedback] = gr.refine_rows(envs, 0, ids, replies, to_mask=[True, False])
+            assert ("The current mask covers" in prompts[0]) == (feedback == "text")
+            if feedback == "text":
+                envs.reset(seed=0, options={"sample_ids": ids})
+                obs, *_ = envs.step(replies)  # the same turn 1 again: its masks are the ones refine_rows saw
+                want = mask_box(obs["prev_mask"][0], gr.MASK_MARGIN, 56)
+                assert want is not None
+                assert parse_reply(targets[feedback][0]).refinement.box == tuple(float(v) for v in want)
+            # the coin's other side restates the answer
+            assert parse_reply(targets[feedback][1]).refinement.box == parse_reply(replies[1]).objects[0].box
+        finally:
+            envs.close()
+    assert targets["answer"] == targets["text"]
     assert "restates its box or the mask's" in gr.describe_setting([{"warm_start_refine": 1, "refine_targets": "mask"}])
 
 
