@@ -53,6 +53,10 @@ is the same in samples and steps, not in compute (seconds per step are in the ta
 Outputs in ``--out-dir``: ``grpo_refinement.csv`` (one row per evaluation), ``grpo_refinement.md``
 (the table, the verdicts, seconds per step, the command), ``grpo_refinement.png`` (curves) and each
 run's training metrics, ``metrics_<arm>_seed<seed>.jsonl``.
+``--verdict-samples N`` (with ``--keep-policies``, or later with ``--report-only`` on such a run's
+folder) re-evaluates each arm's final policy on the first ``N`` val samples and gives the per-seed
+figures and the goals on them too (``refinement_verdicts.py``): 32 samples seldom order arms that lie
+within 0.01 of each other.
 ``--report-only`` rebuilds the table and figure from the CSV. ``--start-from DIR`` starts each seed from
 ``DIR/start_seed<seed>`` (an earlier run's ``--keep-policies`` folder) instead of a new warm start: give
 the options that built it, as nothing saved with it records them.
@@ -460,31 +464,56 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
                 f"{r['turns_used']:.2f} |"
             )
     lines += ["", "Goals (checked per seed present for both policies):", ""]
-
-    def per_seed(a: str, key_a: str, b: str, key_b: str) -> tuple[int, int]:
-        seeds = sorted(set(final.get(a, {})) & set(final.get(b, {})))
-        wins = sum(final[a][s][key_a] > final[b][s][key_b] for s in seeds)
-        return wins, len(seeds)
-
-    for text, (a, ka, b, kb) in {
-        "multi last turn > multi turn 1": ("multi", last, "multi", "giou_turn_1"),
-        "multi last turn > single turn 1": ("multi", last, "single", "giou_turn_1"),
-        "multi last turn > single last turn": ("multi", last, "single", last),
-        "multi last turn > ablation last turn": ("multi", last, "ablation", last),
-        "multi last turn > no-mask last turn": ("multi", last, "no-mask", last),
-    }.items():
-        wins, n = per_seed(a, ka, b, kb)
-        verdict = "met" if wins == n else "NOT met"
-        lines.append(f"- {text}: {wins} of {n} seeds ({verdict})" if n else f"- {text}: not measured (an arm not run)")
+    lines += goal_lines(final, "giou_turn_1", last)
+    lines += verdict_section(final)
     if "trl" in final:
         lines += ["", "TRL (trajectory-level GRPO through TRL's `rollout_func`, the history flattened):"]
-        wins, n = per_seed("trl", last, "trl", "giou_turn_1")
+        wins, n = _wins(final, "trl", last, "trl", "giou_turn_1")
         lines.append(f"- trl last turn > trl turn 1: {wins} of {n} seeds")
         lines += trl_comparison(rows, final["trl"], last)
     markdown = "\n".join(lines) + "\n"
     (out_dir / "grpo_refinement.md").write_text(markdown)
     _plot(rows, out_dir / "grpo_refinement.png", turns)
     return markdown
+
+
+def _wins(final: dict[str, dict[int, dict[str, Any]]], a: str, key_a: str, b: str, key_b: str) -> tuple[int, int]:
+    """Seeds where arm ``a``'s ``key_a`` beats arm ``b``'s ``key_b``, of the seeds both have figures for."""
+    both = sorted(set(final.get(a, {})) & set(final.get(b, {})))
+    seeds = [s for s in both if key_a in final[a][s] and key_b in final[b][s]]
+    return sum(final[a][s][key_a] > final[b][s][key_b] for s in seeds), len(seeds)
+
+
+def goal_lines(
+    final: dict[str, dict[int, dict[str, Any]]], turn_1: str, last: str, missing: str = "an arm not run"
+) -> list[str]:
+    """The goals' verdict lines on the final rows' ``turn_1`` and ``last`` figures (``missing``: why none)."""
+    lines = []
+    for text, (a, ka, b, kb) in {
+        "multi last turn > multi turn 1": ("multi", last, "multi", turn_1),
+        "multi last turn > single turn 1": ("multi", last, "single", turn_1),
+        "multi last turn > single last turn": ("multi", last, "single", last),
+        "multi last turn > ablation last turn": ("multi", last, "ablation", last),
+        "multi last turn > no-mask last turn": ("multi", last, "no-mask", last),
+    }.items():
+        wins, n = _wins(final, a, ka, b, kb)
+        verdict = "met" if wins == n else "NOT met"
+        lines.append(f"- {text}: {wins} of {n} seeds ({verdict})" if n else f"- {text}: not measured ({missing})")
+    return lines
+
+
+def verdict_section(final: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """The per-seed table and goals on the ``--verdict-samples`` re-evaluations; none without them."""
+    rows = [(arm, seed, r) for arm in ARMS for seed, r in sorted(final.get(arm, {}).items()) if "verdict_n" in r]
+    if not rows:
+        return []
+    sizes = " / ".join(str(n) for n in sorted({int(r["verdict_n"]) for _, _, r in rows}))
+    lines = ["", f"Verdicts on more samples: each final policy re-evaluated on the first {sizes} val samples", ""]
+    lines += ["| policy | seed | turn 1 | last turn | last - turn 1 |", "|---|---|---|---|---|"]
+    for arm, seed, r in rows:
+        gain = r["verdict_last"] - r["verdict_turn_1"]
+        lines.append(f"| {arm} | {seed} | {r['verdict_turn_1']:.3f} | {r['verdict_last']:.3f} | {gain:+.3f} |")
+    return [*lines, "", *goal_lines(final, "verdict_turn_1", "verdict_last", "an arm not run or not re-evaluated")]
 
 
 def trl_comparison(rows: list[dict[str, Any]], trl_final: dict[int, dict[str, Any]], last: str) -> list[str]:
@@ -585,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-only", action="store_true", help="Rebuild md/png from the CSV.")
     parser.add_argument("--merge", nargs="*", default=[], help="With --report-only: CSVs of other runs to add.")
     parser.add_argument("--resume", action="store_true", help="Keep the CSV's runs and train only the missing ones.")
+    parser.add_argument(
+        "--verdict-samples", type=int, default=0,
+        help="Re-evaluate each saved final policy (--keep-policies) on this many val samples and give the goals "
+        "on those figures too (refinement_verdicts.py); with --report-only, on an earlier run's policies.",
+    )  # fmt: skip
     return parser
 
 
@@ -602,15 +636,12 @@ def main(argv: list[str] | None = None) -> None:
         with source.open() as f:
             for r in csv.DictReader(f):
                 r = {**r, **{k: v for k, v in DEFAULT_SETTING.items() if k not in r}}  # the CSV's order first
-                row: dict[str, Any] = {k: (v if k in TEXT_COLUMNS else float(v)) for k, v in r.items()}
+                row: dict[str, Any] = {k: (v if k in TEXT_COLUMNS else float(v)) for k, v in r.items() if v != ""}
                 for key in ("seed", "step", "warm_start_refine", "level"):
                     row[key] = int(row[key])
                 rows.append(row)
     if opts.merge:
-        with csv_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(rows, csv_path)
     if not opts.report_only:
         done = {(r["arm"], r["seed"]) for r in rows}
         for seed in opts.seeds:
@@ -630,13 +661,25 @@ def main(argv: list[str] | None = None) -> None:
                         keep_policy(Path(tmp), opts.steps, out_dir / "policies" / f"{arm}_seed{seed}")
                 rows += [{**r, "command": command} for r in new]
                 print(f"[{arm} seed {seed}] {time.perf_counter() - t0:.0f} s", flush=True)
-                with csv_path.open("w", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                    writer.writeheader()
-                    writer.writerows(rows)
+                write_csv(rows, csv_path)
                 report(rows, out_dir, opts.turns)
             start_dir.cleanup()
+    if opts.verdict_samples:
+        from refinement_verdicts import add_verdicts
+
+        for line in add_verdicts(rows, opts, out_dir / "policies"):
+            print(f"no verdict for {line}", flush=True)
+        write_csv(rows, csv_path)
     print(report(rows, out_dir, opts.turns))
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write the evaluation rows; columns are every row's keys in first-seen order (verdicts sit on final rows)."""
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 if __name__ == "__main__":
