@@ -472,9 +472,15 @@ def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
         lines.append(f"- trl last turn > trl turn 1: {wins} of {n} seeds")
         lines += trl_comparison(rows, final["trl"], last)
     markdown = "\n".join(lines) + "\n"
-    (out_dir / "grpo_refinement.md").write_text(markdown)
+    path = out_dir / "grpo_refinement.md"
+    kept = path.read_text().partition(READING)[2] if path.exists() else ""
+    path.write_text(markdown + (f"\n{READING}{kept}" if kept else ""))
     _plot(rows, out_dir / "grpo_refinement.png", turns)
     return markdown
+
+
+READING = "## Reading"
+"""The heading of a hand-written reading at the end of a report: rebuilding the report keeps it."""
 
 
 def _wins(final: dict[str, dict[int, dict[str, Any]]], a: str, key_a: str, b: str, key_b: str) -> tuple[int, int]:

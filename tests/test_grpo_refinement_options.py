@@ -199,9 +199,11 @@ def test_report_only_reads_csvs_written_before_the_options(tmp_path):
         writer = csv.DictWriter(f, fieldnames=list(row))
         writer.writeheader()
         writer.writerow(row)
+    (tmp_path / "grpo_refinement.md").write_text("old table\n\n## Reading\n\nWhat it shows.\n")
     gr.main(["--report-only", "--out-dir", str(tmp_path)])
     text = (tmp_path / "grpo_refinement.md").read_text()
     assert "box segmenter, image feedback" in text and "| multi | 1 | 0 |" in text
+    assert "old table" not in text and text.endswith("\n## Reading\n\nWhat it shows.\n")  # the reading is kept
 
 
 def test_no_mask_arm_trains_with_answer_feedback_and_has_its_goal(tmp_path):
