@@ -11,7 +11,8 @@ one that has not does the same whatever its turn 1 was.
 
 On level 0 (one object a scene) there is no other object to switch to; ``--level 0`` sorts each
 episode by what turn 2 did with its box instead (:func:`box_action`): ``keep`` it, restate the turn-1
-MASK's bounding box (``mask``: what the text feedback's "within bbox [...]" line gives), ``grow`` or
+MASK's bounding box (``mask``: what the text feedback's "within bbox [...]" line gives, as it is or
+grown by the ``--refine-targets mask`` warm start's margin), ``grow`` or
 ``shrink`` it, ``move`` it, or give ``none`` (no new box), with the mean IoU gain of each action, and
 counts the turn-1 failures (IoU below 0.5) that turn 2 fixed and the turn-1 successes it broke.
 
@@ -38,6 +39,7 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -106,16 +108,19 @@ def classify(
     return counts
 
 
-def box_action(box_1: Any, box_2: Any, mask_box: list[int] | None) -> str:
+def box_action(box_1: Any, box_2: Any, mask_boxes: Sequence[list[int]] = ()) -> str:
     """What a level-0 turn 2 did with its box (``BOX_ACTIONS``); box IoU >= 0.9 counts as the same box.
 
-    ``keep`` is checked before ``mask``: when the mask fills the box the two are the same answer.
+    ``mask_boxes``: the boxes that count as copying the mask's (:func:`turn_1_mask_boxes`). ``keep`` is
+    checked before ``mask``: when the mask fills the box the two are the same answer.
 
-    >>> box_action([10, 10, 30, 30], [10, 10, 30, 30], [12, 12, 28, 28])
+    >>> box_action([10, 10, 30, 30], [10, 10, 30, 30], [[12, 12, 28, 28]])
     'keep'
-    >>> box_action([10, 10, 30, 30], [12, 12, 28, 28], [12, 12, 28, 28]), box_action([10, 10, 30, 30], None, None)
-    ('mask', 'none')
-    >>> [box_action([10, 10, 30, 30], b, None) for b in ([5, 5, 35, 35], [14, 14, 26, 26], [30, 30, 50, 50])]
+    >>> box_action([10, 10, 30, 30], [12, 12, 28, 28], [[0, 0, 9, 9], [12, 12, 28, 28]])
+    'mask'
+    >>> box_action([10, 10, 30, 30], None)
+    'none'
+    >>> [box_action([10, 10, 30, 30], b) for b in ([5, 5, 35, 35], [14, 14, 26, 26], [30, 30, 50, 50])]
     ['grow', 'shrink', 'move']
     """
     from segzero_env.geometry import box_iou
@@ -126,7 +131,7 @@ def box_action(box_1: Any, box_2: Any, mask_box: list[int] | None) -> str:
         return "move"
     if box_iou(box_2, box_1) >= 0.9:
         return "keep"
-    if mask_box is not None and box_iou(box_2, mask_box) >= 0.9:
+    if any(box_iou(box_2, m) >= 0.9 for m in mask_boxes):
         return "mask"
     if box_2[0] <= box_1[0] and box_2[1] <= box_1[1] and box_2[2] >= box_1[2] and box_2[3] >= box_1[3]:
         return "grow"
@@ -136,12 +141,12 @@ def box_action(box_1: Any, box_2: Any, mask_box: list[int] | None) -> str:
 
 
 def classify_boxes(
-    replies_1: list[str], replies_2: list[str], mask_boxes: list[list[int] | None], gains: np.ndarray
+    replies_1: list[str], replies_2: list[str], mask_boxes: list[list[list[int]]], gains: np.ndarray
 ) -> dict[str, list[float]]:
-    """Level 0: the IoU gains of the episodes, grouped by :func:`box_action`."""
+    """Level 0: the IoU gains of the episodes, grouped by :func:`box_action` (``mask_boxes``: each one's)."""
     out: dict[str, list[float]] = {a: [] for a in BOX_ACTIONS}
-    for reply_1, reply_2, mask_box, gain in zip(replies_1, replies_2, mask_boxes, gains, strict=True):
-        out[box_action(*episode_boxes(reply_1, reply_2), mask_box)].append(float(gain))
+    for reply_1, reply_2, boxes, gain in zip(replies_1, replies_2, mask_boxes, gains, strict=True):
+        out[box_action(*episode_boxes(reply_1, reply_2), boxes)].append(float(gain))
     return out
 
 
@@ -161,11 +166,16 @@ def fix_counts(iou_1: np.ndarray, iou_2: np.ndarray, threshold: float = 0.5) -> 
 
 
 def turn_1_mask_boxes(replies_1: list[str], ious_1: np.ndarray, opts: argparse.Namespace, image_size: int) -> list:
-    """Each turn-1 mask's bounding box, by replaying the turn-1 replies on the same val samples.
+    """Each turn-1 mask's boxes, by replaying the turn-1 replies on the same val samples.
+
+    An episode's boxes are its mask's bounding box and that box grown by the ``--refine-targets mask``
+    warm start's margin (``grpo_refinement.MASK_MARGIN``): a turn 2 that restates either copies the mask.
+    None (an empty list) for an empty mask.
 
     Raises:
         RuntimeError: If a replayed turn 1 scores another IoU than the episode did (not the same samples).
     """
+    from grpo_refinement import MASK_MARGIN
     from refinement_feedback_rule import mask_box, two_turn_env
 
     env = two_turn_env(opts.segmenter, opts.level, image_size)
@@ -176,7 +186,9 @@ def turn_1_mask_boxes(replies_1: list[str], ious_1: np.ndarray, opts: argparse.N
             obs, _, _, _, info = env.step(reply)
             if abs(float(info["iou"]) - float(iou)) > 1e-6:
                 raise RuntimeError(f"sample {index}: replayed turn 1 scores {info['iou']:.4f}, the episode {iou:.4f}")
-            boxes.append(mask_box(obs["prev_mask"], 0, image_size) if "prev_mask" in obs else None)
+            mask = obs.get("prev_mask")
+            found = [mask_box(mask, margin, image_size) for margin in (0, MASK_MARGIN)] if mask is not None else []
+            boxes.append([b for b in found if b is not None])
     finally:
         env.close()
     return boxes

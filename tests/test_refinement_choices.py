@@ -81,7 +81,7 @@ def test_level_0_sorts_turn_2_by_what_it_did_with_the_box():
         format_refinement(box=[20, 20, 30, 30]),  # shrink (not the mask's box)
         "",  # no turn-2 box
     ]
-    gains = rc.classify_boxes(first, second, [mask] * 5, [0.0, 0.2, -0.1, 0.05, 0.0])
+    gains = rc.classify_boxes(first, second, [[mask]] * 5, [0.0, 0.2, -0.1, 0.05, 0.0])
     assert {a: g for a, g in gains.items() if g} == {
         "keep": [0.0],
         "mask": [0.2],
@@ -89,7 +89,7 @@ def test_level_0_sorts_turn_2_by_what_it_did_with_the_box():
         "shrink": [0.05],
         "none": [0.0],
     }
-    assert rc.box_action(box_1, [30, 30, 55, 55], mask) == "move"
+    assert rc.box_action(box_1, [30, 30, 55, 55], [mask]) == "move"
     fixes = rc.fix_counts(np.array([0.1, 0.2, 0.9, 0.8, 0.6]), np.array([0.9, 0.1, 0.95, 0.3, 0.6]))
     assert fixes == {"failed": 2, "fixed": 1, "succeeded": 3, "broken": 1}
     text = rc.box_table({"p": {"gains": gains, "fixes": fixes, "iou_turn_1": 0.5, "iou_turn_2": 0.53}})
@@ -127,6 +127,8 @@ def test_turn_1_mask_boxes_replay_the_samples_and_refuse_a_mismatch():
         ious.append(env.step(reply)[4]["iou"])
     env.close()
     boxes = rc.turn_1_mask_boxes(replies, np.array(ious), opts, 56)
-    assert all(b is not None and b[0] >= 2 and b[2] <= 53 for b in boxes)  # inside the answered box
+    assert all(len(b) == 2 and b[0][0] >= 2 and b[0][2] <= 53 for b in boxes)  # inside the answered box
+    for tight, grown in boxes:  # and that box grown by the mask warm start's margin, in the frame
+        assert grown == [max(tight[0] - 4, 0), max(tight[1] - 4, 0), min(tight[2] + 4, 55), min(tight[3] + 4, 55)]
     with pytest.raises(RuntimeError, match="sample 0: replayed turn 1 scores"):
         rc.turn_1_mask_boxes(replies, np.array(ious) + 0.5, opts, 56)
