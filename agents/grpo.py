@@ -317,6 +317,16 @@ def scheduled_sample_ids(
     return out
 
 
+EVAL_WIDTH = 8
+"""Held-out episodes an evaluation plays side by side (a batch's width changes its padding, hence its replies)."""
+
+
+def make_eval_envs(args: Args, max_turns: int) -> Any:
+    """The held-out envs the trainer evaluates on: ``min(eval_samples, EVAL_WIDTH)`` single-member sub-envs."""
+    width = min(args.eval_samples, EVAL_WIDTH)
+    return make_envs(args, width, 1, args.eval_split, args.eval_dataset, args.eval_data_root, max_turns)
+
+
 def make_envs(
     args: Args,
     num_envs: int,
@@ -608,8 +618,7 @@ def _train(args: Args) -> dict[str, Any]:
     # refinement episodes are evaluated turn by turn (gIoU after each turn)
     run_eval = evaluate if eval_turns == 1 else evaluate_refinement
     if args.eval_every:
-        eval_width = min(args.eval_samples, 8)
-        eval_envs = make_envs(args, eval_width, 1, args.eval_split, args.eval_dataset, args.eval_data_root, eval_turns)
+        eval_envs = make_eval_envs(args, eval_turns)
     all_ids = list(envs.envs[0].dataset.sample_ids)
     frame = coordinate_frame(accelerator.unwrap_model(model).config.model_type)
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")

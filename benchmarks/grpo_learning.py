@@ -93,7 +93,7 @@ def run_trl(args: Any) -> dict[str, Any]:
     import torch
     from accelerate import Accelerator
     from segzero_agents.evaluation import evaluate
-    from segzero_agents.grpo import make_envs, policy_from_args, run_warm_start, seed_everything
+    from segzero_agents.grpo import make_envs, make_eval_envs, policy_from_args, run_warm_start, seed_everything
     from transformers import TrainerCallback
     from trl import GRPOTrainer
 
@@ -112,7 +112,7 @@ def run_trl(args: Any) -> dict[str, Any]:
     if args.warm_start_steps:
         run_warm_start(args, accelerator, model, processor, envs, all_ids)
     envs.close()
-    eval_envs = make_envs(args, min(args.eval_samples, 8), 1, args.eval_split, None, None)
+    eval_envs = make_eval_envs(args, 1)
 
     env_kwargs = trl_env_kwargs(args)
     _, dataset = trl_schedule(args, all_ids)

@@ -416,15 +416,22 @@ def _mean_sd(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
-    """Write ``grpo_refinement.md`` and ``.png`` from the evaluation rows; return the markdown."""
-    last = f"giou_turn_{turns}"
+def final_rows(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Each arm's and seed's last evaluation row (the same row objects), by arm, then seed."""
     final: dict[str, dict[int, dict[str, Any]]] = {}
-    start: dict[str, dict[int, dict[str, Any]]] = {}
     for row in rows:
         by_seed = final.setdefault(row["arm"], {})
         if row["seed"] not in by_seed or row["step"] > by_seed[row["seed"]]["step"]:
             by_seed[row["seed"]] = row
+    return final
+
+
+def report(rows: list[dict[str, Any]], out_dir: Path, turns: int) -> str:
+    """Write ``grpo_refinement.md`` and ``.png`` from the evaluation rows; return the markdown."""
+    last = f"giou_turn_{turns}"
+    final = final_rows(rows)
+    start: dict[str, dict[int, dict[str, Any]]] = {}
+    for row in rows:
         if row["step"] == 0:
             start.setdefault(row["arm"], {})[row["seed"]] = row
     lines = [

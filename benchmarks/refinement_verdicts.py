@@ -5,7 +5,7 @@ the arms of one seed often lie within 0.01 gIoU of each other: too few samples t
 ``--verdict-samples N`` (and ``--keep-policies``), each arm's final policy, saved as
 ``OUT_DIR/policies/<arm>_seed<seed>``, is evaluated once more the way the trainer evaluates (greedy
 ``K``-turn episodes with the arm's evaluation feedback, the first ``N`` samples of the ``val`` split,
-eight episodes a batch) and the figures are kept in the final row's ``verdict_*`` columns. On the
+in the trainer's evaluation envs) and the figures are kept in the final row's ``verdict_*`` columns. On the
 training curve's own samples the figures equal the curve's last point (tested). The report then
 also gives the goals on these figures.
 """
@@ -20,9 +20,6 @@ from typing import Any
 VERDICT_KEYS = ("verdict_n", "verdict_turn_1", "verdict_last")
 """The columns a re-evaluation adds to an arm's final row: samples, gIoU after turn 1 and the last turn."""
 
-EVAL_WIDTH = 8
-"""Episodes per batch, as the trainer's evaluation plays them (batch width changes padding, hence replies)."""
-
 
 def evaluate_final_policy(
     arm: str, seed: int, opts: argparse.Namespace, policy: Path, samples: int
@@ -30,21 +27,19 @@ def evaluate_final_policy(
     """The :data:`VERDICT_KEYS` figures of the saved ``policy`` of ``arm`` / ``seed`` on ``samples`` samples."""
     import torch
     from grpo_refinement import arm_argv
-    from segzero_agents.grpo import make_envs, policy_from_args
+    from segzero_agents.grpo import make_eval_envs, policy_from_args
     from segzero_agents.multiturn_rollout import evaluate_refinement
     from segzero_agents.presets import parse_args
 
     with tempfile.TemporaryDirectory() as unused:  # nothing is trained: the output folder stays empty
         args = parse_args([*arm_argv(arm, seed, opts, unused, policy), "--eval-samples", str(samples)])
     bundle = policy_from_args(args, torch.device("cpu"))
-    envs = make_envs(
-        args, min(samples, EVAL_WIDTH), 1, args.eval_split, args.eval_dataset, args.eval_data_root, opts.turns
-    )
+    envs = make_eval_envs(args, opts.turns)
     try:
         out = evaluate_refinement(bundle.model, bundle.processor, args, envs)
     finally:
         envs.close()
-    return {"verdict_n": out["eval/n"], "verdict_turn_1": out["eval/giou_turn_1"], "verdict_last": out["eval/giou"]}
+    return dict(zip(VERDICT_KEYS, (out["eval/n"], out["eval/giou_turn_1"], out["eval/giou"]), strict=True))
 
 
 def add_verdicts(rows: list[dict[str, Any]], opts: argparse.Namespace, policies: Path) -> list[str]:
@@ -54,13 +49,10 @@ def add_verdicts(rows: list[dict[str, Any]], opts: argparse.Namespace, policies:
     are left alone. Returns what was skipped and why (no saved policy: a run without ``--keep-policies``,
     or TRL's arm, which keeps none).
     """
-    last: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in rows:
-        key = (row["arm"], row["seed"])
-        if key not in last or row["step"] > last[key]["step"]:
-            last[key] = row
+    from grpo_refinement import final_rows
+
     skipped = []
-    for (arm, seed), row in sorted(last.items()):
+    for arm, seed, row in sorted((a, s, r) for a, by_seed in final_rows(rows).items() for s, r in by_seed.items()):
         if row.get("verdict_n") == float(opts.verdict_samples):
             continue
         policy = policies / f"{arm}_seed{seed}"

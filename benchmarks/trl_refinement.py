@@ -283,7 +283,7 @@ def run_trl_refinement(args: Any, start: str, eval_every: int) -> list[dict[str,
 
     from accelerate import Accelerator
     from grpo_learning import trl_config, trl_schedule
-    from segzero_agents.grpo import make_envs, policy_from_args, seed_everything
+    from segzero_agents.grpo import make_envs, make_eval_envs, policy_from_args, seed_everything
     from transformers import TrainerCallback
     from trl import GRPOTrainer
 
@@ -294,7 +294,7 @@ def run_trl_refinement(args: Any, start: str, eval_every: int) -> list[dict[str,
     model, processor = bundle.model, bundle.processor
     g, p = args.group_size, args.prompts_per_step
     envs = make_envs(args, p * g, g, args.split, args.dataset, args.data_root, max_turns=args.max_turns)
-    eval_envs = make_envs(args, min(args.eval_samples, 8), 1, args.eval_split, None, None, max_turns=args.max_turns)
+    eval_envs = make_eval_envs(args, args.max_turns)
     order, dataset = trl_schedule(args, list(envs.envs[0].dataset.sample_ids))
     rollout = RefinementRolloutFunc(envs, processor, order, args)
     records = [{"step": 0, **evaluate_flat(model, processor, eval_envs, args)}]
