@@ -140,6 +140,40 @@ def box_action(box_1: Any, box_2: Any, mask_boxes: Sequence[list[int]] = ()) -> 
     return "move"
 
 
+APPROACH_MARGIN = 0.05
+""":func:`mask_approach`: a change of box IoU with the mask's box smaller than this counts as neither way."""
+
+
+def mask_approach(
+    replies_1: list[str], replies_2: list[str], mask_boxes: list[list[list[int]]], margin: float = APPROACH_MARGIN
+) -> dict[str, int]:
+    """How many grow / shrink / move turn-2 boxes went toward the turn-1 mask's bounding box, and away.
+
+    Only turn-2 boxes that neither keep the box nor copy the mask's are counted. ``toward``: box IoU
+    with the mask's (tight) box rose by at least ``margin``; ``away``: fell by at least ``margin``;
+    ``n``: all such episodes. It counts the mask use the ``mask`` action misses: a turn 2 that
+    shrinks toward the mask without matching its box within IoU 0.9.
+
+    >>> from segzero_env.answers import format_refinement, format_reply
+    >>> first = [format_reply(box=[0, 0, 40, 40], points=[[1, 1], [2, 2]])] * 2
+    >>> second = [format_refinement(box=[5, 5, 34, 34]), format_refinement(box=[0, 0, 55, 55])]
+    >>> mask_approach(first, second, [[[10, 10, 30, 30]]] * 2)
+    {'n': 2, 'toward': 1, 'away': 1}
+    """
+    from segzero_env.geometry import box_iou
+
+    out = {"n": 0, "toward": 0, "away": 0}
+    for reply_1, reply_2, boxes in zip(replies_1, replies_2, mask_boxes, strict=True):
+        box_1, box_2 = episode_boxes(reply_1, reply_2)
+        if not boxes or box_1 is None or box_action(box_1, box_2, boxes) not in ("grow", "shrink", "move"):
+            continue
+        change = box_iou(box_2, boxes[0]) - box_iou(box_1, boxes[0])
+        out["n"] += 1
+        out["toward"] += int(change >= margin)
+        out["away"] += int(change <= -margin)
+    return out
+
+
 def classify_boxes(
     replies_1: list[str], replies_2: list[str], mask_boxes: list[list[list[int]]], gains: np.ndarray
 ) -> dict[str, list[float]]:
@@ -238,7 +272,8 @@ def play(policy_dir: str, opts: argparse.Namespace) -> dict[str, Any]:
     if opts.level == 0:
         masks = turn_1_mask_boxes(first, ious[:, 0], opts, args.image_size)
         gains = classify_boxes(first, second, masks, ious[:, -1] - ious[:, 0])
-        return {**result, "gains": gains, "fixes": fix_counts(ious[:, 0], ious[:, -1])}
+        fixes = fix_counts(ious[:, 0], ious[:, -1])
+        return {**result, "gains": gains, "fixes": fixes, "approach": mask_approach(first, second, masks)}
     return {**result, "counts": classify(first, second, boxes, args.image_size)}
 
 
@@ -259,12 +294,14 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def box_table(results: dict[str, dict[str, Any]]) -> str:
     """Level 0, a markdown table: per policy, each turn-2 action's count and mean IoU gain."""
     head = "| policy | turn 1 | turn 2 | turn 1 < 0.5: n, fixed | turn 1 >= 0.5: n, broken | "
-    head += " | ".join(f"{a}: n, gain" for a in BOX_ACTIONS) + " |"
-    lines = [head, "|" + "---|" * (5 + len(BOX_ACTIONS))]
+    head += " | ".join(f"{a}: n, gain" for a in BOX_ACTIONS) + " | grow/shrink/move: n, toward / away mask |"
+    lines = [head, "|" + "---|" * (6 + len(BOX_ACTIONS))]
     for name, r in results.items():
         f = r["fixes"]
         cells = [f"{f['failed']}, {f['fixed']}", f"{f['succeeded']}, {f['broken']}"]
         cells += [f"{len(g)}, {np.mean(g):+.3f}" if g else "0, -" for g in (r["gains"][a] for a in BOX_ACTIONS)]
+        a = r.get("approach")
+        cells.append(f"{a['n']}, {a['toward']} / {a['away']}" if a else "-")
         lines.append(f"| {name} | {r['iou_turn_1']:.3f} | {r['iou_turn_2']:.3f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -97,6 +97,25 @@ def test_level_0_sorts_turn_2_by_what_it_did_with_the_box():
     assert row in text
 
 
+def test_mask_approach_counts_boxes_moving_toward_or_away_from_the_mask():
+    box_1, mask = [0, 0, 40, 40], [10, 10, 30, 30]  # box IoU with the mask: 0.26
+    second = [
+        format_refinement(box=[5, 5, 34, 34]),  # shrinks toward the mask: IoU 0.49
+        format_refinement(box=[0, 0, 55, 55]),  # grows away: IoU 0.14
+        format_refinement(box=[10, 0, 50, 40]),  # moves, the mask still inside: IoU unchanged, neither way
+        format_refinement(box=box_1),  # keeps its box: not counted
+        format_refinement(box=mask),  # copies the mask's box: counted as `mask`, not here
+        "",  # no new box
+    ]
+    out = rc.mask_approach([_reply(box_1)] * 6, second, [[mask]] * 6)
+    assert out == {"n": 3, "toward": 1, "away": 1}
+    assert rc.mask_approach([_reply(box_1)], [second[0]], [[]]) == {"n": 0, "toward": 0, "away": 0}  # empty mask
+    gains = rc.classify_boxes([_reply(box_1)], [second[0]], [[mask]], [0.1])
+    fixes = {"failed": 0, "fixed": 0, "succeeded": 1, "broken": 0}
+    text = rc.box_table({"p": {"gains": gains, "fixes": fixes, "iou_turn_1": 0.5, "iou_turn_2": 0.6, "approach": out}})
+    assert text.splitlines()[2].endswith("| 3, 1 / 1 |")
+
+
 def test_a_saved_policy_plays_level_0_and_its_turn_1_replays(tmp_path, capsys):
     import torch
     from grpo_refinement import _preset_argv
@@ -111,6 +130,8 @@ def test_a_saved_policy_plays_level_0_and_its_turn_1_replays(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert sum(n for n, _ in out["random"]["gains"].values()) == 3  # the replayed turn 1 matched every episode
     assert out["random"]["fixes"]["failed"] + out["random"]["fixes"]["succeeded"] == 3
+    approach = out["random"]["approach"]
+    assert approach["toward"] + approach["away"] <= approach["n"] <= 3
 
 
 def test_turn_1_mask_boxes_replay_the_samples_and_refuse_a_mismatch():
