@@ -14,7 +14,9 @@ episode by what turn 2 did with its box instead (:func:`box_action`): ``keep`` i
 MASK's bounding box (``mask``: what the text feedback's "within bbox [...]" line gives, as it is or
 grown by the ``--refine-targets mask`` warm start's margin), ``grow`` or
 ``shrink`` it, ``move`` it, or give ``none`` (no new box), with the mean IoU gain of each action, and
-counts the turn-1 failures (IoU below 0.5) that turn 2 fixed and the turn-1 successes it broke.
+counts the turn-1 failures (IoU below 0.5) that turn 2 fixed and the turn-1 successes it broke. Of
+the grow / shrink / move boxes, it also counts those that went toward the turn-1 mask's box and those
+that went away from it (:func:`mask_approach`).
 
 Policies are folders saved by ``grpo_refinement.py --keep-policies`` (or any saved tiny-learn
 policy). ``--feedback`` is the feedback the episodes show (give each policy its training feedback:
