@@ -63,7 +63,7 @@ import re
 import warnings
 from typing import Any
 
-from segzero_env.parsing_fast import canonical_numbers, canonical_reply, loads
+from segzero_env.parsing_fast import canonical_numbers, canonical_reply, floats, loads
 from segzero_env.parsing_schemas import MAX_CLICKS as MAX_CLICKS  # re-exported: the grammar above cites it
 from segzero_env.parsing_schemas import (
     REFINE_KEYS,
@@ -351,18 +351,11 @@ def _canonical_seg_zero(
         if literals is None:
             return None
     # float(literal) == float(json value); the literals have no exponent, so they are finite.
-    x1, y1, x2, y2, a, b, c, d = map(float, literals)
+    x1, y1, x2, y2, a, b, c, d = floats(literals)
     inverted = x2 < x1 or y2 < y1
     if inverted:
         x1, x2 = min(x1, x2), max(x1, x2)
         y1, y2 = min(y1, y2), max(y1, y2)
-    return ParsedReply.fast(
-        objects=(ObjectAnswer.fast((x1, y1, x2, y2), ((a, b), (c, d))),),
-        schema=AnswerSchema.SEG_ZERO,
-        detail="" if n_tags <= 1 and not inverted else _notes(True, inverted, n_tags),
-        box_inverted=inverted,
-        think_format=think,
-        strict_json=True,
-        n_answer_tags=n_tags,
-        answer_text=answer_text,
-    )
+    detail = "" if n_tags <= 1 and not inverted else _notes(True, inverted, n_tags)
+    obj = ObjectAnswer.fast((x1, y1, x2, y2), ((a, b), (c, d)))
+    return ParsedReply.seg_zero_json(obj, think, n_tags, answer_text, inverted, detail)

@@ -71,6 +71,22 @@ def number(literal: str) -> int | float:
     return int(literal)
 
 
+_INT_FLOATS: dict[str, float] = {str(i): float(i) for i in range(-1024, 8192)}
+"""``float(literal)`` for the integer literals of pixel coordinates: a lookup is ~4x faster than ``float``."""
+
+
+def floats(literals: tuple[str, ...]) -> tuple[float, ...]:
+    """``tuple(map(float, literals))``, faster for the integer literals most coordinates are.
+
+    >>> floats(("12", "-0", "3.5"))
+    (12.0, -0.0, 3.5)
+    """
+    try:
+        return tuple(map(_INT_FLOATS.__getitem__, literals))
+    except KeyError:
+        return tuple(map(float, literals))
+
+
 _CACHE_SIZE = 1024
 _CACHE_TEXT_CHARS = 4096  # texts longer than this are never kept (at most ~4 MB of keys in all)
 _MISS = object()

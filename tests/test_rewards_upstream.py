@@ -640,6 +640,22 @@ def test_fast_constructors_equal_the_dataclass_constructors():
             reply="r", parsedd=None, gt_box=None, gt_points=None, pred_mask=None, gt_mask=None, image_size=1
         )
     assert ObjectAnswer.fast((1.0, 2.0, 3.0, 4.0)).negative_points == ()
+    seg_zero = {"objects": (obj,), "schema": AnswerSchema.SEG_ZERO, "strict_json": True, "think_format": True}
+    fields = {**seg_zero, "n_answer_tags": 2, "answer_text": "{}", "box_inverted": True, "detail": "d"}
+    fast = ParsedReply.seg_zero_json(obj, True, 2, "{}", True, "d")
+    assert fast == ParsedReply(**fields) and repr(fast) == repr(ParsedReply(**fields))
+
+
+def test_literal_floats_equal_float():
+    from segzero_env.parsing_fast import floats
+
+    literals = ("0", "-0", "1", "-1024", "-1025", "8191", "8192", "12.5", "-0.0", "1234567")
+    assert all(
+        math.copysign(1, a) == math.copysign(1, b) and a == b
+        for a, b in zip(floats(literals), map(float, literals), strict=True)
+    )
+    table = tuple(str(i) for i in range(-1500, 9000))
+    assert floats(table) == tuple(map(float, table))
 
 
 def test_generated_replies_agree_with_the_published_rules_on_two_ground_truth_objects():
