@@ -35,8 +35,47 @@ def short_repr(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def numbers_or_none(value: Any, n: int) -> tuple[float, ...] | None:
+    """The ``n`` finite numbers of a list, as floats, or ``None`` where :func:`read_numbers` would raise.
+
+    The quick check: no failure detail is built (a list answer's later elements only need to know
+    whether they are valid).
+
+    >>> numbers_or_none([1, 2.5], 2), numbers_or_none([1, True], 2), numbers_or_none([1, float("nan")], 2)
+    ((1.0, 2.5), None, None)
+    """
+    if type(value) is not list and not isinstance(value, (list, tuple)):
+        return None
+    if len(value) != n:
+        return None
+    out = []
+    for v in value:
+        t = type(v)
+        if t is float:
+            f = v
+        elif t is int or (t is not bool and isinstance(v, (int, float)) and not isinstance(v, bool)):
+            try:
+                f = float(v)
+            except OverflowError:
+                return None
+        else:
+            return None
+        if f - f != 0.0:  # inf - inf and nan - nan are nan
+            return None
+        out.append(f)
+    return tuple(out)
+
+
 def read_numbers(value: Any, n: int, key: str) -> tuple[float, ...]:
     """Read exactly ``n`` finite numbers from a list, or raise a typed failure naming ``key``."""
+    numbers = numbers_or_none(value, n)
+    if numbers is not None:
+        return numbers
+    return _explain_numbers(value, n, key)
+
+
+def _explain_numbers(value: Any, n: int, key: str) -> tuple[float, ...]:
+    """:func:`read_numbers` step by step, raising the failure of the first bad value with its detail."""
     if type(value) is not list and not isinstance(value, (list, tuple)):
         raise ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of {n} numbers, got {type(value).__name__}")
     if len(value) != n:
@@ -132,6 +171,9 @@ def read_object_list(
     all_points = True
     first_failure: ParseError | None = None
     for i, item in enumerate(items):
+        if first_failure is not None:  # the answer has failed: later elements only count for item_checks
+            checks.append(_item_validity(item))
+            continue
         box_ok = point_ok = False
         try:
             if not isinstance(item, dict):
@@ -153,10 +195,18 @@ def read_object_list(
             if point_failure is not None:
                 raise point_failure
             inverted = inverted or box_inverted
-            objects.append(ObjectAnswer(box=box, points=points))
+            objects.append(ObjectAnswer.fast(box, points))
         except ParseError as fail:
             if first_failure is None:
                 first_failure = fail
         checks.append((box_ok, point_ok))
     schema = AnswerSchema.VISION_REASONER if all_points else AnswerSchema.QWEN_GROUNDING
     return tuple(objects), inverted, schema, tuple(checks), first_failure
+
+
+def _item_validity(item: Any) -> tuple[bool, bool]:
+    """``(bbox_2d valid, point_2d valid)`` of a list element, as :func:`read_object_list` counts them."""
+    if not isinstance(item, dict) or "bbox_2d" not in item:
+        return False, False
+    point_ok = "point_2d" in item and numbers_or_none(item["point_2d"], 2) is not None
+    return numbers_or_none(item["bbox_2d"], 4) is not None, point_ok

@@ -285,3 +285,23 @@ def test_the_empty_list_is_a_valid_no_object_answer(reply):
     assert r.schema is AnswerSchema.VISION_REASONER and r.strict_json
     assert not parse_reply('<answer>[{"bbox_2d": [1, 2, 3, 4], "point_2d": [2, 3]}]</answer>').no_object
     assert not parse_reply("<answer>{}</answer>").no_object  # an empty object is not the documented form
+
+
+def test_quick_number_check_agrees_with_the_explained_reading():
+    import random
+
+    from segzero_env.parsing_schemas import ParseError, _explain_numbers, numbers_or_none
+
+    rng = random.Random(0)
+    scalars = [0, -0.0, 1, 2.5, True, False, None, "3", float("nan"), float("inf"), -float("inf"), 10**400, 2**63]
+    values = [(), [], "abcd", {"x": 1}, 5, ([1, 2],)]
+    values += [[rng.choice(scalars) for _ in range(rng.choice([1, 2, 3, 4, 5]))] for _ in range(3000)]
+    values += [tuple(v) for v in values[-500:]]
+    for value in values:
+        for n in (2, 4):
+            quick = numbers_or_none(value, n)
+            try:
+                explained = _explain_numbers(value, n, "bbox")
+            except ParseError:
+                explained = None
+            assert quick == explained, value

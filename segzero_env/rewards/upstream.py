@@ -222,6 +222,10 @@ def seg_zero_terms(
     except TypeError:  # no bbox key (None) or a number
         return answer_format, 0.0, 0.0, 0.0
     iou = l1 = points = 0.0
+    if not _NO_ARITHMETIC.isdisjoint(map(type, box)):
+        # A string or null in the box: every accuracy term compares or subtracts all four values, so
+        # upstream raises (scores 0) on each; settled here without raising three exceptions.
+        return answer_format, 0.0, 0.0, 0.0
     if gt_box is not None:
         g = upstream_gt(gt_box)
         try:
@@ -377,6 +381,10 @@ def non_repeat(reply: str) -> float:
     return 0.0 if repeats >= 2 else 1.0
 
 
+_NO_ARITHMETIC = frozenset({str, type(None)})
+"""JSON value types that numpy's arithmetic refuses: a string makes a string array, ``null`` an object one."""
+
+
 def _is_number(v: Any) -> bool:
     t = type(v)
     return t is float or t is bool or (t is int and -_FAST_INT_LIMIT <= v <= _FAST_INT_LIMIT)
@@ -481,6 +489,8 @@ def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coo
                 and _is_number(point[1])
             )
             all_bool = all_bool and type(b0) is bool and type(b1) is bool and type(b2) is bool and type(b3) is bool
+        if not fast and not _NO_ARITHMETIC.isdisjoint(map(type, (*box, *point))):
+            return 0.0  # every coordinate enters the numpy arithmetic, which a string or null makes raise
         boxes.append(box)
         points.append(point)
     gt = list(gt_objects)[:VR_MAX_OBJECTS]
