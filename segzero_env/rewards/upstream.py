@@ -385,9 +385,16 @@ _NO_ARITHMETIC = frozenset({str, type(None)})
 """JSON value types that numpy's arithmetic refuses: a string makes a string array, ``null`` an object one."""
 
 
-def _is_number(v: Any) -> bool:
-    t = type(v)
-    return t is float or t is bool or (t is int and -_FAST_INT_LIMIT <= v <= _FAST_INT_LIMIT)
+_BOOL_BOX = frozenset({bool})
+
+
+def _plain_numbers(values: list) -> bool:
+    """Whether every value is a float, a bool or an int of at most 2**24 (the pure-Python scorer's domain)."""
+    for v in values:
+        t = type(v)
+        if t is not float and t is not bool and (t is not int or not -_FAST_INT_LIMIT <= v <= _FAST_INT_LIMIT):
+            return False
+    return True
 
 
 def _nan_max(a: float, b: float) -> float:
@@ -417,9 +424,16 @@ def _divide(a: float, b: float) -> float:
 
 
 def _pair_score(box: Coords, point: Coords, gt_box: Coords, gt_point: Coords) -> int:
-    inter = _clip0(_nan_min(box[2], gt_box[2]) - _nan_max(box[0], gt_box[0]) + 1) * _clip0(
-        _nan_min(box[3], gt_box[3]) - _nan_max(box[1], gt_box[1]) + 1
-    )
+    x1, y1, x2, y2 = box
+    g1, h1, g2, h2 = gt_box
+    if x1 == x1 and y1 == y1 and x2 == x2 and y2 == y2 and g1 == g1 and h1 == h1 and g2 == g2 and h2 == h2:
+        # No NaN among them: numpy's minimum / maximum are the plain comparisons (the sides can still
+        # be NaN, from inf - inf, and are clipped as numpy clips them).
+        w = (x2 if x2 < g2 else g2) - (x1 if x1 > g1 else g1) + 1
+        h = (y2 if y2 < h2 else h2) - (y1 if y1 > h1 else h1) + 1
+        inter = (w if (w > 0 or w != w) else 0) * (h if (h > 0 or h != h) else 0)
+    else:
+        inter = _clip0(_nan_min(x2, g2) - _nan_max(x1, g1) + 1) * _clip0(_nan_min(y2, h2) - _nan_max(y1, h1) + 1)
     area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
     area_gt = (gt_box[2] - gt_box[0] + 1) * (gt_box[3] - gt_box[1] + 1)
     score = 1 if _divide(inter, area_pred + area_gt - inter) > 0.5 else 0
@@ -479,29 +493,27 @@ def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coo
         if type(box) is not list or len(box) != 4 or type(point) is not list or len(point) != 2:
             return 0.0  # numpy cannot build (M, 4) and (M, 2) arrays: upstream raises
         if fast:
-            b0, b1, b2, b3 = box
-            fast = (
-                _is_number(b0)
-                and _is_number(b1)
-                and _is_number(b2)
-                and _is_number(b3)
-                and _is_number(point[0])
-                and _is_number(point[1])
-            )
-            all_bool = all_bool and type(b0) is bool and type(b1) is bool and type(b2) is bool and type(b3) is bool
+            fast = _plain_numbers(box) and _plain_numbers(point)
+            all_bool = all_bool and type(box[0]) is bool and _BOOL_BOX.issuperset(map(type, box))
         if not fast and not _NO_ARITHMETIC.isdisjoint(map(type, (*box, *point))):
             return 0.0  # every coordinate enters the numpy arithmetic, which a string or null makes raise
         boxes.append(box)
         points.append(point)
-    gt = list(gt_objects)[:VR_MAX_OBJECTS]
-    if any(p is None or len(p) != 2 for _, p in gt):
-        return 0.0
-    gt_boxes = [upstream_gt(b) for b, _ in gt]
-    gt_points = [upstream_gt(p) for _, p in gt]  # type: ignore[arg-type]
+    gt_boxes, gt_points = [], []
+    for gt_box, gt_point in gt_objects[:VR_MAX_OBJECTS]:
+        if gt_point is None or len(gt_point) != 2:
+            return 0.0
+        gt_boxes.append(upstream_gt(gt_box))
+        gt_points.append(upstream_gt(gt_point))
     fast = fast and not all_bool  # an all-bool box array cannot be subtracted: the numpy path raises as upstream
+    if fast and len(gt_boxes) == 1:  # one ground-truth object: the best assignment is the best prediction
+        gb, gp = gt_boxes[0], gt_points[0]
+        return max([_pair_score(b, p, gb, gp) for b, p in zip(boxes, points, strict=True)]) / len(boxes)
     if fast:
-        gts = list(zip(gt_boxes, gt_points, strict=True))
-        scores = [[_pair_score(b, p, gb, gp) for gb, gp in gts] for b, p in zip(boxes, points, strict=True)]
+        scores = [
+            [_pair_score(b, p, gb, gp) for gb, gp in zip(gt_boxes, gt_points, strict=True)]
+            for b, p in zip(boxes, points, strict=True)
+        ]
         matrix = None
     else:
         matrix = _score_matrix_numpy(boxes, points, gt_boxes, gt_points)
