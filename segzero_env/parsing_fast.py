@@ -121,6 +121,23 @@ def canonical_seg_zero(text: str) -> dict | None:
 
 
 _json_cache: dict[str, tuple[Any, type[Exception] | None, str]] = {}
+_scan_once = json.JSONDecoder().scan_once
+"""The scanner :func:`json.loads` runs (default decoder settings), called without its Python layers."""
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads(text)``, ~1 us faster when the value fills the text (no surrounding whitespace).
+
+    Any other text (whitespace around the value, extra data, an error) is left to :func:`json.loads`,
+    so values and errors are its own.
+    """
+    try:
+        value, end = _scan_once(text, 0)
+    except Exception:  # noqa: BLE001 - StopIteration, JSONDecodeError, RecursionError: json.loads raises its own
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def loads(text: str) -> Any:
@@ -137,11 +154,11 @@ def loads(text: str) -> Any:
             raise hit[1](hit[2])
         return hit[0]
     if len(text) > _CACHE_TEXT_CHARS:
-        return json.loads(text)  # long texts are not kept: the cache stays small
+        return _json_loads(text)  # long texts are not kept: the cache stays small
     if len(_json_cache) >= _CACHE_SIZE:
         _json_cache.clear()
     try:
-        value = json.loads(text)
+        value = _json_loads(text)
     except ValueError as err:
         _json_cache[text] = (None, ValueError, str(err))
         raise

@@ -489,6 +489,26 @@ def test_canonical_reader_returns_what_json_loads_returns():
     assert matched > 300
 
 
+def test_direct_json_scan_returns_and_raises_what_json_loads_does():
+    import json
+
+    from segzero_env.parsing_fast import _json_loads
+
+    texts = list(_canonical_bodies(500, 4)) + [b[:-3] for b in _canonical_bodies(200, 5)]
+    texts += [" [1]", "[1] ", "[1] x", "", "x", "[1, 2", '"a"', "NaN", "-Infinity", "1e400", "[" * 100_000]
+    texts += [r'{"a": "\u00e9\n"}', r'{"a": "\x"}', '{"a": 1, "a": 2}', "[1,]", "tru", "null"]
+    for text in texts:
+        try:
+            expected = json.loads(text)
+        except (ValueError, RecursionError) as err:
+            with pytest.raises(type(err)) as got:
+                _json_loads(text)
+            assert str(got.value) == str(err)
+            continue
+        got = _json_loads(text)
+        assert json.dumps(got) == json.dumps(expected), text
+
+
 def test_parser_fast_path_gives_the_general_result(monkeypatch):
     import segzero_env.parsing as parsing
 
