@@ -386,8 +386,6 @@ _NO_ARITHMETIC = frozenset({str, type(None)})
 
 
 _BOOL_BOX = frozenset({bool})
-_PYTHON_PAIRS = 16
-"""Up to this many (prediction, ground truth) pairs are scored in pure Python; more go to numpy (as upstream)."""
 
 
 def _plain_numbers(values: list) -> bool:
@@ -508,7 +506,6 @@ def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coo
         gt_boxes.append(upstream_gt(gt_box))
         gt_points.append(upstream_gt(gt_point))
     fast = fast and not all_bool  # an all-bool box array cannot be subtracted: the numpy path raises as upstream
-    fast = fast and len(boxes) * len(gt_boxes) <= _PYTHON_PAIRS  # many pairs: numpy is faster
     if fast and len(gt_boxes) == 1:  # one ground-truth object: the best assignment is the best prediction
         gb, gp = gt_boxes[0], gt_points[0]
         return max([_pair_score(b, p, gb, gp) for b, p in zip(boxes, points, strict=True)]) / len(boxes)
