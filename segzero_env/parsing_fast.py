@@ -71,8 +71,8 @@ def number(literal: str) -> int | float:
     return int(literal)
 
 
-_INT_FLOATS: dict[str, float] = {str(i): float(i) for i in range(-1024, 8192)}
-"""``float(literal)`` for the integer literals of pixel coordinates: a lookup is ~4x faster than ``float``."""
+_INT_FLOATS: dict[str, float] = {str(i): float(i) for i in range(-256, 4096)}
+"""``float(literal)`` for the integer literals of pixel coordinates (~0.4 MB): a lookup is ~4x faster."""
 
 
 def floats(literals: tuple[str, ...]) -> tuple[float, ...]:

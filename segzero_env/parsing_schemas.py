@@ -53,7 +53,7 @@ def numbers_or_none(value: Any, n: int) -> tuple[float, ...] | None:
         t = type(v)
         if t is float:
             f = v
-        elif t is int or (t is not bool and isinstance(v, (int, float)) and not isinstance(v, bool)):
+        elif t is int or (isinstance(v, (int, float)) and not isinstance(v, bool)):
             try:
                 f = float(v)
             except OverflowError:

@@ -386,6 +386,7 @@ _NO_ARITHMETIC = frozenset({str, type(None)})
 
 
 _BOOL_BOX = frozenset({bool})
+"""A box whose values are all of these types makes a bool array, which numpy cannot subtract."""
 
 
 def _plain_numbers(values: list) -> bool:
