@@ -85,11 +85,16 @@ def gather_reply_stats(
 
 def gather_sample_ids(accelerator: Any, sample_ids: Sequence[str]) -> list[str]:
     """The sample ids of every process this step, in process order."""
+    return gather_items(accelerator, sample_ids)
+
+
+def gather_items(accelerator: Any, items: Sequence[Any]) -> list[Any]:
+    """Every process's (picklable) items, in process order."""
     if accelerator.num_processes == 1:
-        return list(sample_ids)
+        return list(items)
     from accelerate.utils import gather_object
 
-    return list(gather_object(list(sample_ids)))
+    return list(gather_object(list(items)))
 
 
 def mean_across_processes(accelerator: Any, values: Mapping[str, float]) -> dict[str, float]:

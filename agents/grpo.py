@@ -34,7 +34,7 @@ from segzero_agents.distributed import (
     mean_across_processes,
     parameter_checksums,
 )
-from segzero_agents.evaluation import evaluate
+from segzero_agents.evaluation import collapse_warning, evaluate
 from segzero_agents.grpo_math import group_advantages, grpo_loss, shuffle_within_groups
 from segzero_agents.metrics_logger import MetricsLogger
 from segzero_agents.multiturn_rollout import ENV_FEEDBACK, FEEDBACK_MODES, evaluate_refinement, refinement_train_step
@@ -643,7 +643,11 @@ def _train(args: Args) -> dict[str, Any]:
     record: dict[str, Any] = {}
     if eval_envs is not None and start_step == 0:
         # the starting point (after any warm start), logged as step 0, so gains are measured from it
-        logger.log(0, run_eval(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
+        start_metrics = run_eval(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator)
+        logger.log(0, start_metrics)
+        collapsed = collapse_warning(start_metrics)
+        if collapsed is not None:
+            accelerator.print(collapsed)
     step_times = []
 
     def checkpoint_if_due(done: int) -> None:

@@ -491,21 +491,26 @@ def evaluate_refinement(
     """Greedy K-turn episodes on the first ``eval_samples`` samples: gIoU after every turn.
 
     Keys: ``eval/giou`` and ``eval/ciou`` (after the last turn, LISA definition), ``eval/giou_turn_<k>``,
-    ``eval/stop_rate``, ``eval/turns_used``, ``eval/unusable_rate`` (turn 1), ``eval/n``. With several
-    processes each evaluates a share of the samples and the sums are merged.
+    ``eval/stop_rate``, ``eval/turns_used``, ``eval/unusable_rate`` (turn 1), ``eval/n``, and
+    ``eval/boxed`` / ``eval/distinct_boxes`` (turn 1's boxes, see
+    :func:`~segzero_agents.evaluation.box_diversity`). With several processes each evaluates a share
+    of the samples and the sums are merged.
     """
-    from segzero_agents.evaluation import eval_blocks
+    from segzero_agents.evaluation import box_diversity, eval_blocks, first_boxes
     from segzero_agents.rollout import vision_token_ids
 
     k_max = int(eval_envs.envs[0].max_turns)
     sums = np.zeros(k_max + 6)  # giou per turn, inter, union, stops, turns, unusable, n
     suppress = vision_token_ids(processor)
+    boxes: list[tuple[float, ...]] = []
     for m, block in eval_blocks(eval_envs, args, accelerator):
         traj = play_episodes(
             policy, processor, eval_envs, block, seed=args.seed, feedback=args.feedback,
             max_new_tokens=args.max_new_tokens, suppress_token_ids=suppress, greedy=True,
         )  # fmt: skip
         sums[:k_max] += traj.ious[:m].sum(axis=0)
+        first = traj.turns[0]
+        boxes += first_boxes([r for member, r in zip(first.members, first.replies, strict=True) if member < m])
         sums[k_max] += traj.intersections[:m, -1].sum()
         sums[k_max + 1] += traj.unions[:m, -1].sum()
         sums[k_max + 2] += traj.stopped[:m].sum()
@@ -524,6 +529,7 @@ def evaluate_refinement(
             "eval/turns_used": float(sums[k_max + 3] / n),
             "eval/unusable_rate": float(sums[k_max + 4] / n),
             "eval/n": float(sums[k_max + 5]),
+            **box_diversity(boxes, accelerator),
         }
     )
     return out

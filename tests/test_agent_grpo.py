@@ -206,3 +206,17 @@ def test_resume_without_checkpoint_says_what_to_do(tmp_path):
                 ]
             )
         )
+
+
+def test_the_starting_evaluation_counts_the_boxes_the_policy_gives(tmp_path, capsys):
+    # the tiny preset's own warm start: its random-weight model answers every image alike
+    argv = ["--preset", "tiny-cpu", "--steps", "1", "--eval-every", "1", "--eval-samples", "8"]
+    argv += ["--log-replies-every", "0", "--output-dir", str(tmp_path)]
+    train(parse_args(argv))
+    start = _records(tmp_path / "metrics.jsonl")[0]
+    assert start["step"] == 0
+    assert 0 <= start["eval/distinct_boxes"] <= start["eval/boxed"] <= 8
+    assert start["eval/boxed"] <= round(start["eval/n"] * (1 - start["eval/unusable_rate"]))
+    assert start["eval/boxed"] == 8 and start["eval/distinct_boxes"] == 1
+    said = capsys.readouterr().out
+    assert "collapsed start: the greedy policy gives 1 distinct box(es) for 8 evaluated images" in said

@@ -271,7 +271,10 @@ def test_multiturn_resume_equals_uninterrupted(tmp_path):
         "eval/giou_turn_1",
         "eval/giou_turn_2",
         "eval/stop_rate",
+        "eval/boxed",
+        "eval/distinct_boxes",
     } <= set(full_records[-1])
+    assert all(0 <= r["eval/distinct_boxes"] <= r["eval/boxed"] <= 4 for r in full_records if "eval/boxed" in r)
     assert full_records[1]["rollout/replies"] == full_records[1]["turns/turns_used"] * 8
     w_full = load_file(full / "checkpoints/step_000002/policy/model.safetensors")
     w_part = load_file(part / "checkpoints/step_000002/policy/model.safetensors")
@@ -305,3 +308,24 @@ def test_eval_blocks_cover_the_first_samples_once_and_pad_the_last_block():
         assert shards == [[(3, [ids[0], ids[2], ids[4], ids[4]])], [(3, [ids[1], ids[3], ids[5], ids[5]])]]
     finally:
         envs.close()
+
+
+def test_a_policy_that_gives_one_box_for_every_image_is_reported_collapsed():
+    from types import SimpleNamespace
+
+    from segzero_agents.evaluation import box_diversity, collapse_warning, first_boxes
+
+    same = format_reply(box=(22, 0, 36, 28), points=[(25, 5), (30, 20)], think="the target")
+    replies = [same] * 6 + ["no answer", "<answer>{'bbox': [1, 2]}</answer>"]
+    boxes = first_boxes(replies)
+    assert boxes == [(22.0, 0.0, 36.0, 28.0)] * 6  # the unusable replies give no box
+    one_process = SimpleNamespace(num_processes=1)
+    metrics = box_diversity(boxes, one_process)
+    assert metrics == {"eval/boxed": 6.0, "eval/distinct_boxes": 1.0}
+    assert "1 distinct box(es) for 6 evaluated images" in collapse_warning(metrics)
+    varied = [format_reply(box=(i, i, 40 + i, 40 + i), points=[(i + 1, i + 1)] * 2, think="t") for i in range(32)]
+    assert collapse_warning(box_diversity(first_boxes(varied), one_process)) is None
+    # a few replies say too little to call a collapse; 4 boxes over 32 replies is still one
+    assert collapse_warning({"eval/boxed": 3.0, "eval/distinct_boxes": 1.0}) is None
+    assert collapse_warning({"eval/boxed": 32.0, "eval/distinct_boxes": 4.0}) is not None
+    assert collapse_warning({"eval/boxed": 32.0, "eval/distinct_boxes": 5.0}) is None
