@@ -52,7 +52,8 @@ def add_verdicts(rows: list[dict[str, Any]], opts: argparse.Namespace, policies:
     from grpo_refinement import final_rows
 
     skipped = []
-    for arm, seed, row in sorted((a, s, r) for a, by_seed in final_rows(rows).items() for s, r in by_seed.items()):
+    finals = [(a, s, r) for a, by_seed in final_rows(rows).items() for s, r in by_seed.items()]
+    for arm, seed, row in sorted(finals, key=lambda final: final[:2]):  # (arm, seed) is unique: rows never compared
         if row.get("verdict_n") == float(opts.verdict_samples):
             continue
         policy = policies / f"{arm}_seed{seed}"
