@@ -358,6 +358,18 @@ def test_generated_replies_agree_with_the_published_rules_term_by_term():
     assert {terms(r, "upstream")["points"] for r in REPLIES[:400]} == {0.0, 1.0}
 
 
+def test_the_agreement_script_counts_replies_and_differences(capsys, monkeypatch):
+    script = load_benchmark("reward_agreement")
+    assert script.disagreements(range(5, 6)) == (2000, 0)
+    assert capsys.readouterr().out == ""
+    # a rule set that scores every think format 0 is caught on the replies where upstream gives 1
+    wrong = lambda inp, rules: {**compute_terms(inp, rules), "think_format": 0.0}  # noqa: E731
+    monkeypatch.setattr(script, "compute_terms", wrong)
+    checked, differ = script.disagreements(range(5, 6), show=1)
+    assert checked == 2000 and 0 < differ < 2000
+    assert capsys.readouterr().out.count("differs: ") == 1
+
+
 def test_generated_replies_invariants_across_presets():
     for reply in REPLIES[:1500]:
         by_rules = {rules: terms(reply, rules) for rules in ("robust", "upstream")}
