@@ -66,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 56,
         "dataset_kwargs": '{"level": 0}',
         # supervised steps on jittered oracle replies: the format, but only rough localisation
-        # (held-out gIoU 0.13-0.43 depending on the seed; one fixed box scores 0.21)
+        # (held-out gIoU 0.13-0.31 depending on the seed; one fixed box scores 0.21)
         "warm_start_steps": 1000,
         "warm_start_lr": 1e-3,
         "warm_start_jitter": 0.1,
