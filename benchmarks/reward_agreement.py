@@ -21,12 +21,10 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import upstream_baseline as baseline  # noqa: E402
+from bench_rewards import GT_BOX, GT_POINTS  # noqa: E402  (the speed benchmark's ground truth)
 
 from segzero_env.parsing import parse_reply  # noqa: E402
 from segzero_env.rewards import RewardInput, compute_terms  # noqa: E402
-
-GT_BOX = (250, 180, 410, 330)
-GT_POINTS = ((300, 250), (360, 260))
 
 
 def disagreements(seeds: range, show: int = 5) -> tuple[int, int]:

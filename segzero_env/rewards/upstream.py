@@ -58,6 +58,10 @@ _EXACT_LIMIT = float(1 << 20)
 
 Coords = Sequence[float]
 
+_NO_ARITHMETIC = frozenset({str, type(None)})
+"""JSON value types that Python's and numpy's arithmetic on coordinates refuse (a string makes a string
+array, ``null`` an object one): a box or point holding one scores 0 upstream, which reaches 0 by raising."""
+
 _SEG_ZERO = AnswerSchema.SEG_ZERO
 _sqrt = math.sqrt
 _ANSWER_OPEN = "<answer>"
@@ -379,10 +383,6 @@ def non_repeat(reply: str) -> float:
     empty = sentences.count("")
     repeats = (len(sentences) - empty) - (len(distinct) - (1 if empty else 0))
     return 0.0 if repeats >= 2 else 1.0
-
-
-_NO_ARITHMETIC = frozenset({str, type(None)})
-"""JSON value types that numpy's arithmetic refuses: a string makes a string array, ``null`` an object one."""
 
 
 _BOOL_BOX = frozenset({bool})
