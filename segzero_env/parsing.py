@@ -180,15 +180,10 @@ def _strip_fence(body: str) -> str:
     return inner[m.end() :].strip() if m else inner.strip()
 
 
-def _failure(reason: FailureReason, detail: str, **fields: Any) -> ParsedReply:
-    return ParsedReply.fast(failure=reason, detail=detail, **fields)
-
-
 def _interpret(
     value: Any, strict: bool, think: bool, n_tags: int, answer_text: str | None, untagged: bool
 ) -> ParsedReply:
     """Turn a decoded answer into a ParsedReply (schema dispatch)."""
-    common = {"think_format": think, "strict_json": strict, "n_answer_tags": n_tags, "answer_text": answer_text}
     try:
         if isinstance(value, dict) and not untagged and not REFINE_KEYS.isdisjoint(value):
             objects, inverted, schema, refinement, stop = read_refinement(value)
@@ -199,14 +194,17 @@ def _interpret(
                 box_inverted=inverted,
                 refinement=refinement,
                 stop=stop,
-                **common,
+                think_format=think,
+                strict_json=strict,
+                n_answer_tags=n_tags,
+                answer_text=answer_text,
             )
         if isinstance(value, dict):
             if "bbox" in value and not untagged:
                 objects, inverted = read_seg_zero(value)
                 notes = _notes(strict, inverted, n_tags)
-                return ParsedReply.fast(
-                    objects=objects, schema=AnswerSchema.SEG_ZERO, detail=notes, box_inverted=inverted, **common
+                return ParsedReply.answered(
+                    objects, AnswerSchema.SEG_ZERO, think, strict, n_tags, answer_text, inverted, notes
                 )
             if "bbox_2d" in value:
                 value = [value]
@@ -219,24 +217,24 @@ def _interpret(
         if isinstance(value, (list, tuple)) and not isinstance(value, str):
             if len(value) == 0:
                 return ParsedReply(
-                    schema=AnswerSchema.VISION_REASONER, no_object=True, detail=_notes(strict, False, n_tags), **common
+                    schema=AnswerSchema.VISION_REASONER,
+                    no_object=True,
+                    detail=_notes(strict, False, n_tags),
+                    think_format=think,
+                    strict_json=strict,
+                    n_answer_tags=n_tags,
+                    answer_text=answer_text,
                 )
             objects, inverted, schema, checks, fail = read_object_list(value)
             if untagged:
                 schema = AnswerSchema.QWEN_GROUNDING
             if fail is not None:
-                return _failure(fail.reason, fail.detail, item_checks=checks, **common)
-            return ParsedReply.fast(
-                objects=objects,
-                schema=schema,
-                detail=_notes(strict, inverted, n_tags),
-                box_inverted=inverted,
-                item_checks=checks,
-                **common,
-            )
+                return ParsedReply.failed(fail.reason, fail.detail, think, strict, n_tags, answer_text, checks)
+            notes = _notes(strict, inverted, n_tags)
+            return ParsedReply.answered(objects, schema, think, strict, n_tags, answer_text, inverted, notes, checks)
         raise ParseError(FailureReason.WRONG_TYPE, f"answer is {type(value).__name__}, expected an object or a list")
     except ParseError as fail:
-        return _failure(fail.reason, fail.detail, **common)
+        return ParsedReply.failed(fail.reason, fail.detail, think, strict, n_tags, answer_text)
 
 
 def _notes(strict: bool, inverted: bool, n_tags: int) -> str:
@@ -264,16 +262,20 @@ def _parse_untagged(text: str, think: bool) -> ParsedReply:
         candidate = None
     no_tag = "reply has no <answer> tag"
     if not candidate or candidate[0] not in "[{":
-        return _failure(FailureReason.NO_ANSWER_TAG, no_tag, think_format=think)
+        return ParsedReply.failed(FailureReason.NO_ANSWER_TAG, no_tag, think_format=think)
     try:
         value, strict = _decode(candidate)
     except ParseError:
-        return _failure(FailureReason.NO_ANSWER_TAG, no_tag + " (and no readable grounding JSON)", think_format=think)
+        return ParsedReply.failed(
+            FailureReason.NO_ANSWER_TAG, no_tag + " (and no readable grounding JSON)", think_format=think
+        )
     grounding = (isinstance(value, dict) and "bbox_2d" in value) or (
         isinstance(value, list) and len(value) > 0 and isinstance(value[0], dict) and "bbox_2d" in value[0]
     )
     if not grounding:
-        return _failure(FailureReason.NO_ANSWER_TAG, no_tag + " (and no bbox_2d grounding JSON)", think_format=think)
+        return ParsedReply.failed(
+            FailureReason.NO_ANSWER_TAG, no_tag + " (and no bbox_2d grounding JSON)", think_format=think
+        )
     return _interpret(value, strict, think, 0, candidate[:ANSWER_TEXT_CHARS], untagged=True)
 
 
@@ -288,16 +290,16 @@ def parse_reply(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> ParsedRe
         The parsed reply; see the module docstring for the grammar and edge cases.
     """
     if not isinstance(text, str):
-        return _failure(FailureReason.NOT_A_STRING, f"reply is {type(text).__name__}, expected str")
+        return ParsedReply.failed(FailureReason.NOT_A_STRING, f"reply is {type(text).__name__}, expected str")
     if len(text) > max_chars:
-        return _failure(FailureReason.TOO_LONG, f"reply has {len(text)} characters, the limit is {max_chars}")
+        return ParsedReply.failed(FailureReason.TOO_LONG, f"reply has {len(text)} characters, the limit is {max_chars}")
     stripped = text.strip()
     if not stripped:
-        return _failure(FailureReason.EMPTY, "reply is empty")
+        return ParsedReply.failed(FailureReason.EMPTY, "reply is empty")
     try:
         return _parse_stripped(stripped)
     except Exception as err:  # noqa: BLE001 - last line of defence: a policy's text must never crash the caller
-        return _failure(FailureReason.INVALID_JSON, f"unreadable reply ({type(err).__name__})")
+        return ParsedReply.failed(FailureReason.INVALID_JSON, f"unreadable reply ({type(err).__name__})")
 
 
 def _parse_stripped(text: str) -> ParsedReply:
@@ -315,30 +317,21 @@ def _parse_stripped(text: str) -> ParsedReply:
     start = open_at + len(_ANSWER_OPEN)
     end = text.find(_ANSWER_CLOSE, start)
     if end < 0:
-        return _failure(
-            FailureReason.UNCLOSED_ANSWER_TAG,
-            "<answer> is never closed by </answer>",
-            think_format=think,
-            n_answer_tags=n_tags,
+        return ParsedReply.failed(
+            FailureReason.UNCLOSED_ANSWER_TAG, "<answer> is never closed by </answer>", think, n_answer_tags=n_tags
         )
     body = text[start:end].strip()
     answer_text = body[:ANSWER_TEXT_CHARS]
     body = _strip_fence(body)
     if not body:
-        return _failure(
-            FailureReason.INVALID_JSON,
-            "answer is empty",
-            think_format=think,
-            n_answer_tags=n_tags,
-            answer_text=answer_text,
-        )
+        return ParsedReply.failed(FailureReason.INVALID_JSON, "answer is empty", think, False, n_tags, answer_text)
     fast = _canonical_seg_zero(body, think, n_tags, answer_text)
     if fast is not None:
         return fast
     try:
         value, strict = _decode(body)
     except ParseError as fail:
-        return _failure(fail.reason, fail.detail, think_format=think, n_answer_tags=n_tags, answer_text=answer_text)
+        return ParsedReply.failed(fail.reason, fail.detail, think, False, n_tags, answer_text)
     return _interpret(value, strict, think, n_tags, answer_text, untagged=False)
 
 
@@ -358,4 +351,4 @@ def _canonical_seg_zero(
         y1, y2 = min(y1, y2), max(y1, y2)
     detail = "" if n_tags <= 1 and not inverted else _notes(True, inverted, n_tags)
     obj = ObjectAnswer.fast((x1, y1, x2, y2), ((a, b), (c, d)))
-    return ParsedReply.seg_zero_json(obj, think, n_tags, answer_text, inverted, detail)
+    return ParsedReply.answered((obj,), AnswerSchema.SEG_ZERO, think, True, n_tags, answer_text, inverted, detail)

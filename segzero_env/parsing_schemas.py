@@ -164,44 +164,72 @@ def read_refinement(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool, Answer
 def read_object_list(
     items: list | tuple,
 ) -> tuple[tuple[ObjectAnswer, ...], bool, AnswerSchema, tuple[tuple[bool, bool], ...], ParseError | None]:
-    """Read a list of ``bbox_2d`` objects; every element is checked so the format reward can count them."""
+    """Read a list of ``bbox_2d`` objects; every element is checked so the format reward can count them.
+
+    Returns the objects read before the first failing element, whether a box was inverted, the
+    schema (VisionReasoner when every element has ``point_2d``), one ``(bbox_2d valid, point_2d
+    valid)`` pair per element, and the first element's failure (``None`` when all are valid).
+    """
     objects: list[ObjectAnswer] = []
     checks: list[tuple[bool, bool]] = []
     inverted = False
     all_points = True
-    first_failure: ParseError | None = None
+    box: tuple[float, ...] | None
+    point: tuple[float, ...] | None
     for i, item in enumerate(items):
-        if first_failure is not None:  # the answer has failed: later elements only count for item_checks
-            checks.append(_item_validity(item))
-            continue
-        box_ok = point_ok = False
-        try:
-            if not isinstance(item, dict):
-                raise ParseError(FailureReason.WRONG_TYPE, f"[{i}] is {type(item).__name__}, expected an object")
-            if "bbox_2d" not in item:
-                raise ParseError(FailureReason.MISSING_KEY, f"[{i}] has no 'bbox_2d' key")
-            point_failure: ParseError | None = None
-            points: tuple[tuple[float, float], ...] = ()
-            if "point_2d" in item:
-                try:
-                    points = (read_point(item["point_2d"], f"[{i}].point_2d"),)
-                    point_ok = True
-                except ParseError as fail:
-                    point_failure = fail
-            else:
-                all_points = False
-            box, box_inverted = read_box(item["bbox_2d"], f"[{i}].bbox_2d")
-            box_ok = True
-            if point_failure is not None:
-                raise point_failure
-            inverted = inverted or box_inverted
-            objects.append(ObjectAnswer.fast(box, points))
-        except ParseError as fail:
-            if first_failure is None:
-                first_failure = fail
-        checks.append((box_ok, point_ok))
+        if type(item) is not dict:
+            box = point = None
+        else:  # the quick reading (no failure detail is built unless the element fails)
+            box = numbers_or_none(item.get("bbox_2d"), 4)
+            point_value = item.get("point_2d", _ABSENT)
+            point = () if point_value is _ABSENT else numbers_or_none(point_value, 2)
+        if box is None or point is None:  # the answer fails: later elements only count for item_checks
+            failure, box_ok, point_ok = _element_failure(item, i, box, point)
+            checks.append((box_ok, point_ok))
+            checks.extend(map(_item_validity, items[i + 1 :]))
+            return tuple(objects), inverted, AnswerSchema.VISION_REASONER, tuple(checks), failure
+        x1, y1, x2, y2 = box
+        if x2 < x1 or y2 < y1:
+            inverted = True
+            box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+        if point:
+            objects.append(ObjectAnswer.fast(box, (point,)))
+            checks.append(_BOTH_VALID)
+        else:
+            objects.append(ObjectAnswer.fast(box))
+            checks.append(_BOX_VALID)
+            all_points = False
     schema = AnswerSchema.VISION_REASONER if all_points else AnswerSchema.QWEN_GROUNDING
-    return tuple(objects), inverted, schema, tuple(checks), first_failure
+    return tuple(objects), inverted, schema, tuple(checks), None
+
+
+_ABSENT = object()
+_BOTH_VALID = (True, True)
+_BOX_VALID = (True, False)
+
+
+def _element_failure(
+    item: Any, i: int, box: tuple[float, ...] | None, point: tuple[float, ...] | None
+) -> tuple[ParseError, bool, bool]:
+    """Why list element ``i`` is not a valid object: ``(failure, bbox_2d valid, point_2d valid)``.
+
+    ``box`` and ``point`` are the quick readings (``None`` where refused, ``point`` ``()`` when absent).
+    A bad box is reported before a bad point; the detail names the element and the key.
+    """
+    if not isinstance(item, dict):
+        return ParseError(FailureReason.WRONG_TYPE, f"[{i}] is {type(item).__name__}, expected an object"), False, False
+    if "bbox_2d" not in item:
+        return ParseError(FailureReason.MISSING_KEY, f"[{i}] has no 'bbox_2d' key"), False, False
+    point_ok = point is not None and len(point) > 0
+    key, value, n = (
+        (f"[{i}].bbox_2d", item["bbox_2d"], 4) if box is None else (f"[{i}].point_2d", item.get("point_2d"), 2)
+    )
+    try:
+        _explain_numbers(value, n, key)
+    except ParseError as fail:
+        return fail, box is not None, point_ok
+    # The quick reading and the explaining one agree (tested); should they not, the element still fails.
+    return ParseError(FailureReason.NOT_A_NUMBER, f"{key} is not {n} finite numbers"), box is not None, point_ok
 
 
 def _item_validity(item: Any) -> tuple[bool, bool]:

@@ -674,8 +674,24 @@ def test_fast_constructors_equal_the_dataclass_constructors():
     assert ObjectAnswer.fast((1.0, 2.0, 3.0, 4.0)).negative_points == ()
     seg_zero = {"objects": (obj,), "schema": AnswerSchema.SEG_ZERO, "strict_json": True, "think_format": True}
     fields = {**seg_zero, "n_answer_tags": 2, "answer_text": "{}", "box_inverted": True, "detail": "d"}
-    fast = ParsedReply.seg_zero_json(obj, True, 2, "{}", True, "d")
+    fast = ParsedReply.answered((obj,), AnswerSchema.SEG_ZERO, True, True, 2, "{}", True, "d")
     assert fast == ParsedReply(**fields) and repr(fast) == repr(ParsedReply(**fields))
+    checks = ((True, False),)
+    listed = ParsedReply.answered((obj,), AnswerSchema.QWEN_GROUNDING, False, False, 0, None, False, "", checks)
+    assert listed == ParsedReply(objects=(obj,), schema=AnswerSchema.QWEN_GROUNDING, item_checks=checks)
+    failed = ParsedReply.failed(FailureReason.NON_FINITE, "d", True, True, 3, "{}", checks)
+    assert failed == ParsedReply(
+        failure=FailureReason.NON_FINITE,
+        detail="d",
+        think_format=True,
+        strict_json=True,
+        n_answer_tags=3,
+        answer_text="{}",
+        item_checks=checks,
+    )
+    assert repr(ParsedReply.failed(FailureReason.EMPTY, "e")) == repr(
+        ParsedReply(failure=FailureReason.EMPTY, detail="e")
+    )
 
 
 def test_literal_floats_equal_float():
