@@ -99,6 +99,8 @@ def canonical_numbers(text: str) -> tuple[str, ...] | None:
     Recent answers are remembered (up to 1,024 texts of at most 4,096 characters): the parser reads
     a batch of replies, then the ``upstream`` reward rules read the same answers again.
     """
+    if not text.startswith("{"):
+        return None  # a list answer, say: the expression needs an opening brace
     hit = _canonical_cache.get(text, _MISS)
     if hit is not _MISS:
         return hit  # type: ignore[return-value]
@@ -121,6 +123,8 @@ def canonical_seg_zero(text: str) -> dict | None:
 
 
 _json_cache: dict[str, tuple[Any, type[Exception] | None, str]] = {}
+_last_long: tuple[str, tuple[Any, type[Exception] | None, str] | None] = ("", None)
+"""The last text longer than the cache's limit and its entry: the parser and the rules read it one after the other."""
 _scan_once = json.JSONDecoder().scan_once
 """The scanner :func:`json.loads` runs (default decoder settings), called without its Python layers."""
 
@@ -143,27 +147,32 @@ def _json_loads(text: str) -> Any:
 def loads(text: str) -> Any:
     """``json.loads(text)``; recent texts' values (or errors) are remembered and reused.
 
-    Up to 1,024 texts of at most 4,096 characters are kept.
+    Up to 1,024 texts of at most 4,096 characters are kept, and the last longer one.
 
-    A value is shared between callers: they only read it. A remembered error is raised again as a new
-    exception of the same kind (``ValueError`` or ``RecursionError``) with the same message.
+    A value is shared between callers: they only read it. An error is raised as a new exception of
+    the kind :func:`json.loads` raised (``ValueError`` or ``RecursionError``) with its message.
     """
-    hit = _json_cache.get(text)
-    if hit is not None:
-        if hit[1] is not None:
-            raise hit[1](hit[2])
-        return hit[0]
-    if len(text) > _CACHE_TEXT_CHARS:
-        return _json_loads(text)  # long texts are not kept: the cache stays small
-    if len(_json_cache) >= _CACHE_SIZE:
-        _json_cache.clear()
+    global _last_long
+    long = len(text) > _CACHE_TEXT_CHARS  # long texts stay out of the cache (it stays small); the last is kept
+    hit = (_last_long[1] if text == _last_long[0] else None) if long else _json_cache.get(text)
+    if hit is None:
+        hit = _decoded(text)
+        if long:
+            _last_long = (text, hit)
+        else:
+            if len(_json_cache) >= _CACHE_SIZE:
+                _json_cache.clear()
+            _json_cache[text] = hit
+    if hit[1] is not None:
+        raise hit[1](hit[2])
+    return hit[0]
+
+
+def _decoded(text: str) -> tuple[Any, type[Exception] | None, str]:
+    """``(value, None, "")``, or ``(None, error type, message)`` when :func:`json.loads` raises."""
     try:
-        value = _json_loads(text)
+        return _json_loads(text), None, ""
     except ValueError as err:
-        _json_cache[text] = (None, ValueError, str(err))
-        raise
+        return None, ValueError, str(err)
     except RecursionError as err:
-        _json_cache[text] = (None, RecursionError, str(err))
-        raise
-    _json_cache[text] = (value, None, "")
-    return value
+        return None, RecursionError, str(err)

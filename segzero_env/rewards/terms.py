@@ -38,11 +38,9 @@ answer and are unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -114,21 +112,41 @@ class RewardInput:
     no_target: bool = False
 
     @classmethod
-    def fast(cls, **fields: Any) -> RewardInput:
-        """``RewardInput(**fields)`` without the frozen dataclass's per-field ``__setattr__`` (one per reply)."""
-        values = {**_REWARD_INPUT_DEFAULTS, **fields}
-        if values.keys() != _REWARD_INPUT_FIELDS:  # not the length: a misspelt name can stand in for a missing one
-            unknown, missing = set(fields) - _REWARD_INPUT_FIELDS, _REWARD_INPUT_FIELDS - set(values)
-            raise TypeError(f"RewardInput: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
+    def fast(
+        cls,
+        *,
+        reply: str,
+        parsed: ParsedReply,
+        gt_box: Box | None,
+        gt_points: tuple[Point, ...] | None,
+        pred_mask: np.ndarray | None,
+        gt_mask: np.ndarray | None,
+        image_size: int,
+        expected_schema: AnswerSchema = AnswerSchema.SEG_ZERO,
+        gt_objects: tuple[ObjectAnswer, ...] | None = None,
+        mask_iou: float | None = None,
+        no_target: bool = False,
+    ) -> RewardInput:
+        """``RewardInput(...)`` without the frozen dataclass's per-field ``__setattr__`` (one per reply).
+
+        Keyword arguments only, the fields' names; the result compares equal to the regular constructor's.
+        """
         obj = object.__new__(cls)
+        values = {
+            "reply": reply,
+            "parsed": parsed,
+            "gt_box": gt_box,
+            "gt_points": gt_points,
+            "pred_mask": pred_mask,
+            "gt_mask": gt_mask,
+            "image_size": image_size,
+            "expected_schema": expected_schema,
+            "gt_objects": gt_objects,
+            "mask_iou": mask_iou,
+            "no_target": no_target,
+        }
         object.__setattr__(obj, "__dict__", values)
         return obj
-
-
-_REWARD_INPUT_FIELDS = frozenset(f.name for f in dataclasses.fields(RewardInput))
-_REWARD_INPUT_DEFAULTS = {
-    f.name: f.default for f in dataclasses.fields(RewardInput) if f.default is not dataclasses.MISSING
-}
 
 
 def think_format(inp: RewardInput) -> float:
@@ -316,7 +334,7 @@ def _upstream_terms(inp: RewardInput) -> dict[str, float]:
             "non_repeat": upstream.non_repeat(reply),
             "mask_iou": mask_iou_term(inp) if inp.gt_mask is not None else 0.0,
         }
-    reading = upstream.read_upstream(reply, inp.parsed.think_format)
+    reading = upstream.read_upstream(reply, inp.parsed.think_format, inp.parsed)
     answer_format, iou, l1, points = upstream.seg_zero_terms(reading, inp.gt_box, inp.gt_points)
     if inp.gt_objects is not None:
         gt_objects = [(o.box, o.points[0] if o.points else None) for o in inp.gt_objects]

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from segzero_env.parsing import think_format_ok
+from segzero_env.parsing import ANSWER_TEXT_CHARS, think_format_ok
 from segzero_env.parsing_fast import canonical_numbers, canonical_seg_zero, loads
 from segzero_env.types import AnswerSchema, ParsedReply
 
@@ -141,7 +141,9 @@ class UpstreamReading:
         self.vr_value = vr_value
 
 
-def read_upstream(reply: str, stripped_think_format: bool = False) -> UpstreamReading:
+def read_upstream(
+    reply: str, stripped_think_format: bool = False, parsed: ParsedReply | None = None
+) -> UpstreamReading:
     """Read a reply the way both upstream rewards do.
 
     Args:
@@ -149,8 +151,18 @@ def read_upstream(reply: str, stripped_think_format: bool = False) -> UpstreamRe
         stripped_think_format: The parser's ``think_format`` (on the stripped reply), when known to
             be True: the raw reply then matches exactly when it has no surrounding whitespace, and the
             scan is skipped.
+        parsed: The parser's reading of ``reply``, when known: its ``answer_text`` of a reply with an
+            answer tag is :func:`answer_block`'s text (``None`` when unclosed) unless it was cut.
     """
-    sz_text, vr_text = first_brace_block(reply), answer_block(reply)
+    sz_text = first_brace_block(reply)
+    if (
+        parsed is not None
+        and parsed.n_answer_tags
+        and (parsed.answer_text is None or len(parsed.answer_text) < ANSWER_TEXT_CHARS)
+    ):
+        vr_text = parsed.answer_text
+    else:
+        vr_text = answer_block(reply)
     if sz_text is not None and '"bbox"' not in sz_text and "\\" not in sz_text:
         sz_text = None  # without a "bbox" key (none can hide behind an escape) every Seg-Zero term is 0
     sz = _decode(sz_text)
