@@ -739,3 +739,22 @@ def test_generated_replies_agree_with_the_published_rules_on_two_ground_truth_ob
         if ours != ref:
             disagreements.append((ours, ref, reply))
     assert disagreements == []
+
+
+def test_vr_ground_truth_is_remembered_only_for_the_same_tuples():
+    from segzero_env.rewards import upstream
+
+    box, points = (1.0, 2.0, 30.0, 40.0), ((5.0, 6.0),)
+    first = upstream.vr_ground_truth(box, points, None)
+    assert first == (((1, 2, 30, 40),), ((5, 6),))
+    assert upstream.vr_ground_truth(box, points, None) is first
+    assert upstream.vr_ground_truth((1.0, 2.0, 30.0, 41.0), points, None)[0] == ((1, 2, 30, 41),)
+    mutable = [[5.0, 6.0]]
+    assert upstream.vr_ground_truth(box, mutable, None)[1] == ((5, 6),)
+    mutable[0][0] = 7.5  # a list can change between calls: it is read again
+    assert upstream.vr_ground_truth(box, mutable, None)[1] == ((7.5, 6),)
+    assert upstream.vr_ground_truth(box, ((5.0,),), None) is None  # a point without 2 values: the term is 0
+    assert upstream.vr_ground_truth(None, None, None) is None
+    objects = tuple(ObjectAnswer((0.0, 0.0, 9.0, 9.0), ((float(i), 1.0),)) for i in range(130))
+    boxes, object_points = upstream.vr_ground_truth(box, points, objects)
+    assert len(boxes) == upstream.VR_MAX_OBJECTS and object_points[3] == (3, 1)

@@ -336,12 +336,6 @@ def _upstream_terms(inp: RewardInput) -> dict[str, float]:
         }
     reading = upstream.read_upstream(reply, inp.parsed.think_format, inp.parsed)
     answer_format, iou, l1, points = upstream.seg_zero_terms(reading, inp.gt_box, inp.gt_points)
-    if inp.gt_objects is not None:
-        gt_objects = [(o.box, o.points[0] if o.points else None) for o in inp.gt_objects]
-    elif inp.gt_box is not None:
-        gt_objects = [(inp.gt_box, inp.gt_points[0] if inp.gt_points else None)]
-    else:
-        gt_objects = []
     return {
         "think_format": 1.0 if reading.think_format else 0.0,
         "answer_format": answer_format,
@@ -349,7 +343,9 @@ def _upstream_terms(inp: RewardInput) -> dict[str, float]:
         "box_l1": l1,
         "points": points,
         "vr_format": upstream.vr_format(reading),
-        "vr_accuracy": upstream.vr_accuracy(reading, gt_objects),
+        "vr_accuracy": upstream.vr_accuracy(
+            reading, upstream.vr_ground_truth(inp.gt_box, inp.gt_points, inp.gt_objects)
+        ),
         "non_repeat": upstream.non_repeat(reply),
         "mask_iou": mask_iou_term(inp),
     }

@@ -42,7 +42,7 @@ import numpy as np
 
 from segzero_env.parsing import ANSWER_TEXT_CHARS, think_format_ok
 from segzero_env.parsing_fast import canonical_numbers, canonical_seg_zero, loads
-from segzero_env.types import AnswerSchema, ParsedReply
+from segzero_env.types import AnswerSchema, ObjectAnswer, ParsedReply
 
 VR_MAX_OBJECTS = 120
 """VisionReasoner keeps at most this many predicted (and ground-truth) objects."""
@@ -482,16 +482,50 @@ def _score_matrix_numpy(boxes: list, points: list, gt_boxes: list, gt_points: li
         return None
 
 
-def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coords | None]]) -> float:
+def vr_ground_truth(
+    gt_box: Sequence[float] | None,
+    gt_points: Sequence[Sequence[float]] | None,
+    gt_objects: Sequence[ObjectAnswer] | None,
+) -> tuple[tuple, tuple] | None:
+    """The ground truth as VisionReasoner's accuracy holds it: ``(boxes, points)`` of at most 120 objects.
+
+    The objects are ``gt_objects`` (each one's first point), else the one ``(gt_box, gt_points[0])``;
+    their numbers are upstream's (:func:`upstream_gt`). ``None`` when there is no object or one
+    lacks a 2-value point (the term is then 0; upstream's ground truth always has one). Remembered
+    for the same tuples: a GRPO group shares its ground truth.
+    """
+    global _last_vr_gt
+    last = _last_vr_gt
+    if gt_box is last[0] and gt_points is last[1] and gt_objects is last[2]:
+        return last[3]
+    if gt_objects is not None:
+        objects = [(o.box, o.points[0] if o.points else None) for o in gt_objects[:VR_MAX_OBJECTS]]
+    elif gt_box is not None:
+        objects = [(gt_box, gt_points[0] if gt_points else None)]
+    else:
+        objects = []
+    result: tuple[tuple, tuple] | None = None
+    if objects and all(point is not None and len(point) == 2 for _, point in objects):
+        result = tuple(upstream_gt(box) for box, _ in objects), tuple(upstream_gt(point) for _, point in objects)
+    immutable = type(gt_box) in (tuple, type(None)) and type(gt_objects) in (tuple, type(None))
+    if immutable and (gt_points is None or (type(gt_points) is tuple and all(type(p) is tuple for p in gt_points))):
+        _last_vr_gt = (gt_box, gt_points, gt_objects, result)  # immutable: safe to recognise by identity
+    return result
+
+
+_last_vr_gt: tuple[Any, Any, Any, tuple[tuple, tuple] | None] = (None, None, None, None)
+"""The last ground truth :func:`vr_ground_truth` read, by identity, and its result."""
+
+
+def vr_accuracy(reading: UpstreamReading, ground_truth: tuple[tuple, tuple] | None) -> float:
     """Hungarian-matched accuracy over at most 120 predictions, 0 when any element lacks a key or a number.
 
     Args:
         reading: The reply as upstream reads it.
-        gt_objects: ``(box, point)`` per ground-truth object, in the ``S`` frame; an object without
-            a point makes the term 0 (upstream's ground truth always has one).
+        ground_truth: :func:`vr_ground_truth`'s boxes and points.
     """
     data = reading.vr_value
-    if type(data) is not list or not data or not gt_objects:
+    if type(data) is not list or not data or not ground_truth:
         return 0.0
     boxes, points = [], []
     fast = all_bool = True
@@ -512,12 +546,7 @@ def vr_accuracy(reading: UpstreamReading, gt_objects: Sequence[tuple[Coords, Coo
             return 0.0  # every coordinate enters the numpy arithmetic, which a string or null makes raise
         boxes.append(box)
         points.append(point)
-    gt_boxes, gt_points = [], []
-    for gt_box, gt_point in gt_objects[:VR_MAX_OBJECTS]:
-        if gt_point is None or len(gt_point) != 2:
-            return 0.0
-        gt_boxes.append(upstream_gt(gt_box))
-        gt_points.append(upstream_gt(gt_point))
+    gt_boxes, gt_points = ground_truth
     fast = fast and not all_bool  # an all-bool box array cannot be subtracted: the numpy path raises as upstream
     if fast and len(gt_boxes) == 1:  # one ground-truth object: the best assignment is the best prediction
         gb, gp = gt_boxes[0], gt_points[0]
