@@ -746,7 +746,7 @@ def test_vr_ground_truth_is_remembered_only_for_the_same_tuples():
 
     box, points = (1.0, 2.0, 30.0, 40.0), ((5.0, 6.0),)
     first = upstream.vr_ground_truth(box, points, None)
-    assert first == (((1, 2, 30, 40),), ((5, 6),))
+    assert first == (((1, 2, 30, 40),), ((5, 6),), True)
     assert upstream.vr_ground_truth(box, points, None) is first
     assert upstream.vr_ground_truth((1.0, 2.0, 30.0, 41.0), points, None)[0] == ((1, 2, 30, 41),)
     mutable = [[5.0, 6.0]]
@@ -756,5 +756,46 @@ def test_vr_ground_truth_is_remembered_only_for_the_same_tuples():
     assert upstream.vr_ground_truth(box, ((5.0,),), None) is None  # a point without 2 values: the term is 0
     assert upstream.vr_ground_truth(None, None, None) is None
     objects = tuple(ObjectAnswer((0.0, 0.0, 9.0, 9.0), ((float(i), 1.0),)) for i in range(130))
-    boxes, object_points = upstream.vr_ground_truth(box, points, objects)
-    assert len(boxes) == upstream.VR_MAX_OBJECTS and object_points[3] == (3, 1)
+    boxes, object_points, small = upstream.vr_ground_truth(box, points, objects)
+    assert len(boxes) == upstream.VR_MAX_OBJECTS and object_points[3] == (3, 1) and small
+    assert not upstream.vr_ground_truth((1.0, 2.0, 2.0**21, 40.0), points, None)[2]
+
+
+def _coordinate(rng, center):
+    """A coordinate near ``center`` or a large one on either side of the scorers' limits."""
+    kind = rng.random()
+    if kind < 0.3:
+        return center + rng.randint(-30, 30)
+    if kind < 0.5:
+        return rng.choice([-1, 1]) * rng.randint(2**24, 2**30)
+    if kind < 0.6:
+        return rng.choice([2**24 + 1, 2**30, -(2**30), 2**30 + 1, 2**31 + 7, -(2**62), 2**63 - 1])
+    if kind < 0.8:
+        return round(center + rng.uniform(-30, 30), rng.choice([0, 1, 3]))
+    if kind < 0.9:
+        return float(rng.randint(-(2**30), 2**30)) + rng.choice([0.0, 0.5])
+    return rng.choice([True, False])
+
+
+def test_vision_reasoner_accuracy_on_large_integers_equals_the_published_rule():
+    import json
+    import random
+
+    rng = random.Random(7)
+    gts = ((GT_BOX, GT_POINTS[0]), ((10, 20, 200, 220), (50, 60)))
+    disagreements = []
+    for i in range(1500):
+        truth = gts[: 1 + i % 2]
+        objects = [
+            {"bbox_2d": [_coordinate(rng, c) for c in box], "point_2d": [_coordinate(rng, c) for c in point]}
+            for box, point in (rng.choice(truth) for _ in range(rng.choice([1, 1, 2, 3])))
+        ]
+        if i % 3 == 0:  # a wide box: integer areas beyond 2**53, float64 rounds them
+            objects[0]["bbox_2d"] = [-rng.randint(2**28, 2**30), 180, rng.randint(2**28, 2**30) + 0.5 * (i % 2), 330]
+        reply = "<think>x</think><answer>" + json.dumps(objects) + "</answer>"
+        gt_objects = tuple(ObjectAnswer(tuple(map(float, b)), (tuple(map(float, p)),)) for b, p in truth)
+        ours = terms(reply, "upstream", gt_objects=gt_objects)["vr_accuracy"]
+        ref = baseline.vr_accuracy(reply, baseline.vision_reasoner_solution(list(truth)))
+        if ours != ref:
+            disagreements.append((ours, ref, reply))
+    assert disagreements == []

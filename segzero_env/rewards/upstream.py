@@ -50,8 +50,15 @@ VR_MAX_OBJECTS = 120
 _NO_VALUE = object()
 """Marks text that was absent or did not decode."""
 
-_FAST_INT_LIMIT = 1 << 24
-"""Integer coordinates up to this size give the same values in Python and in numpy's int64 / float64."""
+_FAST_INT_LIMIT = 1 << 30
+"""VisionReasoner accuracy: integer coordinates up to this size are scored in Python, as numpy scores them.
+
+numpy holds them in int64 arrays, where areas and squared distances stay below 2**63 (no wrap-around),
+or in float64 arrays beside a float, where every such int is exact. Python's exact integer products
+differ from float64's rounded ones only beyond 2**53, for a box with a coordinate beyond 2**24: its
+IoU with a ground-truth box in the image frame is then 0 or tiny, its L1 far above 10, so no
+threshold can tell the two apart (the ground truth is checked to be within 2**20). Larger ints (int64
+overflow, uint64 and object arrays) go to numpy."""
 
 _EXACT_LIMIT = float(1 << 20)
 """Coordinates up to this size give the same Seg-Zero terms in float and in integer arithmetic."""
@@ -402,7 +409,7 @@ _BOOL_BOX = frozenset({bool})
 
 
 def _plain_numbers(values: list) -> bool:
-    """Whether every value is a float, a bool or an int of at most 2**24 (the pure-Python scorer's domain)."""
+    """Whether every value is a float, a bool or an int of at most 2**30 (the pure-Python scorer's domain)."""
     for v in values:
         t = type(v)
         if t is not float and t is not bool and (t is not int or not -_FAST_INT_LIMIT <= v <= _FAST_INT_LIMIT):
@@ -486,13 +493,14 @@ def vr_ground_truth(
     gt_box: Sequence[float] | None,
     gt_points: Sequence[Sequence[float]] | None,
     gt_objects: Sequence[ObjectAnswer] | None,
-) -> tuple[tuple, tuple] | None:
-    """The ground truth as VisionReasoner's accuracy holds it: ``(boxes, points)`` of at most 120 objects.
+) -> tuple[tuple, tuple, bool] | None:
+    """The ground truth as VisionReasoner's accuracy holds it: ``(boxes, points, small)``, at most 120 objects.
 
     The objects are ``gt_objects`` (each one's first point), else the one ``(gt_box, gt_points[0])``;
-    their numbers are upstream's (:func:`upstream_gt`). ``None`` when there is no object or one
-    lacks a 2-value point (the term is then 0; upstream's ground truth always has one). Remembered
-    for the same tuples: a GRPO group shares its ground truth.
+    their numbers are upstream's (:func:`upstream_gt`); ``small``: all of them are within 2**20 (the
+    pure-Python scorer's domain). ``None`` when there is no object or one lacks a 2-value point (the
+    term is then 0; upstream's ground truth always has one). Remembered for the same tuples: a GRPO
+    group shares its ground truth.
     """
     global _last_vr_gt
     last = _last_vr_gt
@@ -504,20 +512,22 @@ def vr_ground_truth(
         objects = [(gt_box, gt_points[0] if gt_points else None)]
     else:
         objects = []
-    result: tuple[tuple, tuple] | None = None
+    result: tuple[tuple, tuple, bool] | None = None
     if objects and all(point is not None and len(point) == 2 for _, point in objects):
-        result = tuple(upstream_gt(box) for box, _ in objects), tuple(upstream_gt(point) for _, point in objects)
+        boxes, points = tuple(upstream_gt(box) for box, _ in objects), tuple(upstream_gt(point) for _, point in objects)
+        small = all(abs(v) <= _EXACT_LIMIT for part in (*boxes, *points) for v in part)  # NaN is not small
+        result = boxes, points, small
     immutable = type(gt_box) in (tuple, type(None)) and type(gt_objects) in (tuple, type(None))
     if immutable and (gt_points is None or (type(gt_points) is tuple and all(type(p) is tuple for p in gt_points))):
         _last_vr_gt = (gt_box, gt_points, gt_objects, result)  # immutable: safe to recognise by identity
     return result
 
 
-_last_vr_gt: tuple[Any, Any, Any, tuple[tuple, tuple] | None] = (None, None, None, None)
+_last_vr_gt: tuple[Any, Any, Any, tuple[tuple, tuple, bool] | None] = (None, None, None, None)
 """The last ground truth :func:`vr_ground_truth` read, by identity, and its result."""
 
 
-def vr_accuracy(reading: UpstreamReading, ground_truth: tuple[tuple, tuple] | None) -> float:
+def vr_accuracy(reading: UpstreamReading, ground_truth: tuple[tuple, tuple, bool] | None) -> float:
     """Hungarian-matched accuracy over at most 120 predictions, 0 when any element lacks a key or a number.
 
     Args:
@@ -546,8 +556,9 @@ def vr_accuracy(reading: UpstreamReading, ground_truth: tuple[tuple, tuple] | No
             return 0.0  # every coordinate enters the numpy arithmetic, which a string or null makes raise
         boxes.append(box)
         points.append(point)
-    gt_boxes, gt_points = ground_truth
-    fast = fast and not all_bool  # an all-bool box array cannot be subtracted: the numpy path raises as upstream
+    gt_boxes, gt_points, small_gt = ground_truth
+    # An all-bool box array cannot be subtracted: the numpy path raises as upstream does.
+    fast = fast and small_gt and not all_bool
     if fast and len(gt_boxes) == 1:  # one ground-truth object: the best assignment is the best prediction
         gb, gp = gt_boxes[0], gt_points[0]
         return max([_pair_score(b, p, gb, gp) for b, p in zip(boxes, points, strict=True)]) / len(boxes)
