@@ -167,8 +167,9 @@ def read_object_list(
     """Read a list of ``bbox_2d`` objects; every element is checked so the format reward can count them.
 
     Returns the objects read before the first failing element, whether a box was inverted, the
-    schema (VisionReasoner when every element has ``point_2d``), one ``(bbox_2d valid, point_2d
-    valid)`` pair per element, and the first element's failure (``None`` when all are valid).
+    schema (VisionReasoner when every element has ``point_2d``; not meaningful after a failure), one
+    ``(bbox_2d valid, point_2d valid)`` pair per element, and the first failing element's failure
+    (``None`` when all are valid).
     """
     objects: list[ObjectAnswer] = []
     checks: list[tuple[bool, bool]] = []

@@ -177,7 +177,7 @@ class ParsedReply:
         values = {**_PARSED_REPLY_DEFAULTS, **fields}
         if len(values) != len(_PARSED_REPLY_DEFAULTS):  # an unknown name adds a key
             raise TypeError(f"ParsedReply has no field {sorted(set(fields) - _PARSED_REPLY_FIELDS)}")
-        return _parsed_reply(values)
+        return _parsed_reply(cls, values)
 
     @classmethod
     def answered(
@@ -203,7 +203,7 @@ class ParsedReply:
         values["box_inverted"] = box_inverted
         values["detail"] = detail
         values["item_checks"] = item_checks
-        return _parsed_reply(values)
+        return _parsed_reply(cls, values)
 
     @classmethod
     def failed(
@@ -225,12 +225,12 @@ class ParsedReply:
         values["n_answer_tags"] = n_answer_tags
         values["answer_text"] = answer_text
         values["item_checks"] = item_checks
-        return _parsed_reply(values)
+        return _parsed_reply(cls, values)
 
 
-def _parsed_reply(values: dict[str, Any]) -> ParsedReply:
-    """A ParsedReply holding ``values`` (every field), without the frozen dataclass's ``__setattr__``."""
-    new = object.__new__(ParsedReply)
+def _parsed_reply(cls: type[ParsedReply], values: dict[str, Any]) -> ParsedReply:
+    """A ``cls`` instance holding ``values`` (every field), without the frozen dataclass's ``__setattr__``."""
+    new = object.__new__(cls)
     object.__setattr__(new, "__dict__", values)
     return new
 
