@@ -194,10 +194,7 @@ def _interpret(
                 box_inverted=inverted,
                 refinement=refinement,
                 stop=stop,
-                think_format=think,
-                strict_json=strict,
-                n_answer_tags=n_tags,
-                answer_text=answer_text,
+                **_reply_fields(think, strict, n_tags, answer_text),
             )
         if isinstance(value, dict):
             if "bbox" in value and not untagged:
@@ -220,10 +217,7 @@ def _interpret(
                     schema=AnswerSchema.VISION_REASONER,
                     no_object=True,
                     detail=_notes(strict, False, n_tags),
-                    think_format=think,
-                    strict_json=strict,
-                    n_answer_tags=n_tags,
-                    answer_text=answer_text,
+                    **_reply_fields(think, strict, n_tags, answer_text),
                 )
             objects, inverted, schema, checks, fail = read_object_list(value)
             if untagged:
@@ -235,6 +229,11 @@ def _interpret(
         raise ParseError(FailureReason.WRONG_TYPE, f"answer is {type(value).__name__}, expected an object or a list")
     except ParseError as fail:
         return ParsedReply.failed(fail.reason, fail.detail, think, strict, n_tags, answer_text)
+
+
+def _reply_fields(think: bool, strict: bool, n_tags: int, answer_text: str | None) -> dict[str, Any]:
+    """The reply-level fields of a ParsedReply, for the keyword constructors of the rarer answers."""
+    return {"think_format": think, "strict_json": strict, "n_answer_tags": n_tags, "answer_text": answer_text}
 
 
 def _notes(strict: bool, inverted: bool, n_tags: int) -> str:
