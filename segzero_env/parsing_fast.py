@@ -154,7 +154,11 @@ def loads(text: str) -> Any:
     """
     global _last_long
     long = len(text) > _CACHE_TEXT_CHARS  # long texts stay out of the cache (it stays small); the last is kept
-    hit = (_last_long[1] if text == _last_long[0] else None) if long else _json_cache.get(text)
+    if long:
+        last = _last_long  # read once: another thread may replace it
+        hit = last[1] if text == last[0] else None
+    else:
+        hit = _json_cache.get(text)
     if hit is None:
         hit = _decoded(text)
         if long:
