@@ -530,6 +530,7 @@ def test_direct_json_scan_returns_and_raises_what_json_loads_does():
     texts = list(_canonical_bodies(500, 4)) + [b[:-3] for b in _canonical_bodies(200, 5)]
     texts += [" [1]", "[1] ", "[1] x", "", "x", "[1, 2", '"a"', "NaN", "-Infinity", "1e400", "[" * 100_000]
     texts += [r'{"a": "\u00e9\n"}', r'{"a": "\x"}', '{"a": 1, "a": 2}', "[1,]", "tru", "null"]
+    texts += [" x", "\n", "\t[1", '{"a": tru}', "[1 2]", '"abc', "[" * 100_000 + "x"]
     for text in texts:
         try:
             expected = json.loads(text)
