@@ -7,7 +7,8 @@ sample schedule, the sampling RNG) or must be combined across processes before i
 
 - :func:`gather_reply_stats`: every reply's reward, IoU, length, ... from all processes, so the
   logged means cover all ``world_size x P x G`` replies rather than the main process's share;
-- :func:`gather_sample_ids`: the ids every process trained on (logged per step in ``metrics.jsonl``);
+- :func:`gather_items`: the sample ids every process trained on (logged per step in ``metrics.jsonl``)
+  and the boxes every process evaluated;
 - :func:`mean_across_processes`: the losses, which each process computes on its own replies;
 - :func:`parameter_checksums`: one checksum of the weights per process, equal on every process when
   data parallelism works (DDP / ZeRO-1/2 keep full replicas; under ZeRO-3 or FSDP each process holds a
@@ -81,11 +82,6 @@ def gather_reply_stats(
     # float64 keeps rewards exact; the gather runs on the accelerator's device (NCCL needs CUDA tensors)
     gathered = accelerator.gather(torch.as_tensor(local, device=accelerator.device))
     return columns, gathered.cpu().numpy()
-
-
-def gather_sample_ids(accelerator: Any, sample_ids: Sequence[str]) -> list[str]:
-    """The sample ids of every process this step, in process order."""
-    return gather_items(accelerator, sample_ids)
 
 
 def gather_items(accelerator: Any, items: Sequence[Any]) -> list[Any]:

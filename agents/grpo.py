@@ -29,8 +29,8 @@ import torch
 from segzero_agents.checkpointing import restore, save_checkpoint
 from segzero_agents.distributed import (
     check_launch,
+    gather_items,
     gather_reply_stats,
-    gather_sample_ids,
     mean_across_processes,
     parameter_checksums,
 )
@@ -690,7 +690,7 @@ def _train(args: Args) -> dict[str, Any]:
             metrics["memory/peak_mb"] = peak_memory_mb(device)
             if eval_envs is not None and (step + 1) % args.eval_every == 0:
                 metrics.update(run_eval(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
-            record = logger.log(step + 1, metrics, extra={"sample_ids": gather_sample_ids(accelerator, sample_ids)})
+            record = logger.log(step + 1, metrics, extra={"sample_ids": gather_items(accelerator, sample_ids)})
             if args.log_replies_every and step % args.log_replies_every == 0:
                 logger.log_replies(step + 1, reply_rows)
             step_times.append(metrics["time/step_s"])
@@ -751,7 +751,7 @@ def _train(args: Args) -> dict[str, Any]:
         metrics["memory/peak_mb"] = peak_memory_mb(device)
         if eval_envs is not None and (step + 1) % args.eval_every == 0:
             metrics.update(run_eval(accelerator.unwrap_model(model), processor, args, eval_envs, accelerator))
-        record = logger.log(step + 1, metrics, extra={"sample_ids": gather_sample_ids(accelerator, sample_ids)})
+        record = logger.log(step + 1, metrics, extra={"sample_ids": gather_items(accelerator, sample_ids)})
         if args.log_replies_every and step % args.log_replies_every == 0:
             rows = [
                 {

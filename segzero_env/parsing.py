@@ -72,6 +72,7 @@ from segzero_env.parsing_schemas import (
     read_refinement,
     read_seg_zero,
     short_repr,
+    upright_box,
 )
 from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, ParsedReply
 
@@ -343,11 +344,9 @@ def _canonical_seg_zero(
         if literals is None:
             return None
     # float(literal) == float(json value); the literals have no exponent, so they are finite.
-    x1, y1, x2, y2, a, b, c, d = floats(literals)
-    inverted = x2 < x1 or y2 < y1
-    if inverted:
-        x1, x2 = min(x1, x2), max(x1, x2)
-        y1, y2 = min(y1, y2), max(y1, y2)
+    values = floats(literals)
+    box, inverted = upright_box(values[:4])
+    a, b, c, d = values[4:]
     detail = "" if n_tags <= 1 and not inverted else _notes(True, inverted, n_tags)
-    obj = ObjectAnswer.fast((x1, y1, x2, y2), ((a, b), (c, d)))
+    obj = ObjectAnswer.fast(box, ((a, b), (c, d)))
     return ParsedReply.answered((obj,), AnswerSchema.SEG_ZERO, think, True, n_tags, answer_text, inverted, detail)

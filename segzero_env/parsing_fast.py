@@ -129,6 +129,10 @@ _scan_once = json.JSONDecoder().scan_once
 """The scanner :func:`json.loads` runs (default decoder settings), called without its Python layers."""
 
 
+_JSON_SPACE = frozenset(" \t\n\r")
+"""The whitespace :func:`json.loads` skips around a value."""
+
+
 def _json_loads(text: str) -> Any:
     """``json.loads(text)``, ~1 us faster when the text starts with its value (no leading whitespace).
 
@@ -145,10 +149,6 @@ def _json_loads(text: str) -> Any:
     if end != len(text):
         return json.loads(text)
     return value
-
-
-_JSON_SPACE = frozenset(" \t\n\r")
-"""The whitespace :func:`json.loads` skips around a value."""
 
 
 def loads(text: str) -> Any:

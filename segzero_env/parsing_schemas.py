@@ -104,12 +104,15 @@ def _explain_numbers(value: Any, n: int, key: str) -> tuple[float, ...]:
 
 def read_box(value: Any, key: str) -> tuple[tuple[float, float, float, float], bool]:
     """Read a box ``[x1, y1, x2, y2]``, swapping inverted corners; returns the box and whether it was inverted."""
-    x1, y1, x2, y2 = read_numbers(value, 4, key)
-    inverted = x2 < x1 or y2 < y1
-    if inverted:
-        x1, x2 = min(x1, x2), max(x1, x2)
-        y1, y2 = min(y1, y2), max(y1, y2)
-    return (x1, y1, x2, y2), inverted
+    return upright_box(read_numbers(value, 4, key))
+
+
+def upright_box(box: tuple[float, ...]) -> tuple[tuple[float, float, float, float], bool]:
+    """``(box with x1 <= x2 and y1 <= y2, whether corners were swapped)`` for four finite numbers."""
+    x1, y1, x2, y2 = box
+    if x2 < x1 or y2 < y1:
+        return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)), True
+    return (x1, y1, x2, y2), False
 
 
 def read_point(value: Any, key: str) -> tuple[float, float]:
@@ -189,10 +192,8 @@ def read_object_list(
             checks.append((box_ok, point_ok))
             checks.extend(map(_item_validity, items[i + 1 :]))
             return tuple(objects), inverted, AnswerSchema.VISION_REASONER, tuple(checks), failure
-        x1, y1, x2, y2 = box
-        if x2 < x1 or y2 < y1:
-            inverted = True
-            box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+        box, box_inverted = upright_box(box)
+        inverted = inverted or box_inverted
         if point:
             objects.append(ObjectAnswer.fast(box, (point,)))
             checks.append(_BOTH_VALID)

@@ -334,7 +334,7 @@ def _upstream_terms(inp: RewardInput) -> dict[str, float]:
             "non_repeat": upstream.non_repeat(reply),
             "mask_iou": mask_iou_term(inp) if inp.gt_mask is not None else 0.0,
         }
-    reading = upstream.read_upstream(reply, inp.parsed.think_format, inp.parsed)
+    reading = upstream.read_upstream(reply, inp.parsed)
     answer_format, iou, l1, points = upstream.seg_zero_terms(reading, inp.gt_box, inp.gt_points)
     return {
         "think_format": 1.0 if reading.think_format else 0.0,

@@ -148,19 +148,17 @@ class UpstreamReading:
         self.vr_value = vr_value
 
 
-def read_upstream(
-    reply: str, stripped_think_format: bool = False, parsed: ParsedReply | None = None
-) -> UpstreamReading:
+def read_upstream(reply: str, parsed: ParsedReply | None = None) -> UpstreamReading:
     """Read a reply the way both upstream rewards do.
 
     Args:
         reply: The raw reply.
-        stripped_think_format: The parser's ``think_format`` (on the stripped reply), when known to
-            be True: the raw reply then matches exactly when it has no surrounding whitespace, and the
-            scan is skipped.
-        parsed: The parser's reading of ``reply``, when known: its ``answer_text`` of a reply with an
-            answer tag is :func:`answer_block`'s text (``None`` when unclosed) unless it was cut.
+        parsed: ``parse_reply(reply)``, when known. Its ``think_format`` (on the stripped reply), when
+            True, decides the raw reply's layout without a scan (it matches exactly when no whitespace
+            surrounds it); its ``answer_text`` of a reply with an answer tag is :func:`answer_block`'s
+            text (``None`` when unclosed) unless it was cut.
     """
+    stripped_think_format = parsed is not None and parsed.think_format
     sz_text = first_brace_block(reply)
     if (
         parsed is not None
@@ -323,6 +321,21 @@ def canonical_seg_zero_terms(
     return think, 1.0, iou, l1, points
 
 
+_TUPLE_OR_NONE = (tuple, type(None))
+
+
+def _immutable(box: Any, points: Any, objects: Any = None) -> bool:
+    """Whether a ground truth can be recognised by identity: tuples (or ``None``) all the way down.
+
+    A remembered result is reused for the same objects only when they cannot change in between.
+    """
+    return (
+        type(box) in _TUPLE_OR_NONE
+        and type(objects) in _TUPLE_OR_NONE
+        and (points is None or (type(points) is tuple and all(type(p) is tuple for p in points)))
+    )
+
+
 _last_gt: tuple[Any, Any, tuple | None] = (None, None, None)
 """The last ground truth :func:`_exact_gt` read, by identity, and its result."""
 
@@ -342,8 +355,8 @@ def _exact_gt(box: Sequence[float], points: Sequence[Sequence[float]]) -> tuple 
     small = max(abs(v) for part in (g, g1, g2) for v in part) <= _EXACT_LIMIT
     integral = all(type(v) is int for part in (g, g1, g2) for v in part)
     result = (g, g1, g2, (g[2] - g[0] + 1) * (g[3] - g[1] + 1), integral) if small else None
-    if type(box) is tuple and type(points) is tuple and all(type(p) is tuple for p in points):
-        _last_gt = (box, points, result)  # immutable: safe to recognise by identity
+    if _immutable(box, points):
+        _last_gt = (box, points, result)
     return result
 
 
@@ -517,9 +530,8 @@ def vr_ground_truth(
         boxes, points = tuple(upstream_gt(box) for box, _ in objects), tuple(upstream_gt(point) for _, point in objects)
         small = all(abs(v) <= _EXACT_LIMIT for part in (*boxes, *points) for v in part)  # NaN is not small
         result = boxes, points, small
-    immutable = type(gt_box) in (tuple, type(None)) and type(gt_objects) in (tuple, type(None))
-    if immutable and (gt_points is None or (type(gt_points) is tuple and all(type(p) is tuple for p in gt_points))):
-        _last_vr_gt = (gt_box, gt_points, gt_objects, result)  # immutable: safe to recognise by identity
+    if _immutable(gt_box, gt_points, gt_objects):
+        _last_vr_gt = (gt_box, gt_points, gt_objects, result)
     return result
 
 
