@@ -54,11 +54,16 @@ def box_iou(a: Sequence[float], b: Sequence[float], inclusive: bool = True) -> f
     0.0
     """
     one = 1.0 if inclusive else 0.0
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + one
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + one
+    ax1, ay1, ax2, ay2 = a[0], a[1], a[2], a[3]
+    bx1, by1, bx2, by2 = b[0], b[1], b[2], b[3]
+    # min(u, v) is "v if v < u else u" and max(u, v) "v if v > u else u", as the builtins (NaN
+    # included), without their calls: rewards score every reply with this.
+    iw = (bx2 if bx2 < ax2 else ax2) - (bx1 if bx1 > ax1 else ax1) + one
+    ih = (by2 if by2 < ay2 else ay2) - (by1 if by1 > ay1 else ay1) + one
     inter = iw * ih if iw > 0 and ih > 0 else 0.0
-    area_a = max(a[2] - a[0] + one, 0.0) * max(a[3] - a[1] + one, 0.0)
-    area_b = max(b[2] - b[0] + one, 0.0) * max(b[3] - b[1] + one, 0.0)
+    wa, ha, wb, hb = ax2 - ax1 + one, ay2 - ay1 + one, bx2 - bx1 + one, by2 - by1 + one
+    area_a = (0.0 if wa < 0.0 else wa) * (0.0 if ha < 0.0 else ha)
+    area_b = (0.0 if wb < 0.0 else wb) * (0.0 if hb < 0.0 else hb)
     union = area_a + area_b - inter
     return float(inter / union) if union > 0 else 0.0
 

@@ -124,3 +124,25 @@ def test_clip():
     assert g.clip_box((-10, -10, 1000, 1000), 640, 480) == (0, 0, 639, 479)
     assert g.clip_box((700, 500, 800, 600), 640, 480) == (639, 479, 639, 479)
     assert g.clip_point((5.5, -0.5), 10, 10) == (5.5, 0)
+
+
+def _box_iou_by_builtins(a, b, inclusive=True):
+    one = 1.0 if inclusive else 0.0
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + one
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + one
+    inter = iw * ih if iw > 0 and ih > 0 else 0.0
+    area_a = max(a[2] - a[0] + one, 0.0) * max(a[3] - a[1] + one, 0.0)
+    area_b = max(b[2] - b[0] + one, 0.0) * max(b[3] - b[1] + one, 0.0)
+    union = area_a + area_b - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def test_box_iou_equals_the_min_max_formula_on_every_value():
+    # box_iou spells min / max as comparisons: the same result on ints, floats, NaN, infinities and overflow.
+    rng = np.random.default_rng(0)
+    values = [0, 1, 5, -3, 2.5, 10**20, 1e308, -1e308, math.inf, -math.inf, math.nan, 7, 7.0, 3]
+    for _ in range(20_000):
+        a = [values[i] for i in rng.integers(0, len(values), 4)]
+        b = [values[i] for i in rng.integers(0, len(values), 4)]
+        for inclusive in (True, False):
+            assert repr(g.box_iou(a, b, inclusive)) == repr(_box_iou_by_builtins(a, b, inclusive)), (a, b)

@@ -1,7 +1,10 @@
 import itertools
+import random
+import re
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 
 from segzero_env.answers import format_reply
 from segzero_env.parsing import parse_reply
@@ -14,7 +17,7 @@ from segzero_env.rewards import (
     make_preset,
     unavailable_terms,
 )
-from segzero_env.rewards.terms import vr_accuracy
+from segzero_env.rewards.terms import _SENTENCE_SPLIT, SENTENCE_END, TERM_FUNCTIONS, _one_object_terms, vr_accuracy
 from segzero_env.types import AnswerSchema, ObjectAnswer
 
 
@@ -262,3 +265,55 @@ def test_no_target_samples_reward_the_empty_answer_under_the_robust_rules_only()
     upstream = compute_terms(_inp(none, **kwargs), "upstream")
     assert upstream["answer_format"] == upstream["box_iou"] == upstream["points"] == 0.0
     assert upstream["mask_iou"] == 1.0  # LISA: empty on empty
+
+
+def test_sentence_split_splits_where_the_rule_says():
+    # The fast expression must split every text exactly where SENTENCE_END matches.
+    rule = re.compile(SENTENCE_END)
+    rng = random.Random(0)
+    alphabet = ".!?\n \t\r\x0b\x0c\u2003\u2028\x1c\x85ab"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(30_000)]
+    texts += ["Red. Red.", "a!? b\n\nc.", "end.", "..\n. x", "a.b. c"]
+    assert [_SENTENCE_SPLIT.split(t) for t in texts] == [rule.split(t) for t in texts]
+
+
+def test_one_object_terms_equal_the_term_functions():
+    """The one-object path gives every term exactly as the table's functions do, on every kind of reply."""
+    baseline = load_benchmark("upstream_baseline")
+    replies = baseline.generate_replies(3_000, seed=7)
+    replies += [
+        format_reply(box=(10, 10, 50, 50), points=[(20, 20), (40, 40)], think="The red one. It is big."),
+        format_reply([ObjectAnswer((10, 10, 50, 50), ((20, 20),))], schema=AnswerSchema.VISION_REASONER),
+        '<answer>[{"bbox_2d": [10, 10, 50, 50]}]</answer>',  # no point
+        '<answer>{"bbox": [10, 10, 50, 50], "points_1": [20, 20], "points_2": [40, 40], '
+        '"positive_points": [[30, 30]]}</answer>',  # three points
+        "<think>Red.\nRed.</think>"
+        + '<answer>{"bbox": [1e300, 0, 2e300, 1], "points_1": [0, 0], "points_2": [1, 1]}</answer>',
+    ]
+    gts = [
+        {"gt_box": (250.0, 180.0, 410.0, 330.0), "gt_points": ((300.0, 250.0), (360.0, 260.0))},
+        {"gt_box": (250, 180, 410, 330), "gt_points": ((300, 250), (360, 260))},  # integers
+        {"gt_box": (10, 10, 50, 50), "gt_points": [[20, 20], [40, 40]]},  # lists
+        {"gt_box": (250.5, 180.0, 410.0, 330.0), "gt_points": ((300.0, 250.0),)},  # one point
+        {"gt_box": (250.0, 180.0, 410.0, 330.0), "gt_points": ((300.0, 250.0), (1.0, 2.0), (360.0, 260.0))},
+        {"gt_box": (250.0, 180.0, 410.0, 330.0), "gt_points": None},
+        {"gt_box": (0.0, 0.0, float("nan"), 5.0), "gt_points": ((300.0, float("inf")), (360.0, 260.0))},
+        {"gt_box": None, "gt_points": None},
+        {"gt_box": (250.0, 180.0, 410.0, 330.0), "gt_points": ((300.0, 250.0), (360.0, 260.0)), "no_target": True},
+        {
+            "gt_box": (250.0, 180.0, 410.0, 330.0),
+            "gt_points": ((300.0, 250.0), (360.0, 260.0)),
+            "gt_objects": (ObjectAnswer((250.0, 180.0, 410.0, 330.0), ((300.0, 250.0),)),),
+        },
+    ]
+    fast_taken = 0
+    for reply in replies:
+        parsed = parse_reply(reply)
+        for gt in gts:
+            inp = RewardInput(reply, parsed, pred_mask=None, gt_mask=None, image_size=840, **gt)
+            fast = _one_object_terms(inp)
+            fast_taken += fast is not None
+            expected = {name: fn(inp) for name, fn in TERM_FUNCTIONS.items()}
+            assert repr(compute_terms(inp)) == repr(expected), (reply, gt)
+            assert fast is None or repr(fast) == repr(expected), (reply, gt)
+    assert fast_taken > 2_000  # the path under test is taken, on every kind of ground truth it serves

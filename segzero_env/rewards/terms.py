@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import hypot
 
 import numpy as np
 
@@ -75,7 +76,12 @@ TERM_NAMES: tuple[str, ...] = tuple(TERM_RANGES)
 RULES: tuple[str, ...] = ("robust", "upstream")
 """Rule sets a preset can score with (see :func:`compute_terms`)."""
 
-_SENTENCE_SPLIT = re.compile(r"[.!?]+(?:\s+|$)|\n+")
+SENTENCE_END = r"[.!?]+(?:\s+|$)|\n+"
+"""What ends a sentence for ``non_repeat``: end punctuation before whitespace or the end, or newlines."""
+_SENTENCE_SPLIT = re.compile(r"[.!?\n](?:(?<=[.!?])[.!?]*(?:\s+|$)|(?<=\n)\n*)")
+"""Splits exactly where :data:`SENTENCE_END` matches, ~4x faster: its one leading character class lets
+the regular expression engine skip ahead to the candidates (the two branches' own first characters,
+told apart by a look-behind, then the rest of each branch as written)."""
 
 
 @dataclass(frozen=True)
@@ -279,15 +285,8 @@ def non_repeat(inp: RewardInput) -> float:
     reply = inp.reply
     if not isinstance(reply, str) or inp.parsed.failure is FailureReason.TOO_LONG:
         return 0.0
-    seen: set[str] = set()
-    for sentence in _SENTENCE_SPLIT.split(_reasoning_text(reply)):
-        sentence = sentence.strip()
-        if not sentence:
-            continue
-        if sentence in seen:
-            return 0.0
-        seen.add(sentence)
-    return 1.0 if seen else 0.0
+    sentences = list(filter(None, map(str.strip, _SENTENCE_SPLIT.split(_reasoning_text(reply)))))
+    return 1.0 if sentences and len(set(sentences)) == len(sentences) else 0.0  # some sentence, none repeated
 
 
 def mask_iou_term(inp: RewardInput) -> float:
@@ -351,6 +350,55 @@ def _upstream_terms(inp: RewardInput) -> dict[str, float]:
     }
 
 
+def _one_object_terms(inp: RewardInput) -> dict[str, float] | None:
+    """The robust terms of a one-object answer against one ground-truth object; ``None`` otherwise.
+
+    What most replies are (a Seg-Zero answer, or a one-element list), scored with the table's rules
+    as the term functions score them, with the box's IoU and L1 and the point distances each
+    computed once: ``vr_accuracy`` of one prediction against one object is ``[IoU > 0.5] + [L1 < 10]
+    + [first point in its box and within 30 px of the ground truth's first]``, the first two
+    being ``box_iou`` and ``box_l1``.
+    """
+    objects = inp.parsed.objects
+    gt_box = inp.gt_box
+    if len(objects) != 1 or gt_box is None or inp.gt_objects is not None or inp.no_target:
+        return None
+    obj = objects[0]
+    box, pts = obj.box, obj.points
+    iou = 1.0 if box_iou(box, gt_box, inclusive=True) > BOX_IOU_THRESHOLD else 0.0
+    l1 = 1.0 if box_l1(box, gt_box) < BOX_L1_THRESHOLD else 0.0
+    gt = inp.gt_points
+    points = near = 0.0
+    if pts and gt:
+        x1, y1, x2, y2 = box
+        if len(pts) == len(gt) == 2:  # best_order_point_distance's two orders, each distance once
+            (p0x, p0y), (p1x, p1y) = pts  # the parser's points are pairs
+            g0x, g0y, g1x, g1y = gt[0][0], gt[0][1], gt[1][0], gt[1][1]
+            d00 = hypot(p0x - g0x, p0y - g0y)
+            first_inside = x1 <= p0x <= x2 and y1 <= p0y <= y2  # point_in_box
+            if first_inside and x1 <= p1x <= x2 and y1 <= p1y <= y2:
+                straight = d00 + hypot(p1x - g1x, p1y - g1y)
+                crossed = hypot(p0x - g1x, p0y - g1y) + hypot(p1x - g0x, p1y - g0y)
+                points = 1.0 if min(straight, crossed) / 2.0 < POINTS_DISTANCE_THRESHOLD else 0.0
+        else:
+            d00 = point_distance(pts[0], gt[0])
+            first_inside = point_in_box(pts[0], box)
+            if len(pts) == len(gt) and all(point_in_box(p, box) for p in pts):
+                points = 1.0 if best_order_point_distance(pts, gt) < POINTS_DISTANCE_THRESHOLD else 0.0
+        near = 1.0 if first_inside and d00 < VR_POINT_DISTANCE_THRESHOLD else 0.0
+    return {
+        "think_format": 1.0 if inp.parsed.think_format else 0.0,
+        "answer_format": answer_format(inp),
+        "box_iou": iou,
+        "box_l1": l1,
+        "points": points,
+        "vr_format": vr_format(inp),
+        "vr_accuracy": iou + l1 + near,
+        "non_repeat": non_repeat(inp),
+        "mask_iou": mask_iou_term(inp),
+    }
+
+
 def compute_terms(inp: RewardInput, rules: str = "robust") -> dict[str, float]:
     """Compute every reward term for one reply.
 
@@ -368,7 +416,7 @@ def compute_terms(inp: RewardInput, rules: str = "robust") -> dict[str, float]:
         ValueError: If ``rules`` is unknown.
     """
     if rules == "robust":
-        return {name: fn(inp) for name, fn in _TERM_ITEMS}
+        return _one_object_terms(inp) or {name: fn(inp) for name, fn in _TERM_ITEMS}
     if rules == "upstream":
         return _upstream_terms(inp)
     raise ValueError(f"unknown reward rules {rules!r}; valid rules: {', '.join(RULES)}")
