@@ -271,21 +271,18 @@ def vr_accuracy(inp: RewardInput) -> float:
     return float(scores[rows, cols].sum()) / denominator
 
 
-def _reasoning_text(reply: str) -> str:
-    start = reply.find("<think>")
-    if start >= 0:
-        end = reply.find("</think>", start)
-        if end >= 0:
-            return reply[start + len("<think>") : end]
-    return reply
-
-
 def non_repeat(inp: RewardInput) -> float:
     """1.0 when the reasoning has sentences and none of them repeats."""
     reply = inp.reply
     if not isinstance(reply, str) or inp.parsed.failure is FailureReason.TOO_LONG:
         return 0.0
-    sentences = list(filter(None, map(str.strip, _SENTENCE_SPLIT.split(_reasoning_text(reply)))))
+    text = reply  # the reasoning: the first <think> block, else the whole reply
+    start = reply.find("<think>")
+    if start >= 0:
+        end = reply.find("</think>", start)
+        if end >= 0:
+            text = reply[start + 7 : end]  # 7: len("<think>")
+    sentences = list(filter(None, map(str.strip, _SENTENCE_SPLIT.split(text))))
     return 1.0 if sentences and len(set(sentences)) == len(sentences) else 0.0  # some sentence, none repeated
 
 
