@@ -1,3 +1,4 @@
+import collections
 import itertools
 import random
 import re
@@ -17,7 +18,7 @@ from segzero_env.rewards import (
     make_preset,
     unavailable_terms,
 )
-from segzero_env.rewards.terms import _SENTENCE_SPLIT, SENTENCE_END, TERM_FUNCTIONS, _one_object_terms, vr_accuracy
+from segzero_env.rewards.terms import _SENTENCE_SPLIT, SENTENCE_END, TERM_FUNCTIONS, _common_terms, vr_accuracy
 from segzero_env.types import AnswerSchema, ObjectAnswer
 
 
@@ -277,8 +278,8 @@ def test_sentence_split_splits_where_the_rule_says():
     assert [_SENTENCE_SPLIT.split(t) for t in texts] == [rule.split(t) for t in texts]
 
 
-def test_one_object_terms_equal_the_term_functions():
-    """The one-object path gives every term exactly as the table's functions do, on every kind of reply."""
+def test_common_terms_equal_the_term_functions():
+    """The common cases' path gives every term exactly as the table's functions do, on every kind of reply."""
     baseline = load_benchmark("upstream_baseline")
     replies = baseline.generate_replies(3_000, seed=7)
     replies += [
@@ -306,14 +307,17 @@ def test_one_object_terms_equal_the_term_functions():
             "gt_objects": (ObjectAnswer((250.0, 180.0, 410.0, 330.0), ((300.0, 250.0),)),),
         },
     ]
-    fast_taken = 0
+    taken = collections.Counter()
     for reply in replies:
         parsed = parse_reply(reply)
         for gt in gts:
             inp = RewardInput(reply, parsed, pred_mask=None, gt_mask=None, image_size=840, **gt)
-            fast = _one_object_terms(inp)
-            fast_taken += fast is not None
+            fast = _common_terms(inp)
+            taken[(fast is not None, len(parsed.objects))] += 1
             expected = {name: fn(inp) for name, fn in TERM_FUNCTIONS.items()}
             assert repr(compute_terms(inp)) == repr(expected), (reply, gt)
             assert fast is None or repr(fast) == repr(expected), (reply, gt)
-    assert fast_taken > 2_000  # the path under test is taken, on every kind of ground truth it serves
+    # Both cases are taken, and the path is refused where it does not apply (no-target samples, several
+    # ground-truth objects, no ground truth, several predicted objects).
+    assert taken[(True, 0)] > 10_000 and taken[(True, 1)] > 2_000, taken
+    assert taken[(False, 0)] > 1_000 and taken[(False, 1)] > 500 and taken[(False, 3)] > 0, taken

@@ -347,18 +347,32 @@ def _upstream_terms(inp: RewardInput) -> dict[str, float]:
     }
 
 
-def _one_object_terms(inp: RewardInput) -> dict[str, float] | None:
-    """The robust terms of a one-object answer against one ground-truth object; ``None`` otherwise.
+def _common_terms(inp: RewardInput) -> dict[str, float] | None:
+    """The robust terms of the two common cases, as the term functions give them; ``None`` otherwise.
 
-    What most replies are (a Seg-Zero answer, or a one-element list), scored with the table's rules
-    as the term functions score them, with the box's IoU and L1 and the point distances each
-    computed once: ``vr_accuracy`` of one prediction against one object is ``[IoU > 0.5] + [L1 < 10]
-    + [first point in its box and within 30 px of the ground truth's first]``, the first two
-    being ``box_iou`` and ``box_l1``.
+    * No object (a failure, or ``[]`` on a sample with a target): every accuracy term is 0.
+    * One object against one ground-truth object (a Seg-Zero answer, a one-element list): the box's
+      IoU and L1 and the point distances are computed once. ``vr_accuracy`` of one prediction
+      against one object is ``[IoU > 0.5] + [L1 < 10] + [first point in its box and within 30 px of
+      the ground truth's first]``, the first two being ``box_iou`` and ``box_l1``.
     """
+    if inp.no_target:
+        return None
     objects = inp.parsed.objects
+    if not objects:
+        return {
+            "think_format": 1.0 if inp.parsed.think_format else 0.0,
+            "answer_format": answer_format(inp),
+            "box_iou": 0.0,
+            "box_l1": 0.0,
+            "points": 0.0,
+            "vr_format": vr_format(inp),
+            "vr_accuracy": 0.0,
+            "non_repeat": non_repeat(inp),
+            "mask_iou": mask_iou_term(inp),
+        }
     gt_box = inp.gt_box
-    if len(objects) != 1 or gt_box is None or inp.gt_objects is not None or inp.no_target:
+    if len(objects) != 1 or gt_box is None or inp.gt_objects is not None:
         return None
     obj = objects[0]
     box, pts = obj.box, obj.points
@@ -413,7 +427,7 @@ def compute_terms(inp: RewardInput, rules: str = "robust") -> dict[str, float]:
         ValueError: If ``rules`` is unknown.
     """
     if rules == "robust":
-        return _one_object_terms(inp) or {name: fn(inp) for name, fn in _TERM_ITEMS}
+        return _common_terms(inp) or {name: fn(inp) for name, fn in _TERM_ITEMS}
     if rules == "upstream":
         return _upstream_terms(inp)
     raise ValueError(f"unknown reward rules {rules!r}; valid rules: {', '.join(RULES)}")
