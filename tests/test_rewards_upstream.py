@@ -770,7 +770,10 @@ def _coordinate(rng, center):
     if kind < 0.5:
         return rng.choice([-1, 1]) * rng.randint(2**24, 2**30)
     if kind < 0.6:
-        return rng.choice([2**24 + 1, 2**30, -(2**30), 2**30 + 1, 2**31 + 7, -(2**62), 2**63 - 1])
+        # Beyond int64 (2**63, 10**20, 2**64 + 1): numpy's array type for them depends on its version.
+        return rng.choice(
+            [2**24 + 1, 2**30, -(2**30), 2**30 + 1, 2**31 + 7, -(2**62), 2**63 - 1, 2**63, -(2**63), 10**20, 2**64 + 1]
+        )
     if kind < 0.8:
         return round(center + rng.uniform(-30, 30), rng.choice([0, 1, 3]))
     if kind < 0.9:

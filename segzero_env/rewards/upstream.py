@@ -480,6 +480,28 @@ def _pair_score(box: Coords, point: Coords, gt_box: Coords, gt_point: Coords) ->
     return score
 
 
+def _as_numpy_holds(boxes: list, points: list) -> tuple[list, list] | None:
+    """The boxes and points as upstream's numpy arrays hold them, when the pure-Python scorer gives its result.
+
+    That is when each array is float64 (numpy's own conversion of the values: a huge int beside a
+    float, say, whose array type is numpy's choice) or an int64 array of values within 2**30;
+    ``None`` otherwise (int64 beyond 2**30, unsigned, object and bool arrays stay with numpy).
+    """
+    held = []
+    for rows in (boxes, points):
+        try:
+            array = np.array(rows)
+        except Exception:  # noqa: BLE001 - the numpy path raises the same way: upstream scores 0
+            return None
+        if array.dtype == np.float64:
+            held.append(array.tolist())
+        elif array.dtype == np.int64 and all(_plain_numbers(row) for row in rows):
+            held.append(rows)
+        else:
+            return None
+    return held[0], held[1]
+
+
 def _score_matrix_numpy(boxes: list, points: list, gt_boxes: list, gt_points: list) -> np.ndarray | None:
     """The pair scores computed on numpy arrays of the values as written (exotic dtypes: big or odd numbers)."""
     try:
@@ -570,6 +592,11 @@ def vr_accuracy(reading: UpstreamReading, ground_truth: tuple[tuple, tuple, bool
         points.append(point)
     gt_boxes, gt_points, small_gt = ground_truth
     # An all-bool box array cannot be subtracted: the numpy path raises as upstream does.
+    if not fast and small_gt and not all_bool:
+        held = _as_numpy_holds(boxes, points)
+        if held is not None:
+            boxes, points = held
+            fast = True
     fast = fast and small_gt and not all_bool
     if fast and len(gt_boxes) == 1:  # one ground-truth object: the best assignment is the best prediction
         gb, gp = gt_boxes[0], gt_points[0]
