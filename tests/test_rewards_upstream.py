@@ -803,3 +803,35 @@ def test_vision_reasoner_accuracy_on_large_integers_equals_the_published_rule():
         if ours != ref:
             disagreements.append((ours, ref, reply))
     assert disagreements == []
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32"])
+def test_fast_int_limit_keeps_numpy_integer_arithmetic_exact(dtype):
+    """Within the limit (ground truth included) numpy's integers of that type never wrap; beyond it, int32 does."""
+    import numpy as np
+
+    from segzero_env.rewards.upstream import fast_int_limit
+
+    def accuracy_quantities(box, point, gt_box, gt_point, ints):
+        (x1, y1, x2, y2), (g1, h1, g2, h2) = ints(box), ints(gt_box)
+        inter = (min(x2, g2) - max(x1, g1) + 1) * (min(y2, h2) - max(y1, h1) + 1)
+        union = (x2 - x1 + 1) * (y2 - y1 + 1) + (g2 - g1 + 1) * (h2 - h1 + 1) - inter
+        squared = sum((a - c) * (a - c) for a, c in zip(ints(point), ints(gt_point), strict=True))
+        return [int(v) for v in (inter, union, squared)]
+
+    def wraps(limit):
+        g = min(limit, 2**20)
+        cases = [
+            ([-limit, -limit, limit, limit], [limit, -limit], [-g, -g, g, g], [-g, g]),
+            ([limit, limit, -limit, -limit], [-limit, limit], [g, g, -g, -g], [g, -g]),
+        ]
+        as_numpy = lambda values: list(np.array(values, dtype=dtype))  # noqa: E731 - numpy scalars of that type
+        return any(
+            accuracy_quantities(*case, as_numpy) != accuracy_quantities(*case, lambda values: values) for case in cases
+        )
+
+    with np.errstate(all="ignore"):
+        limit = fast_int_limit(dtype)
+        assert not wraps(limit)
+        if dtype == "int32":
+            assert wraps(4 * limit)  # the bound is within a factor of 4 of where int32 wraps

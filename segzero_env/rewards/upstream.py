@@ -50,7 +50,18 @@ VR_MAX_OBJECTS = 120
 _NO_VALUE = object()
 """Marks text that was absent or did not decode."""
 
-_FAST_INT_LIMIT = 1 << 30
+
+def fast_int_limit(int_dtype: Any) -> int:
+    """The largest integer coordinate VisionReasoner's accuracy is scored with in Python, for numpy's integer type.
+
+    ``int_dtype`` is the type numpy gives an array of Python ints (int64; int32 on Windows with numpy
+    < 2). Up to the limit, with the ground truth within it too, no area, union or squared distance
+    of the accuracy wraps around in that type, so Python's exact integers give numpy's results.
+    """
+    return 1 << 30 if np.dtype(int_dtype).itemsize >= 8 else 1 << 13
+
+
+_FAST_INT_LIMIT = fast_int_limit(np.array([0]).dtype)
 """VisionReasoner accuracy: integer coordinates up to this size are scored in Python, as numpy scores them.
 
 numpy holds them in int64 arrays, where areas and squared distances stay below 2**63 (no wrap-around),
@@ -63,6 +74,10 @@ scored in Python too when numpy makes a float64 array of them (beside a float, s
 
 _EXACT_LIMIT = float(1 << 20)
 """Coordinates up to this size give the same Seg-Zero terms in float and in integer arithmetic."""
+
+_VR_GT_LIMIT = min(_EXACT_LIMIT, _FAST_INT_LIMIT)
+"""VisionReasoner accuracy is scored in Python only for a ground truth within this size (2**20; with
+int32 arrays, 2**13)."""
 
 Coords = Sequence[float]
 
@@ -533,7 +548,7 @@ def vr_ground_truth(
     """The ground truth as VisionReasoner's accuracy holds it: ``(boxes, points, small)``, at most 120 objects.
 
     The objects are ``gt_objects`` (each one's first point), else the one ``(gt_box, gt_points[0])``;
-    their numbers are upstream's (:func:`upstream_gt`); ``small``: all of them are within 2**20 (the
+    their numbers are upstream's (:func:`upstream_gt`); ``small``: all of them are within :data:`_VR_GT_LIMIT` (the
     pure-Python scorer's domain). ``None`` when there is no object or one lacks a 2-value point (the
     term is then 0; upstream's ground truth always has one). Remembered for the same tuples: a GRPO
     group shares its ground truth.
@@ -551,7 +566,7 @@ def vr_ground_truth(
     result: tuple[tuple, tuple, bool] | None = None
     if objects and all(point is not None and len(point) == 2 for _, point in objects):
         boxes, points = tuple(upstream_gt(box) for box, _ in objects), tuple(upstream_gt(point) for _, point in objects)
-        small = all(abs(v) <= _EXACT_LIMIT for part in (*boxes, *points) for v in part)  # NaN is not small
+        small = all(abs(v) <= _VR_GT_LIMIT for part in (*boxes, *points) for v in part)  # NaN is not small
         result = boxes, points, small
     if _immutable(gt_box, gt_points, gt_objects):
         _last_vr_gt = (gt_box, gt_points, gt_objects, result)
