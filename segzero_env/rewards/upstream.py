@@ -64,13 +64,15 @@ def fast_int_limit(int_dtype: Any) -> int:
 _FAST_INT_LIMIT = fast_int_limit(np.array([0]).dtype)
 """VisionReasoner accuracy: integer coordinates up to this size are scored in Python, as numpy scores them.
 
-numpy holds them in int64 arrays, where areas and squared distances stay below 2**63 (no wrap-around),
-or in float64 arrays beside a float, where every such int is exact. Python's exact integer products
-differ from float64's rounded ones only beyond 2**53, for a box with a coordinate beyond 2**24: its
-IoU with a ground-truth box in the image frame is then 0 or tiny, its L1 far above 10, so no
-threshold can tell the two apart (the ground truth is checked to be within 2**20). Larger ints are
-scored in Python too when numpy makes a float64 array of them (beside a float, say: see
-:func:`_as_numpy_holds`); otherwise (int64 overflow, uint64 and object arrays) they go to numpy."""
+What follows is the int64 case (2**30); where numpy's arrays of ints are int32 the limit is 2**13
+(:func:`fast_int_limit`). numpy holds them in int64 arrays, where areas and squared distances stay
+below 2**63 (no wrap-around), or in float64 arrays beside a float, where every such int is exact.
+Python's exact integer products differ from float64's rounded ones only beyond 2**53, for a box with
+a coordinate beyond 2**24: its IoU with a ground-truth box in the image frame is then 0 or tiny, its
+L1 far above 10, so no threshold can tell the two apart (the ground truth is checked to be within
+2**20). Larger ints are scored in Python too when numpy makes a float64 array of them (beside a
+float, say: see :func:`_as_numpy_holds`); otherwise (int64 overflow, uint64 and object arrays) they
+go to numpy."""
 
 _EXACT_LIMIT = float(1 << 20)
 """Coordinates up to this size give the same Seg-Zero terms in float and in integer arithmetic."""
