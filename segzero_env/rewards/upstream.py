@@ -502,8 +502,9 @@ def _as_numpy_holds(boxes: list, points: list) -> tuple[list, list] | None:
     """The boxes and points as upstream's numpy arrays hold them, when the pure-Python scorer gives its result.
 
     That is when each array is float64 (numpy's own conversion of the values: a huge int beside a
-    float, say, whose array type is numpy's choice) or an int64 array of values within 2**30;
-    ``None`` otherwise (int64 beyond 2**30, unsigned, object and bool arrays stay with numpy).
+    float, say, whose array type is numpy's choice) or an int64 array of values within
+    :data:`_FAST_INT_LIMIT`; ``None`` otherwise (larger int64, int32, unsigned, object and bool arrays
+    stay with numpy).
     """
     held = []
     for rows in (boxes, points):
@@ -550,10 +551,10 @@ def vr_ground_truth(
     """The ground truth as VisionReasoner's accuracy holds it: ``(boxes, points, small)``, at most 120 objects.
 
     The objects are ``gt_objects`` (each one's first point), else the one ``(gt_box, gt_points[0])``;
-    their numbers are upstream's (:func:`upstream_gt`); ``small``: all of them are within :data:`_VR_GT_LIMIT` (the
-    pure-Python scorer's domain). ``None`` when there is no object or one lacks a 2-value point (the
-    term is then 0; upstream's ground truth always has one). Remembered for the same tuples: a GRPO
-    group shares its ground truth.
+    their numbers are upstream's (:func:`upstream_gt`); ``small``: all of them are within
+    :data:`_VR_GT_LIMIT` (the pure-Python scorer's domain). ``None`` when there is no object or one
+    lacks a 2-value point (the term is then 0; upstream's ground truth always has one). Remembered for
+    the same tuples: a GRPO group shares its ground truth.
     """
     global _last_vr_gt
     last = _last_vr_gt
