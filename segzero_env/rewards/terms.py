@@ -359,46 +359,35 @@ def _common_terms(inp: RewardInput) -> dict[str, float] | None:
     if inp.no_target:
         return None
     objects = inp.parsed.objects
-    if not objects:
-        return {
-            "think_format": 1.0 if inp.parsed.think_format else 0.0,
-            "answer_format": answer_format(inp),
-            "box_iou": 0.0,
-            "box_l1": 0.0,
-            "points": 0.0,
-            "vr_format": vr_format(inp),
-            "vr_accuracy": 0.0,
-            "non_repeat": non_repeat(inp),
-            "mask_iou": mask_iou_term(inp),
-        }
-    gt_box = inp.gt_box
-    if len(objects) != 1 or gt_box is None or inp.gt_objects is not None:
-        return None
-    obj = objects[0]
-    box, pts = obj.box, obj.points
-    iou = 1.0 if box_iou(box, gt_box, inclusive=True) > BOX_IOU_THRESHOLD else 0.0
-    l1 = 1.0 if box_l1(box, gt_box) < BOX_L1_THRESHOLD else 0.0
-    gt = inp.gt_points
-    points = near = 0.0
-    if pts and gt:
-        x1, y1, x2, y2 = box
-        if len(pts) == len(gt) == 2:  # best_order_point_distance's two orders, each distance once
-            (p0x, p0y), (p1x, p1y) = pts  # the parser's points are pairs
-            g0x, g0y, g1x, g1y = gt[0][0], gt[0][1], gt[1][0], gt[1][1]
-            d00 = hypot(p0x - g0x, p0y - g0y)
-            first_inside = x1 <= p0x <= x2 and y1 <= p0y <= y2  # point_in_box
-            if first_inside and x1 <= p1x <= x2 and y1 <= p1y <= y2:
-                straight = d00 + hypot(p1x - g1x, p1y - g1y)
-                crossed = hypot(p0x - g1x, p0y - g1y) + hypot(p1x - g0x, p1y - g0y)
-                points = 1.0 if min(straight, crossed) / 2.0 < POINTS_DISTANCE_THRESHOLD else 0.0
-        else:
-            d00 = point_distance(pts[0], gt[0])
-            first_inside = point_in_box(pts[0], box)
-            if len(pts) == len(gt) and all(point_in_box(p, box) for p in pts):
-                points = 1.0 if best_order_point_distance(pts, gt) < POINTS_DISTANCE_THRESHOLD else 0.0
-        near = 1.0 if first_inside and d00 < VR_POINT_DISTANCE_THRESHOLD else 0.0
+    iou = l1 = points = near = 0.0
+    if objects:
+        gt_box = inp.gt_box
+        if len(objects) != 1 or gt_box is None or inp.gt_objects is not None:
+            return None
+        obj = objects[0]
+        box, pts = obj.box, obj.points
+        iou = 1.0 if box_iou(box, gt_box, inclusive=True) > BOX_IOU_THRESHOLD else 0.0
+        l1 = 1.0 if box_l1(box, gt_box) < BOX_L1_THRESHOLD else 0.0
+        gt = inp.gt_points
+        if pts and gt:
+            x1, y1, x2, y2 = box
+            if len(pts) == len(gt) == 2:  # best_order_point_distance's two orders, each distance once
+                (p0x, p0y), (p1x, p1y) = pts  # the parser's points are pairs
+                g0x, g0y, g1x, g1y = gt[0][0], gt[0][1], gt[1][0], gt[1][1]
+                d00 = hypot(p0x - g0x, p0y - g0y)
+                first_inside = x1 <= p0x <= x2 and y1 <= p0y <= y2  # point_in_box
+                if first_inside and x1 <= p1x <= x2 and y1 <= p1y <= y2:
+                    straight = d00 + hypot(p1x - g1x, p1y - g1y)
+                    crossed = hypot(p0x - g1x, p0y - g1y) + hypot(p1x - g0x, p1y - g0y)
+                    points = 1.0 if min(straight, crossed) / 2.0 < POINTS_DISTANCE_THRESHOLD else 0.0
+            else:
+                d00 = point_distance(pts[0], gt[0])
+                first_inside = point_in_box(pts[0], box)
+                if len(pts) == len(gt) and all(point_in_box(p, box) for p in pts):
+                    points = 1.0 if best_order_point_distance(pts, gt) < POINTS_DISTANCE_THRESHOLD else 0.0
+            near = 1.0 if first_inside and d00 < VR_POINT_DISTANCE_THRESHOLD else 0.0
     return {
-        "think_format": 1.0 if inp.parsed.think_format else 0.0,
+        "think_format": think_format(inp),
         "answer_format": answer_format(inp),
         "box_iou": iou,
         "box_l1": l1,

@@ -440,7 +440,7 @@ _BOOL_BOX = frozenset({bool})
 
 
 def _plain_numbers(values: list) -> bool:
-    """Whether every value is a float, a bool or an int of at most 2**30 (the pure-Python scorer's domain)."""
+    """Whether every value is a float, a bool or an int within :data:`_FAST_INT_LIMIT` (the Python scorer's domain)."""
     for v in values:
         t = type(v)
         if t is not float and t is not bool and (t is not int or not -_FAST_INT_LIMIT <= v <= _FAST_INT_LIMIT):
@@ -610,13 +610,12 @@ def vr_accuracy(reading: UpstreamReading, ground_truth: tuple[tuple, tuple, bool
         boxes.append(box)
         points.append(point)
     gt_boxes, gt_points, small_gt = ground_truth
-    # An all-bool box array cannot be subtracted: the numpy path raises as upstream does.
-    if not fast and small_gt and not all_bool:
+    if not small_gt or all_bool:
+        fast = False  # a large ground truth leaves Python's domain; an all-bool box array cannot be subtracted
+    elif not fast:
         held = _as_numpy_holds(boxes, points)
         if held is not None:
-            boxes, points = held
-            fast = True
-    fast = fast and small_gt and not all_bool
+            (boxes, points), fast = held, True
     if fast and len(gt_boxes) == 1:  # one ground-truth object: the best assignment is the best prediction
         gb, gp = gt_boxes[0], gt_points[0]
         return max([_pair_score(b, p, gb, gp) for b, p in zip(boxes, points, strict=True)]) / len(boxes)
