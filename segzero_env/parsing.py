@@ -199,7 +199,10 @@ def _interpret(
             )
         if isinstance(value, dict):
             if "bbox" in value and not untagged:
-                objects, inverted = read_seg_zero(value)
+                read = read_seg_zero(value)
+                if type(read) is ParseError:
+                    return ParsedReply.failed(read.reason, read.detail, think, strict, n_tags, answer_text)
+                objects, inverted = read  # type: ignore[misc]
                 notes = _notes(strict, inverted, n_tags)
                 return ParsedReply.answered(
                     objects, AnswerSchema.SEG_ZERO, think, strict, n_tags, answer_text, inverted, notes

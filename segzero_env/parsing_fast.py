@@ -47,20 +47,35 @@ r"""Fully matches a whole (stripped) reply of the common shape: a reasoning with
 canonical Seg-Zero answer. Group 1 is the answer text; groups 2-9 its numbers. Such a reply has the
 think-then-answer layout and one answer tag (``\s`` is the whitespace ``str.strip`` removes)."""
 
+_REPLY_HEAD = re.compile(r"<think>[^<]*</think>\s*<answer>\s*")
+""":data:`CANONICAL_REPLY` up to its answer (its one way to match: ``[^<]*`` stops at the first ``<``)."""
+_REPLY_TAIL = re.compile(r"\s*</answer>")
+""":data:`CANONICAL_REPLY` after its answer."""
+
 
 def canonical_reply(text: str) -> tuple[str, tuple[str, ...]] | None:
     """``(answer text, its 8 number literals)`` when ``text`` matches :data:`CANONICAL_REPLY`, else ``None``.
 
-    The answer is remembered as :func:`canonical_numbers` would remember it.
+    The answer is remembered as :func:`canonical_numbers` would remember it. When the reply has the
+    layout but its answer is not canonical, the answer text as the parser cuts it (between the tags,
+    stripped) is remembered as not canonical: the expression has just failed on it, and the parser and
+    the reward rules need not run it again.
     """
-    m = CANONICAL_REPLY.fullmatch(text)
-    if m is None:
+    head = _REPLY_HEAD.match(text)
+    if head is None:
         return None
-    body, literals = m.group(1), m.groups()[1:]
-    if len(body) <= _CACHE_TEXT_CHARS:
-        if len(_canonical_cache) >= _CACHE_SIZE:
-            _canonical_cache.clear()
-        _canonical_cache[body] = literals
+    start = head.end()
+    m = CANONICAL_SEG_ZERO.match(text, start)
+    if m is None:
+        # No match at ``start`` means no full match of any text starting there.
+        end = text.find("</answer>", start)
+        if end >= 0:
+            _remember(text[start:end].rstrip(), None)  # the leading whitespace is the head's
+        return None
+    if _REPLY_TAIL.fullmatch(text, m.end()) is None:
+        return None
+    body, literals = m.group(), m.groups()
+    _remember(body, literals)
     return body, literals
 
 
@@ -106,11 +121,15 @@ def canonical_numbers(text: str) -> tuple[str, ...] | None:
         return hit  # type: ignore[return-value]
     m = CANONICAL_SEG_ZERO.fullmatch(text)
     groups = m.groups() if m is not None else None
+    _remember(text, groups)
+    return groups
+
+
+def _remember(text: str, groups: tuple[str, ...] | None) -> None:
     if len(text) <= _CACHE_TEXT_CHARS:
         if len(_canonical_cache) >= _CACHE_SIZE:
             _canonical_cache.clear()
         _canonical_cache[text] = groups
-    return groups
 
 
 def canonical_seg_zero(text: str) -> dict | None:

@@ -8,7 +8,6 @@ documented once, in :mod:`segzero_env.parsing`; only the parser calls them.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from segzero_env.types import AnswerSchema, FailureReason, ObjectAnswer, Refinement
@@ -35,19 +34,22 @@ def short_repr(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def numbers_or_none(value: Any, n: int) -> tuple[float, ...] | None:
-    """The ``n`` finite numbers of a list, as floats, or ``None`` where :func:`read_numbers` would raise.
+def numbers(value: Any, n: int, key: str) -> tuple[float, ...] | ParseError:
+    """The ``n`` finite numbers of a list, as floats, or the failure of the first bad value, returned.
 
-    The quick check: no failure detail is built (a list answer's later elements only need to know
-    whether they are valid).
+    Nothing is raised (a policy's bad answers are common, and raising costs as much as the reading):
+    the caller raises or reports the failure. Its detail starts with ``key``; bools, strings,
+    ``None``, NaN, infinities and ints too large for a float are refused.
 
-    >>> numbers_or_none([1, 2.5], 2), numbers_or_none([1, True], 2), numbers_or_none([1, float("nan")], 2)
-    ((1.0, 2.5), None, None)
+    >>> numbers([1, 2.5], 2, "p")
+    (1.0, 2.5)
+    >>> numbers([1, True], 2, "p").detail, numbers([1, float("nan")], 2, "p").reason.value
+    ('p[1] is bool True, expected a number', 'non_finite')
     """
     if type(value) is not list and not isinstance(value, (list, tuple)):
-        return None
+        return ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of {n} numbers, got {type(value).__name__}")
     if len(value) != n:
-        return None
+        return ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} values, expected {n}")
     out = []
     for v in value:
         t = type(v)
@@ -57,49 +59,23 @@ def numbers_or_none(value: Any, n: int) -> tuple[float, ...] | None:
             try:
                 f = float(v)
             except OverflowError:
-                return None
+                return ParseError(FailureReason.NON_FINITE, f"{key}[{len(out)}] is too large for a float")
         else:
-            return None
+            return ParseError(
+                FailureReason.NOT_A_NUMBER, f"{key}[{len(out)}] is {t.__name__} {short_repr(v)}, expected a number"
+            )
         if f - f != 0.0:  # inf - inf and nan - nan are nan
-            return None
+            return ParseError(FailureReason.NON_FINITE, f"{key}[{len(out)}] is {f}")
         out.append(f)
     return tuple(out)
 
 
 def read_numbers(value: Any, n: int, key: str) -> tuple[float, ...]:
-    """Read exactly ``n`` finite numbers from a list, or raise a typed failure naming ``key``."""
-    numbers = numbers_or_none(value, n)
-    if numbers is not None:
-        return numbers
-    return _explain_numbers(value, n, key)
-
-
-def _explain_numbers(value: Any, n: int, key: str) -> tuple[float, ...]:
-    """:func:`read_numbers` step by step, raising the failure of the first bad value with its detail."""
-    if type(value) is not list and not isinstance(value, (list, tuple)):
-        raise ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of {n} numbers, got {type(value).__name__}")
-    if len(value) != n:
-        raise ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} values, expected {n}")
-    out = []
-    for i, v in enumerate(value):
-        t = type(v)
-        if t is float:
-            f = v
-        elif t is int:
-            try:
-                f = float(v)
-            except OverflowError:
-                raise ParseError(FailureReason.NON_FINITE, f"{key}[{i}] is too large for a float") from None
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            f = float(v)
-        else:
-            raise ParseError(
-                FailureReason.NOT_A_NUMBER, f"{key}[{i}] is {type(v).__name__} {short_repr(v)}, expected a number"
-            )
-        if not math.isfinite(f):
-            raise ParseError(FailureReason.NON_FINITE, f"{key}[{i}] is {f}")
-        out.append(f)
-    return tuple(out)
+    """Read exactly ``n`` finite numbers from a list, or raise :func:`numbers`' failure naming ``key``."""
+    result = numbers(value, n, key)
+    if type(result) is ParseError:
+        raise result
+    return result  # type: ignore[return-value]
 
 
 def read_box(value: Any, key: str) -> tuple[tuple[float, float, float, float], bool]:
@@ -121,16 +97,27 @@ def read_point(value: Any, key: str) -> tuple[float, float]:
     return (x, y)
 
 
-def read_seg_zero(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool]:
-    """Read Seg-Zero's ``{"bbox", "points_1", "points_2"}`` answer: its one object and the inverted flag."""
-    box, inverted = read_box(value["bbox"], "bbox")
+def read_seg_zero(value: dict) -> tuple[tuple[ObjectAnswer, ...], bool] | ParseError:
+    """Read Seg-Zero's ``{"bbox", "points_1", "points_2"}`` answer: its one object and the inverted flag.
+
+    The failure of the first bad key is returned, not raised.
+    """
+    box = numbers(value["bbox"], 4, "bbox")
+    if type(box) is ParseError:
+        return box
     for key in ("points_1", "points_2"):
         if key not in value:
-            raise ParseError(
+            return ParseError(
                 FailureReason.MISSING_KEY, f"answer has no {key!r} key (Seg-Zero answers need bbox, points_1, points_2)"
             )
-    points = (read_point(value["points_1"], "points_1"), read_point(value["points_2"], "points_2"))
-    return (ObjectAnswer.fast(box, points),), inverted
+    p1 = numbers(value["points_1"], 2, "points_1")
+    if type(p1) is ParseError:
+        return p1
+    p2 = numbers(value["points_2"], 2, "points_2")
+    if type(p2) is ParseError:
+        return p2
+    upright, inverted = upright_box(box)  # type: ignore[arg-type]
+    return (ObjectAnswer.fast(upright, (p1, p2)),), inverted
 
 
 def read_point_list(value: Any, key: str) -> tuple[tuple[float, float], ...]:
@@ -178,21 +165,21 @@ def read_object_list(
     checks: list[tuple[bool, bool]] = []
     inverted = False
     all_points = True
-    box: tuple[float, ...] | None
-    point: tuple[float, ...] | None
+    box: tuple[float, ...] | ParseError | None
+    point: tuple[float, ...] | ParseError | None
     for i, item in enumerate(items):
         if type(item) is not dict:
             box = point = None
         else:  # the quick reading (no failure detail is built unless the element fails)
-            box = numbers_or_none(item.get("bbox_2d"), 4)
+            box = numbers(item.get("bbox_2d"), 4, "bbox_2d")
             point_value = item.get("point_2d", _ABSENT)
-            point = () if point_value is _ABSENT else numbers_or_none(point_value, 2)
-        if box is None or point is None:  # the answer fails: later elements only count for item_checks
+            point = () if point_value is _ABSENT else numbers(point_value, 2, "point_2d")
+        if type(box) is not tuple or type(point) is not tuple:  # the answer fails: later elements only count
             failure, box_ok, point_ok = _element_failure(item, i, box, point)
             checks.append((box_ok, point_ok))
             checks.extend(map(_item_validity, items[i + 1 :]))
             return tuple(objects), inverted, AnswerSchema.VISION_REASONER, tuple(checks), failure
-        box, box_inverted = upright_box(box)
+        box, box_inverted = upright_box(box)  # type: ignore[arg-type]
         inverted = inverted or box_inverted
         if point:
             objects.append(ObjectAnswer.fast(box, (point,)))
@@ -210,33 +197,25 @@ _BOTH_VALID = (True, True)
 _BOX_VALID = (True, False)
 
 
-def _element_failure(
-    item: Any, i: int, box: tuple[float, ...] | None, point: tuple[float, ...] | None
-) -> tuple[ParseError, bool, bool]:
+def _element_failure(item: Any, i: int, box: Any, point: Any) -> tuple[ParseError, bool, bool]:
     """Why list element ``i`` is not a valid object: ``(failure, bbox_2d valid, point_2d valid)``.
 
-    ``box`` and ``point`` are the quick readings (``None`` where refused, ``point`` ``()`` when absent).
-    A bad box is reported before a bad point; the detail names the element and the key.
+    ``box`` and ``point`` are the element's readings by :func:`numbers` (``point`` ``()`` when absent,
+    both ``None`` when the element is not a dict). A bad box is reported before a bad point; the detail
+    names the element and the key.
     """
     if not isinstance(item, dict):
         return ParseError(FailureReason.WRONG_TYPE, f"[{i}] is {type(item).__name__}, expected an object"), False, False
     if "bbox_2d" not in item:
         return ParseError(FailureReason.MISSING_KEY, f"[{i}] has no 'bbox_2d' key"), False, False
-    point_ok = point is not None and len(point) > 0
-    key, value, n = (
-        (f"[{i}].bbox_2d", item["bbox_2d"], 4) if box is None else (f"[{i}].point_2d", item.get("point_2d"), 2)
-    )
-    try:
-        _explain_numbers(value, n, key)
-    except ParseError as fail:
-        return fail, box is not None, point_ok
-    # The quick reading and the explaining one agree (tested); should they not, the element still fails.
-    return ParseError(FailureReason.NOT_A_NUMBER, f"{key} is not {n} finite numbers"), box is not None, point_ok
+    box_ok, point_ok = type(box) is tuple, type(point) is tuple and len(point) > 0
+    failure = point if box_ok else box
+    return ParseError(failure.reason, f"[{i}].{failure.detail}"), box_ok, point_ok
 
 
 def _item_validity(item: Any) -> tuple[bool, bool]:
     """``(bbox_2d valid, point_2d valid)`` of a list element, as :func:`read_object_list` counts them."""
     if not isinstance(item, dict) or "bbox_2d" not in item:
         return False, False
-    point_ok = "point_2d" in item and numbers_or_none(item["point_2d"], 2) is not None
-    return numbers_or_none(item["bbox_2d"], 4) is not None, point_ok
+    point_ok = "point_2d" in item and type(numbers(item["point_2d"], 2, "point_2d")) is tuple
+    return type(numbers(item["bbox_2d"], 4, "bbox_2d")) is tuple, point_ok

@@ -287,21 +287,120 @@ def test_the_empty_list_is_a_valid_no_object_answer(reply):
     assert not parse_reply("<answer>{}</answer>").no_object  # an empty object is not the documented form
 
 
-def test_quick_number_check_agrees_with_the_explained_reading():
+def test_numbers_reads_exactly_the_finite_real_numbers():
+    import math
     import random
 
-    from segzero_env.parsing_schemas import ParseError, _explain_numbers, numbers_or_none
+    from segzero_env.parsing_schemas import ParseError, numbers
+
+    def rule(value, n):  # the documented rule: a list (or tuple) of n finite numbers that are not bools
+        if not isinstance(value, (list, tuple)) or len(value) != n:
+            return None
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return None
+        try:
+            floats = tuple(float(v) for v in value)
+        except OverflowError:
+            return None
+        return floats if all(map(math.isfinite, floats)) else None
 
     rng = random.Random(0)
     scalars = [0, -0.0, 1, 2.5, True, False, None, "3", float("nan"), float("inf"), -float("inf"), 10**400, 2**63]
     values = [(), [], "abcd", {"x": 1}, 5, ([1, 2],)]
     values += [[rng.choice(scalars) for _ in range(rng.choice([1, 2, 3, 4, 5]))] for _ in range(3000)]
     values += [tuple(v) for v in values[-500:]]
+    refused = 0
     for value in values:
         for n in (2, 4):
-            quick = numbers_or_none(value, n)
-            try:
-                explained = _explain_numbers(value, n, "bbox")
-            except ParseError:
-                explained = None
-            assert quick == explained, value
+            got = numbers(value, n, "bbox")
+            expected = rule(value, n)
+            if expected is None:
+                refused += 1
+                assert type(got) is ParseError and got.detail.startswith("bbox"), value
+            else:
+                assert got == expected and all(type(f) is float for f in got), value
+    assert 0 < refused < 2 * len(values)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason", "detail"),
+    [
+        (
+            '{"bbox": "abcd", "points_1": [1, 2], "points_2": [3, 4]}',
+            "wrong_type",
+            "bbox must be a list of 4 numbers, got str",
+        ),
+        (
+            '{"bbox": [1, 2, 3], "points_1": [1, 2], "points_2": [3, 4]}',
+            "wrong_length",
+            "bbox has 3 values, expected 4",
+        ),
+        (
+            '{"bbox": [1, "2", 3, 4], "points_1": [1, 2], "points_2": [3, 4]}',
+            "not_a_number",
+            "bbox[1] is str '2', expected a number",
+        ),
+        (
+            '{"bbox": [1, 2, true, 4], "points_1": [1, 2], "points_2": [3, 4]}',
+            "not_a_number",
+            "bbox[2] is bool True, expected a number",
+        ),
+        ('{"bbox": [1, 2, 3, NaN], "points_1": [1, 2], "points_2": [3, 4]}', "non_finite", "bbox[3] is nan"),
+        ('{"bbox": [1e400, 2, 3, 4], "points_1": [1, 2], "points_2": [3, 4]}', "non_finite", "bbox[0] is inf"),
+        (
+            '{"bbox": [1, 2, 3, 4], "points_1": [1, 2], "points_2": [3, 1' + "0" * 400 + "]}",
+            "non_finite",
+            "points_2[1] is too large for a float",
+        ),
+        (
+            '{"bbox": [1, 2, 3, 4], "points_1": [1, 2]}',
+            "missing_key",
+            "answer has no 'points_2' key (Seg-Zero answers need bbox, points_1, points_2)",
+        ),
+        (
+            '{"bbox": [1, 2, 3, 4], "points_1": null, "points_2": [3, 4]}',
+            "wrong_type",
+            "points_1 must be a list of 2 numbers, got NoneType",
+        ),
+        ('{"bbox": [1, 2, 3], "points_1": [1], "points_2": [3, 4]}', "wrong_length", "bbox has 3 values, expected 4"),
+        (
+            '[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, "x"]}]',
+            "not_a_number",
+            "[0].point_2d[1] is str 'x', expected a number",
+        ),
+        (
+            '[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, 2]}, {"bbox_2d": [1, 2, 3]}]',
+            "wrong_length",
+            "[1].bbox_2d has 3 values, expected 4",
+        ),
+        (
+            '[{"bbox_2d": [1, 2, 3, null], "point_2d": [1, "x"]}]',
+            "not_a_number",
+            "[0].bbox_2d[3] is NoneType None, expected a number",
+        ),
+        ("[5]", "wrong_type", "[0] is int, expected an object"),
+        ('[{"point_2d": [1, 2]}]', "missing_key", "[0] has no 'bbox_2d' key"),
+        (
+            '{"bbox": [1, 2, "3", 4], "positive_points": [[1, 2]]}',
+            "not_a_number",
+            "bbox[2] is str '3', expected a number",
+        ),
+        (
+            '{"positive_points": [[1, 2], [3, null]]}',
+            "not_a_number",
+            "positive_points[1][1] is NoneType None, expected a number",
+        ),
+    ],
+)
+def test_a_bad_value_fails_with_its_reason_and_a_detail_naming_it(answer, reason, detail):
+    r = parse_reply(f"<think>t</think><answer>{answer}</answer>")
+    assert r.failure is not None and (r.failure.value, r.detail) == (reason, detail)
+
+
+def test_elements_after_a_failing_one_are_still_counted():
+    r = parse_reply(
+        '<answer>[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, 2]}, {"bbox_2d": [1, 2, "3", 4], "point_2d": [1, 2]}, '
+        '{"bbox_2d": [1, 2, 3, 4]}, {"bbox_2d": [1, 2, 3, 4], "point_2d": [1, NaN]}, 7]</answer>'
+    )
+    assert r.failure is FailureReason.NOT_A_NUMBER and r.detail.startswith("[1].bbox_2d[2]")
+    assert r.item_checks == ((True, True), (False, True), (True, False), (True, False), (False, False))
