@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from segzero_env.parsing import ANSWER_TEXT_CHARS, think_format_ok
-from segzero_env.parsing_fast import canonical_numbers, canonical_seg_zero, loads
+from segzero_env.parsing_fast import canonical_numbers, canonical_seg_zero, floats, loads
 from segzero_env.types import AnswerSchema, ObjectAnswer, ParsedReply
 
 VR_MAX_OBJECTS = 120
@@ -292,27 +292,33 @@ def canonical_seg_zero_terms(
     """:func:`seg_zero_terms` and the think format for a reply whose answer is canonical, from the parse.
 
     A canonical answer (:mod:`segzero_env.parsing_fast`) that is also the reply's first ``{...}``
-    decodes to exactly the parser's numbers, so the terms come from them without reading the reply
-    again. Its integers are below 10**7 (and the ground truth's below 2**20 is checked), so float
-    arithmetic on them gives upstream's integer results exactly.
+    decodes to exactly the parser's numbers (an inverted box's to its literals, which the parser has
+    swapped), so the terms come from them without reading the reply again. Its integers are below
+    10**7 (and the ground truth's below 2**20 is checked), so float arithmetic on them gives
+    upstream's integer results exactly.
 
     Returns:
         ``(think_format, answer_format, box_iou, box_l1, points)``, or ``None`` when the reply is not
         such a reply (the caller then takes the general path).
     """
     text = parsed.answer_text
-    if text is None or parsed.schema is not _SEG_ZERO or parsed.box_inverted or not parsed.strict_json:
+    if text is None or parsed.schema is not _SEG_ZERO or not parsed.strict_json:
         return None
     if gt_box is None or not gt_points or len(gt_points) < 2 or parsed.failure is not None:
         return None
-    if not reply.startswith(text, reply.find("{")) or canonical_numbers(text) is None:
+    if not reply.startswith(text, reply.find("{")):
+        return None
+    literals = canonical_numbers(text)
+    if literals is None:
         return None
     gt = _exact_gt(gt_box, gt_points)
     if gt is None:
         return None
     (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y), area_gt, integral_gt = gt
     obj = parsed.objects[0]
-    x1, y1, x2, y2 = obj.box  # below 10**7 when written as integers: float arithmetic on them is exact
+    # The box as written (the parser swaps an inverted one's corners; upstream does not). Its numbers
+    # are below 10**7 when written as integers: float arithmetic on them is exact.
+    x1, y1, x2, y2 = floats(literals[:4]) if parsed.box_inverted else obj.box
     think = 1.0 if parsed.think_format and not (reply[0].isspace() or reply[-1].isspace()) else 0.0
     # Finite values: max(a, b) is "b if b > a else a" and min(a, b) "b if b < a else a", as the builtins.
     ix1, iy1 = (gx1 if gx1 > x1 else x1), (gy1 if gy1 > y1 else y1)
