@@ -63,7 +63,7 @@ import re
 import warnings
 from typing import Any
 
-from segzero_env.parsing_fast import canonical_numbers, canonical_reply, floats, loads
+from segzero_env.parsing_fast import canonical_answer, canonical_numbers, floats, loads, reply_head
 from segzero_env.parsing_schemas import MAX_CLICKS as MAX_CLICKS  # re-exported: the grammar above cites it
 from segzero_env.parsing_schemas import (
     REFINE_KEYS,
@@ -306,13 +306,17 @@ def parse_reply(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> ParsedRe
 
 
 def _parse_stripped(text: str) -> ParsedReply:
-    common = canonical_reply(text)  # most replies: one regular expression reads them whole
-    if common is not None:
-        body, literals = common
-        fast = _canonical_seg_zero(body, True, 1, body[:ANSWER_TEXT_CHARS], literals)
-        if fast is not None:
-            return fast
-    think = think_format_ok(text)
+    head = reply_head(text)
+    if head >= 0:
+        common = canonical_answer(text, head)  # most replies: regular expressions read them whole
+        if common is not None:
+            body, literals = common
+            fast = _canonical_seg_zero(body, True, 1, body[:ANSWER_TEXT_CHARS], literals)
+            if fast is not None:
+                return fast
+        think = text.endswith(_ANSWER_CLOSE)  # the head is the layout's start (reply_head)
+    else:
+        think = think_format_ok(text)
     open_at = text.find(_ANSWER_OPEN)
     if open_at < 0:
         return _parse_untagged(text, think)

@@ -53,18 +53,26 @@ _REPLY_TAIL = re.compile(r"\s*</answer>")
 """:data:`CANONICAL_REPLY` after its answer."""
 
 
-def canonical_reply(text: str) -> tuple[str, tuple[str, ...]] | None:
+def reply_head(text: str) -> int:
+    r"""Where the answer starts when ``text`` opens with ``<think>[^<]*</think>\s*<answer>\s*``, else -1.
+
+    Such a (stripped) reply has the think-then-answer layout exactly when it ends with ``</answer>``.
+
+    >>> reply_head("<think>a</think> <answer> [1]</answer>"), reply_head("<answer>[1]</answer>")
+    (26, -1)
+    """
+    head = _REPLY_HEAD.match(text)
+    return -1 if head is None else head.end()
+
+
+def canonical_answer(text: str, start: int) -> tuple[str, tuple[str, ...]] | None:
     """``(answer text, its 8 number literals)`` when ``text`` matches :data:`CANONICAL_REPLY`, else ``None``.
 
-    The answer is remembered as :func:`canonical_numbers` would remember it. When the reply has the
-    layout but its answer is not canonical, the answer text as the parser cuts it (between the tags,
+    ``start`` is :func:`reply_head`'s. The answer is remembered as :func:`canonical_numbers` would
+    remember it. When the answer is not canonical, its text as the parser cuts it (between the tags,
     stripped) is remembered as not canonical: the expression has just failed on it, and the parser and
     the reward rules need not run it again.
     """
-    head = _REPLY_HEAD.match(text)
-    if head is None:
-        return None
-    start = head.end()
     m = CANONICAL_SEG_ZERO.match(text, start)
     if m is None:
         # No match at ``start`` means no full match of any text starting there.

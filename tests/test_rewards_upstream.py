@@ -555,10 +555,17 @@ def test_parser_fast_path_gives_the_general_result(monkeypatch):
     replies += [
         f"<think>a</think><answer>{GOOD}</answer><answer>{GOOD}</answer>",
         f"<think>a</think><answer> {GOOD}\u2003</answer>",
+        f"<think>a</think><answer>{GOOD}",
+        f"<think>a</think><answer>{GOOD}</answer> b",
+        f"<think>a</think> <answer> {GOOD} </answer></answer>",
+        "<think>a</think><answer></answer>",
+        "<think>a</think><answer>",
+        "<think>a</think><answer></answer",
     ]
     fast = [parse_reply(r) for r in replies]
     monkeypatch.setattr(parsing, "_canonical_seg_zero", lambda *args: None)
-    monkeypatch.setattr(parsing, "canonical_reply", lambda text: None)
+    monkeypatch.setattr(parsing, "canonical_answer", lambda text, start: None)
+    monkeypatch.setattr(parsing, "reply_head", lambda text: -1)
     assert [parse_reply(r) for r in replies] == fast
 
 
