@@ -1,9 +1,11 @@
 """Schema readers for :func:`segzero_env.parsing.parse_reply`: decoded answer values in, typed objects out.
 
 Each reader walks one answer schema (the Seg-Zero dict, the VisionReasoner / Qwen grounding list, the
-refinement dict) and returns :class:`~segzero_env.types.ObjectAnswer` tuples, or raises
-:class:`ParseError` with the failure reason and a detail naming the key. The grammar they implement is
-documented once, in :mod:`segzero_env.parsing`; only the parser calls them.
+refinement dict) and returns :class:`~segzero_env.types.ObjectAnswer` tuples, or a
+:class:`ParseError` with the failure reason and a detail naming the key: returned by the Seg-Zero and
+list readers (bad answers are common, and raising costs as much as reading), raised by the refinement
+reader. The grammar they implement is documented once, in :mod:`segzero_env.parsing`; only the parser
+calls them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ REFINE_KEYS = frozenset({"positive_points", "negative_points", "stop"})
 
 
 class ParseError(Exception):
-    """A typed failure raised while walking the decoded answer; the parser turns it into a ParsedReply."""
+    """A typed failure found in the decoded answer (returned or raised); the parser makes it a ParsedReply."""
 
     def __init__(self, reason: FailureReason, detail: str) -> None:
         super().__init__(detail)
