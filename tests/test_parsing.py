@@ -322,76 +322,52 @@ def test_numbers_reads_exactly_the_finite_real_numbers():
     assert 0 < refused < 2 * len(values)
 
 
-@pytest.mark.parametrize(
-    ("answer", "reason", "detail"),
-    [
-        (
-            '{"bbox": "abcd", "points_1": [1, 2], "points_2": [3, 4]}',
-            "wrong_type",
-            "bbox must be a list of 4 numbers, got str",
-        ),
-        (
-            '{"bbox": [1, 2, 3], "points_1": [1, 2], "points_2": [3, 4]}',
-            "wrong_length",
-            "bbox has 3 values, expected 4",
-        ),
-        (
-            '{"bbox": [1, "2", 3, 4], "points_1": [1, 2], "points_2": [3, 4]}',
-            "not_a_number",
-            "bbox[1] is str '2', expected a number",
-        ),
-        (
-            '{"bbox": [1, 2, true, 4], "points_1": [1, 2], "points_2": [3, 4]}',
-            "not_a_number",
-            "bbox[2] is bool True, expected a number",
-        ),
-        ('{"bbox": [1, 2, 3, NaN], "points_1": [1, 2], "points_2": [3, 4]}', "non_finite", "bbox[3] is nan"),
-        ('{"bbox": [1e400, 2, 3, 4], "points_1": [1, 2], "points_2": [3, 4]}', "non_finite", "bbox[0] is inf"),
-        (
-            '{"bbox": [1, 2, 3, 4], "points_1": [1, 2], "points_2": [3, 1' + "0" * 400 + "]}",
-            "non_finite",
-            "points_2[1] is too large for a float",
-        ),
-        (
-            '{"bbox": [1, 2, 3, 4], "points_1": [1, 2]}',
-            "missing_key",
-            "answer has no 'points_2' key (Seg-Zero answers need bbox, points_1, points_2)",
-        ),
-        (
-            '{"bbox": [1, 2, 3, 4], "points_1": null, "points_2": [3, 4]}',
-            "wrong_type",
-            "points_1 must be a list of 2 numbers, got NoneType",
-        ),
-        ('{"bbox": [1, 2, 3], "points_1": [1], "points_2": [3, 4]}', "wrong_length", "bbox has 3 values, expected 4"),
-        (
-            '[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, "x"]}]',
-            "not_a_number",
-            "[0].point_2d[1] is str 'x', expected a number",
-        ),
-        (
-            '[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, 2]}, {"bbox_2d": [1, 2, 3]}]',
-            "wrong_length",
-            "[1].bbox_2d has 3 values, expected 4",
-        ),
-        (
-            '[{"bbox_2d": [1, 2, 3, null], "point_2d": [1, "x"]}]',
-            "not_a_number",
-            "[0].bbox_2d[3] is NoneType None, expected a number",
-        ),
-        ("[5]", "wrong_type", "[0] is int, expected an object"),
-        ('[{"point_2d": [1, 2]}]', "missing_key", "[0] has no 'bbox_2d' key"),
-        (
-            '{"bbox": [1, 2, "3", 4], "positive_points": [[1, 2]]}',
-            "not_a_number",
-            "bbox[2] is str '3', expected a number",
-        ),
-        (
-            '{"positive_points": [[1, 2], [3, null]]}',
-            "not_a_number",
-            "positive_points[1][1] is NoneType None, expected a number",
-        ),
-    ],
-)
+def _sz(bbox: str = "[1, 2, 3, 4]", p1: str = "[1, 2]", p2: str = "[3, 4]") -> str:
+    return f'{{"bbox": {bbox}, "points_1": {p1}, "points_2": {p2}}}'
+
+
+_BAD_VALUES = [  # (answer, reason, detail)
+    (_sz(bbox='"abcd"'), "wrong_type", "bbox must be a list of 4 numbers, got str"),
+    (_sz(bbox="[1, 2, 3]"), "wrong_length", "bbox has 3 values, expected 4"),
+    (_sz(bbox='[1, "2", 3, 4]'), "not_a_number", "bbox[1] is str '2', expected a number"),
+    (_sz(bbox="[1, 2, true, 4]"), "not_a_number", "bbox[2] is bool True, expected a number"),
+    (_sz(bbox="[1, 2, 3, NaN]"), "non_finite", "bbox[3] is nan"),
+    (_sz(bbox="[1e400, 2, 3, 4]"), "non_finite", "bbox[0] is inf"),
+    (_sz(p2="[3, 1" + "0" * 400 + "]"), "non_finite", "points_2[1] is too large for a float"),
+    (
+        '{"bbox": [1, 2, 3, 4], "points_1": [1, 2]}',
+        "missing_key",
+        "answer has no 'points_2' key (Seg-Zero answers need bbox, points_1, points_2)",
+    ),
+    (_sz(p1="null"), "wrong_type", "points_1 must be a list of 2 numbers, got NoneType"),
+    (_sz(bbox="[1, 2, 3]", p1="[1]"), "wrong_length", "bbox has 3 values, expected 4"),
+    (
+        '[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, "x"]}]',
+        "not_a_number",
+        "[0].point_2d[1] is str 'x', expected a number",
+    ),
+    (
+        '[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, 2]}, {"bbox_2d": [1, 2, 3]}]',
+        "wrong_length",
+        "[1].bbox_2d has 3 values, expected 4",
+    ),
+    (
+        '[{"bbox_2d": [1, 2, 3, null], "point_2d": [1, "x"]}]',
+        "not_a_number",
+        "[0].bbox_2d[3] is NoneType None, expected a number",
+    ),
+    ("[5]", "wrong_type", "[0] is int, expected an object"),
+    ('[{"point_2d": [1, 2]}]', "missing_key", "[0] has no 'bbox_2d' key"),
+    ('{"bbox": [1, 2, "3", 4], "positive_points": [[1, 2]]}', "not_a_number", "bbox[2] is str '3', expected a number"),
+    (
+        '{"positive_points": [[1, 2], [3, null]]}',
+        "not_a_number",
+        "positive_points[1][1] is NoneType None, expected a number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answer", "reason", "detail"), _BAD_VALUES)
 def test_a_bad_value_fails_with_its_reason_and_a_detail_naming_it(answer, reason, detail):
     r = parse_reply(f"<think>t</think><answer>{answer}</answer>")
     assert r.failure is not None and (r.failure.value, r.detail) == (reason, detail)
