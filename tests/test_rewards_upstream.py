@@ -477,6 +477,28 @@ def _canonical_bodies(n, seed):
         yield "{" + w() + f"{w()},{w()}".join(pairs) + w() + "}"
 
 
+def test_reply_head_and_canonical_answer_read_what_the_canonical_reply_expression_matches():
+    import random
+
+    from segzero_env.parsing_fast import CANONICAL_REPLY, canonical_answer, reply_head
+
+    rng = random.Random(5)
+    thinks = ["a", "a < b", "{x}", "", "two. two."]
+    gaps = ["", " ", "\n", "\u2003", " x "]
+    tails = ["</answer>", " </answer>", "</answer> ", "", "</answer></answer>", "\n</answer>"]
+    read = 0
+    for body in _canonical_bodies(3000, 4):
+        reply = (
+            f"<think>{rng.choice(thinks)}</think>{rng.choice(gaps)}<answer>{rng.choice(gaps)}{body}{rng.choice(tails)}"
+        )
+        m = CANONICAL_REPLY.fullmatch(reply)
+        head = reply_head(reply)
+        got = canonical_answer(reply, head) if head >= 0 else None
+        assert got == ((m.group(1), m.groups()[1:]) if m else None), reply
+        read += got is not None
+    assert 100 < read < 3000
+
+
 def test_canonical_reader_returns_what_json_loads_returns():
     import json
 
