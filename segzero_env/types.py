@@ -192,20 +192,26 @@ class ParsedReply:
         detail: str,
         item_checks: tuple[tuple[bool, bool], ...] = (),
     ) -> ParsedReply:
-        """A read answer: ``ParsedReply.fast`` with these fields (the others at their defaults), faster."""
+        """A read answer: ``ParsedReply.fast`` with these fields (the others at their defaults), faster.
+
+        Every field is written out (no merge with the defaults: this runs once per reply).
+        """
         return _parsed_reply(
             cls,
             {
-                **_PARSED_REPLY_DEFAULTS,
                 "objects": objects,
                 "schema": schema,
+                "failure": None,
+                "detail": detail,
                 "think_format": think_format,
                 "strict_json": strict_json,
-                "n_answer_tags": n_answer_tags,
-                "answer_text": answer_text,
                 "box_inverted": box_inverted,
-                "detail": detail,
+                "answer_text": answer_text,
+                "n_answer_tags": n_answer_tags,
                 "item_checks": item_checks,
+                "refinement": None,
+                "stop": False,
+                "no_object": False,
             },
         )
 
@@ -220,18 +226,26 @@ class ParsedReply:
         answer_text: str | None = None,
         item_checks: tuple[tuple[bool, bool], ...] = (),
     ) -> ParsedReply:
-        """A failure: ``ParsedReply.fast`` with these fields (the others at their defaults), faster."""
+        """A failure: ``ParsedReply.fast`` with these fields (the others at their defaults), faster.
+
+        Every field is written out, as in :meth:`answered`.
+        """
         return _parsed_reply(
             cls,
             {
-                **_PARSED_REPLY_DEFAULTS,
+                "objects": (),
+                "schema": None,
                 "failure": failure,
                 "detail": detail,
                 "think_format": think_format,
                 "strict_json": strict_json,
-                "n_answer_tags": n_answer_tags,
+                "box_inverted": False,
                 "answer_text": answer_text,
+                "n_answer_tags": n_answer_tags,
                 "item_checks": item_checks,
+                "refinement": None,
+                "stop": False,
+                "no_object": False,
             },
         )
 
