@@ -434,6 +434,26 @@ def test_env_step_reports_every_term_under_the_presets_rules():
     assert got == {"seg-zero": 0.0, "seg-zero-robust": 1.0}
 
 
+def test_non_repeat_counts_the_non_empty_sentences_that_repeat_an_earlier_one():
+    import random
+
+    from segzero_env.rewards.upstream import non_repeat
+
+    def rule(reply):  # the published loop: strip each "."-separated piece, count repeats of non-empty ones
+        seen, repeats = set(), 0
+        for sentence in (piece.strip() for piece in reply.split(".")):
+            if sentence:
+                repeats += sentence in seen
+                seen.add(sentence)
+        return 0.0 if repeats >= 2 else 1.0
+
+    rng = random.Random(2)
+    replies = ["".join(rng.choice("ab. \n.") for _ in range(rng.randint(0, 30))) for _ in range(30000)]
+    replies += REPLIES[:2000]
+    assert [non_repeat(r) for r in replies] == [rule(r) for r in replies]
+    assert 0 < sum(rule(r) == 0.0 for r in replies) < len(replies)
+
+
 def test_env_docstring_describes_non_repeat_as_it_is():
     from segzero_env.envs.reasonseg_env import ReasonSegEnv
 

@@ -432,12 +432,16 @@ def vr_format(reading: UpstreamReading) -> float:
 
 def non_repeat(reply: str) -> float:
     """0.0 when two or more of the reply's ``.``-separated sentences repeat an earlier one, else 1.0."""
-    sentences = list(map(str.strip, reply.split(".")))
-    if len(sentences) < 3:
+    parts = reply.split(".")
+    n = len(parts)
+    if n < 3:
         return 1.0  # two repeats need three sentences
-    distinct = set(sentences)
+    distinct = set(map(str.strip, parts))
+    if n - len(distinct) < 2:
+        return 1.0  # the repeats of non-empty sentences number at most n - len(distinct)
+    sentences = list(map(str.strip, parts))
     empty = sentences.count("")
-    repeats = (len(sentences) - empty) - (len(distinct) - (1 if empty else 0))
+    repeats = (n - empty) - (len(distinct) - (1 if empty else 0))
     return 0.0 if repeats >= 2 else 1.0
 
 
