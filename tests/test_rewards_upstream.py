@@ -182,6 +182,8 @@ def test_seg_zero_one_pixel_overlap_scores_zero_iou():
     gt = {"gt_box": thin, "gt_points": ((250, 200), (250, 300))}
     assert sz(reply, **gt) == (1, 1, 0, 1, 1) == baseline_sz(reply, **gt)
     assert sz(reply, "robust", **gt) == (1, 1, 1, 1, 1)
+    general = reply.replace("]}</answer>", '], "label": "x"}</answer>')  # not canonical: the general path
+    assert sz(general, **gt) == (1, 1, 0, 1, 1) == baseline_sz(general, **gt)
     # VisionReasoner clips the overlap at 0 after adding 1: there the same box counts.
     vr_reply = '<think>a</think><answer>[{"bbox_2d": [250, 180, 250, 330], "point_2d": [250, 200]}]</answer>'
     assert terms(vr_reply, "upstream", **gt)["vr_accuracy"] == 3.0
@@ -495,6 +497,27 @@ def _canonical_bodies(n, seed):
         keys = ['"bbox"', '"points_1"', '"points_2"']
         pairs = [f"{k}{w()}:{w()}{v}" for k, v in zip(keys, lists, strict=True)]
         yield "{" + w() + f"{w()},{w()}".join(pairs) + w() + "}"
+
+
+def test_seg_zero_accuracy_on_exotic_box_values_equals_the_published_rule():
+    import json
+    import random
+
+    rng = random.Random(11)
+    exotic = [0, -1, 250, 410.0, 2.5, 1e300, -1e300, 10**30, True, False, [1], {"a": 1}, "NaN", "Infinity"]
+
+    def value(center, p):  # near the ground truth's coordinate, or (with probability p) an exotic JSON value
+        v = rng.choice(exotic) if rng.random() < p else center + rng.randint(-25, 25)
+        return v if v in ("NaN", "Infinity") else json.dumps(v)
+
+    scored = 0
+    for _ in range(3000):
+        box = ", ".join(value(c, 0.3) for c in GT_BOX)
+        p1, p2 = (", ".join(value(c, 0.2) for c in point) for point in GT_POINTS)
+        reply = f'<think>x</think><answer>{{"bbox": [{box}], "points_1": [{p1}], "points_2": [{p2}]}}</answer>'
+        assert sz(reply) == baseline_sz(reply), reply
+        scored += sum(sz(reply)[2:]) > 0
+    assert scored > 100  # replies that earn accuracy terms, not only zeros
 
 
 def test_reply_head_and_canonical_answer_read_what_the_canonical_reply_expression_matches():

@@ -266,18 +266,21 @@ def seg_zero_terms(
         # upstream raises (scores 0) on each; settled here without raising three exceptions.
         return answer_format, 0.0, 0.0, 0.0
     if gt_box is not None:
-        g = upstream_gt(gt_box)
+        g0, g1, g2, g3 = upstream_gt(gt_box)
+        b0, b1, b2, b3 = box  # a list of 4 (a string's or an object's items returned above)
         try:
-            ix1, iy1 = max(box[0], g[0]), max(box[1], g[1])
-            ix2, iy2 = min(box[2], g[2]), min(box[3], g[3])
+            # max(a, b) is "b if b > a else a" and min(a, b) "b if b < a else a": the builtins exactly,
+            # NaN and the errors of incomparable values included.
+            ix1, iy1 = (g0 if g0 > b0 else b0), (g1 if g1 > b1 else b1)
+            ix2, iy2 = (g2 if g2 < b2 else b2), (g3 if g3 < b3 else b3)
             inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if ix1 < ix2 and iy1 < iy2 else 0
-            area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
-            area_gt = (g[2] - g[0] + 1) * (g[3] - g[1] + 1)
+            area_pred = (b2 - b0 + 1) * (b3 - b1 + 1)
+            area_gt = (g2 - g0 + 1) * (g3 - g1 + 1)
             iou = 1.0 if float(inter) / (area_pred + area_gt - inter) > 0.5 else 0.0
-        except Exception:  # noqa: BLE001 - strings, None, lists, zero unions, overflow: upstream scores 0
+        except Exception:  # noqa: BLE001 - lists, zero unions, overflow: upstream scores 0
             pass
         try:
-            total = abs(box[0] - g[0]) + abs(box[1] - g[1]) + abs(box[2] - g[2]) + abs(box[3] - g[3])
+            total = abs(b0 - g0) + abs(b1 - g1) + abs(b2 - g2) + abs(b3 - g3)
             l1 = 1.0 if total / 4 < 10 else 0.0
         except Exception:  # noqa: BLE001
             pass
