@@ -189,6 +189,27 @@ def test_seg_zero_one_pixel_overlap_scores_zero_iou():
     assert terms(vr_reply, "upstream", **gt)["vr_accuracy"] == 3.0
 
 
+@pytest.mark.parametrize(
+    ("answer", "gt_box", "gt_points", "accuracy"),
+    [
+        # IoU exactly 0.5 (inclusive areas 50 of 100) is not above 0.5
+        ("[0, 0, 4, 9], [1, 1], [2, 2]", (0, 0, 9, 9), ((1, 1), (2, 2)), (0, 1, 1)),
+        # mean point distance exactly 100 is not below 100
+        ("[250, 180, 470, 330], [400, 250], [460, 260]", (250, 180, 410, 330), ((300, 250), (360, 260)), (1, 0, 0)),
+        # points in the other order: the crossed pairing counts
+        ("[250, 180, 260, 330], [255, 300], [255, 200]", (250, 180, 260, 330), ((255, 200), (255, 300)), (1, 1, 1)),
+        # mean L1 exactly 10 is not below 10
+        ("[260, 190, 420, 340], [300, 250], [360, 260]", (250, 180, 410, 330), ((300, 250), (360, 260)), (1, 0, 1)),
+    ],
+)
+def test_seg_zero_thresholds_on_the_general_path(answer, gt_box, gt_points, accuracy):
+    box, p1, p2 = answer.split("], ")
+    # The extra key makes the answer non-canonical: the rules read it on the general path.
+    reply = f'<think>a</think><answer>{{"bbox": {box}], "points_1": {p1}], "points_2": {p2}, "label": "x"}}</answer>'
+    gt = {"gt_box": gt_box, "gt_points": gt_points}
+    assert sz(reply, **gt) == (1, 1, *accuracy) == baseline_sz(reply, **gt)
+
+
 def test_seg_zero_inverted_box_l1_uses_the_coordinates_as_written():
     # Not swapped: against a narrow GT box, an inverted box can still be within 10 px on average.
     gt = {"gt_box": (250, 180, 260, 330), "gt_points": ((255, 200), (255, 300))}
