@@ -210,6 +210,17 @@ def test_seg_zero_thresholds_on_the_general_path(answer, gt_box, gt_points, accu
     assert sz(reply, **gt) == (1, 1, *accuracy) == baseline_sz(reply, **gt)
 
 
+def test_vision_reasoner_rules_at_their_boundaries():
+    gt = {"gt_box": (0, 0, 9, 9), "gt_points": ((1, 1), (2, 2))}
+    # IoU exactly 0.5 (inclusive areas 50 of 100) is not above 0.5: L1 and the point count, the IoU not.
+    half = '<think>a</think><answer>[{"bbox_2d": [0, 0, 4, 9], "point_2d": [1, 1]}]</answer>'
+    assert vr(half, **gt) == (3, 2, 1) == baseline_vr(half, **gt)
+    # A bbox_2d of 3 or 5 values earns no format credit; its point still does.
+    for box in ("[0, 0, 4]", "[0, 0, 4, 9, 9]"):
+        reply = f'<think>a</think><answer>[{{"bbox_2d": {box}, "point_2d": [1, 1]}}]</answer>'
+        assert vr(reply, **gt) == (2, 0, 1) == baseline_vr(reply, **gt)
+
+
 def test_seg_zero_inverted_box_l1_uses_the_coordinates_as_written():
     # Not swapped: against a narrow GT box, an inverted box can still be within 10 px on average.
     gt = {"gt_box": (250, 180, 260, 330), "gt_points": ((255, 200), (255, 300))}
