@@ -202,12 +202,20 @@ def test_seg_zero_one_pixel_overlap_scores_zero_iou():
         ("[260, 190, 420, 340], [300, 250], [360, 260]", (250, 180, 410, 330), ((300, 250), (360, 260)), (1, 0, 1)),
     ],
 )
-def test_seg_zero_thresholds_on_the_general_path(answer, gt_box, gt_points, accuracy):
+def test_seg_zero_thresholds_on_both_paths(answer, gt_box, gt_points, accuracy):
     box, p1, p2 = answer.split("], ")
+    canonical = f'<think>a</think><answer>{{"bbox": {box}], "points_1": {p1}], "points_2": {p2}}}</answer>'
     # The extra key makes the answer non-canonical: the rules read it on the general path.
-    reply = f'<think>a</think><answer>{{"bbox": {box}], "points_1": {p1}], "points_2": {p2}, "label": "x"}}</answer>'
+    general = canonical.replace("]}</answer>", '], "label": "x"}</answer>')
     gt = {"gt_box": gt_box, "gt_points": gt_points}
-    assert sz(reply, **gt) == (1, 1, *accuracy) == baseline_sz(reply, **gt)
+    for reply in (canonical, general):
+        assert sz(reply, **gt) == (1, 1, *accuracy) == baseline_sz(reply, **gt), reply
+
+
+def test_seg_zero_answer_format_needs_both_points_of_two_values():
+    for p1, p2 in (("[1, 2, 3]", "[3, 4]"), ("[1, 2]", "[3, 4, 5]"), ("[1, 2]", "[3]"), ("[1, 2]", '"34"')):
+        reply = f'<think>a</think><answer>{{"bbox": [250, 180, 410, 330], "points_1": {p1}, "points_2": {p2}}}</answer>'
+        assert sz(reply)[:2] == (1, 0) == baseline_sz(reply)[:2], reply
 
 
 def test_vision_reasoner_rules_at_their_boundaries():
@@ -215,6 +223,18 @@ def test_vision_reasoner_rules_at_their_boundaries():
     # IoU exactly 0.5 (inclusive areas 50 of 100) is not above 0.5: L1 and the point count, the IoU not.
     half = '<think>a</think><answer>[{"bbox_2d": [0, 0, 4, 9], "point_2d": [1, 1]}]</answer>'
     assert vr(half, **gt) == (3, 2, 1) == baseline_vr(half, **gt)
+    # An all-bool box makes a bool array, which numpy cannot subtract: upstream scores 0.
+    bools = '<think>a</think><answer>[{"bbox_2d": [true, false, true, true], "point_2d": [1, 1]}]</answer>'
+    assert vr(bools, gt_box=(1, 0, 1, 1), gt_points=((1, 1), (1, 1))) == (3, 0, 1)
+    assert baseline_vr(bools, gt_box=(1, 0, 1, 1), gt_points=((1, 1), (1, 1))) == (3, 0, 1)
+    # A second prediction beyond int64 makes an object array (numpy's path): the same thresholds hold.
+    huge = '{"bbox_2d": [100000000000000000000, 0, 1, 1], "point_2d": [1, 1]}'
+    for first, accuracy in (
+        ('{"bbox_2d": [0, 0, 4, 9], "point_2d": [1, 1]}', 1.0),
+        ('{"bbox_2d": [0, 0, 40, 9], "point_2d": [31, 1]}', 0.5),
+    ):
+        reply = f"<think>a</think><answer>[{first}, {huge}]</answer>"  # IoU 0.5 exactly; a point 30 px away
+        assert vr(reply, **gt)[1] == accuracy == baseline_vr(reply, **gt)[1], reply
     # A bbox_2d of 3 or 5 values earns no format credit; its point still does.
     for box in ("[0, 0, 4]", "[0, 0, 4, 9, 9]"):
         reply = f'<think>a</think><answer>[{{"bbox_2d": {box}, "point_2d": [1, 1]}}]</answer>'
