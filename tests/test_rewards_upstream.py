@@ -929,6 +929,28 @@ def test_vision_reasoner_accuracy_on_large_integers_equals_the_published_rule():
     assert disagreements == []
 
 
+def test_vision_reasoner_terms_on_exotic_values_equal_the_published_rule():
+    import json
+    import random
+
+    rng = random.Random(13)
+    exotic = [float("nan"), float("inf"), -float("inf"), 1e300, -1e300, True, False, None, "12", [1], 0.5]
+
+    def value(center):  # near the ground truth's coordinate, or now and then an exotic JSON value
+        return rng.choice(exotic) if rng.random() < 0.15 else center + rng.randint(-12, 12)
+
+    scored = 0
+    for _ in range(3000):
+        objects = [
+            {"bbox_2d": [value(c) for c in GT_BOX], "point_2d": [value(c) for c in GT_POINTS[0]]}
+            for _ in range(rng.choice([1, 1, 2]))
+        ]
+        reply = "<think>x</think><answer>" + json.dumps(objects) + "</answer>"
+        assert vr(reply) == baseline_vr(reply), reply
+        scored += vr(reply)[1] > 0
+    assert scored > 300  # replies that earn accuracy, not only zeros
+
+
 @pytest.mark.parametrize("dtype", ["int64", "int32"])
 def test_fast_int_limit_keeps_numpy_integer_arithmetic_exact(dtype):
     """Within the limit (ground truth included) numpy's integers of that type never wrap; beyond it, int32 does."""

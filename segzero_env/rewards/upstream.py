@@ -461,46 +461,22 @@ def _plain_numbers(values: list) -> bool:
     return True
 
 
-def _nan_max(a: float, b: float) -> float:
-    # numpy.maximum: NaN wins.
-    if a != a or b != b:
-        return math.nan
-    return a if a >= b else b
-
-
-def _nan_min(a: float, b: float) -> float:
-    if a != a or b != b:
-        return math.nan
-    return a if a <= b else b
-
-
-def _clip0(v: float) -> float:
-    return v if (v > 0 or v != v) else 0
-
-
-def _divide(a: float, b: float) -> float:
-    # IEEE division as numpy does it: x / 0 is +-inf (or NaN for 0 / 0) instead of an exception.
-    if b != 0:
-        return a / b
-    if a != a or a == 0:
-        return math.nan
-    return math.copysign(math.inf, a) * math.copysign(1.0, b)
-
-
 def _pair_score(box: Coords, point: Coords, gt_box: Coords, gt_point: Coords) -> int:
     x1, y1, x2, y2 = box
     g1, h1, g2, h2 = gt_box
-    if x1 == x1 and y1 == y1 and x2 == x2 and y2 == y2 and g1 == g1 and h1 == h1 and g2 == g2 and h2 == h2:
-        # No NaN among them: numpy's minimum / maximum are the plain comparisons (the sides can still
-        # be NaN, from inf - inf, and are clipped as numpy clips them).
-        w = (x2 if x2 < g2 else g2) - (x1 if x1 > g1 else g1) + 1
-        h = (y2 if y2 < h2 else h2) - (y1 if y1 > h1 else h1) + 1
-        inter = (w if (w > 0 or w != w) else 0) * (h if (h > 0 or h != h) else 0)
-    else:
-        inter = _clip0(_nan_min(x2, g2) - _nan_max(x1, g1) + 1) * _clip0(_nan_min(y2, h2) - _nan_max(y1, h1) + 1)
+    # numpy's minimum / maximum as plain comparisons: exact without NaN (the sides can still be NaN,
+    # from inf - inf, and are clipped as numpy clips them). A NaN coordinate (never in the ground
+    # truth) makes the box's area, the union and the IoU NaN, which no threshold passes, whatever
+    # the overlap computed here.
+    w = (x2 if x2 < g2 else g2) - (x1 if x1 > g1 else g1) + 1
+    h = (y2 if y2 < h2 else h2) - (y1 if y1 > h1 else h1) + 1
+    inter = (w if (w > 0 or w != w) else 0) * (h if (h > 0 or h != h) else 0)
     area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
     area_gt = (gt_box[2] - gt_box[0] + 1) * (gt_box[3] - gt_box[1] + 1)
-    score = 1 if _divide(inter, area_pred + area_gt - inter) > 0.5 else 0
+    union = area_pred + area_gt - inter
+    # A zero union comes only without overlap (a positive overlap bounds both areas from below), where
+    # numpy's 0 / 0 is NaN: no IoU passes.
+    score = 1 if union != 0 and inter / union > 0.5 else 0
     l1 = abs(box[0] - gt_box[0]) + abs(box[1] - gt_box[1]) + abs(box[2] - gt_box[2]) + abs(box[3] - gt_box[3])
     if l1 / 4 < 10:
         score += 1
