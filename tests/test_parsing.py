@@ -340,6 +340,11 @@ _BAD_VALUES = [  # (answer, reason, detail)
         "answer has no 'points_2' key (Seg-Zero answers need bbox, points_1, points_2)",
     ),
     (_sz(p1="null"), "wrong_type", "points_1 must be a list of 2 numbers, got NoneType"),
+    (
+        '{"bbox": [1, 2, 3, 4]}',
+        "missing_key",
+        "answer has no 'points_1' key (Seg-Zero answers need bbox, points_1, points_2)",
+    ),
     (_sz(bbox="[1, 2, 3]", p1="[1]"), "wrong_length", "bbox has 3 values, expected 4"),
     (
         '[{"bbox_2d": [1, 2, 3, 4], "point_2d": [1, "x"]}]',

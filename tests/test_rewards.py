@@ -290,6 +290,8 @@ def test_common_terms_equal_the_term_functions():
         '"positive_points": [[30, 30]]}</answer>',  # three points
         "<think>Red.\nRed.</think>"
         + '<answer>{"bbox": [1e300, 0, 2e300, 1], "points_1": [0, 0], "points_2": [1, 1]}</answer>',
+        # the mean point distance is exactly 100 against the first ground truth below: not below 100
+        format_reply(box=(250, 180, 470, 330), points=[(400, 250), (460, 260)], think="Far."),
     ]
     gts = [
         {"gt_box": (250.0, 180.0, 410.0, 330.0), "gt_points": ((300.0, 250.0), (360.0, 260.0))},
@@ -305,6 +307,14 @@ def test_common_terms_equal_the_term_functions():
             "gt_box": (250.0, 180.0, 410.0, 330.0),
             "gt_points": ((300.0, 250.0), (360.0, 260.0)),
             "gt_objects": (ObjectAnswer((250.0, 180.0, 410.0, 330.0), ((300.0, 250.0),)),),
+        },
+        {  # two ground-truth objects: the one prediction is matched against both
+            "gt_box": (250.0, 180.0, 410.0, 330.0),
+            "gt_points": ((300.0, 250.0), (360.0, 260.0)),
+            "gt_objects": (
+                ObjectAnswer((0.0, 0.0, 40.0, 40.0), ((20.0, 20.0),)),
+                ObjectAnswer((250.0, 180.0, 410.0, 330.0), ((300.0, 250.0),)),
+            ),
         },
         {  # a mask: mask_iou counted from the masks
             "gt_box": (250.0, 180.0, 410.0, 330.0),
