@@ -313,6 +313,12 @@ VISION_REASONER_QUIRKS = {
         (3, 0, 1),
         (3, 3, 1),
     ),
+    "a box 2**32 px on each side passes the IoU: its int64 area wraps to 0": (
+        '<think>a</think><answer>[{"bbox_2d": [-2147483648, -2147483648, 2147483647, 2147483647], '
+        '"point_2d": [300, 250]}]</answer>',
+        (3, 2, 1),
+        (3, 1, 1),
+    ),
 }
 
 
