@@ -278,6 +278,16 @@ def test_sentence_split_splits_where_the_rule_says():
     assert [_SENTENCE_SPLIT.split(t) for t in texts] == [rule.split(t) for t in texts]
 
 
+def test_robust_box_rules_at_the_iou_threshold():
+    # IoU exactly 0.5 (inclusive areas 50 of 100) is not above 0.5; L1 and the points count.
+    reply = format_reply(box=(0, 0, 4, 9), points=[(1, 1), (2, 2)], think="The left half.")
+    inp = _inp(reply, gt_box=(0, 0, 9, 9), gt_points=((1, 1), (2, 2)))
+    expected = {"box_iou": 0.0, "box_l1": 1.0, "points": 1.0, "vr_accuracy": 2.0}
+    terms = compute_terms(inp)  # the one pass
+    assert {k: terms[k] for k in expected} == expected
+    assert {k: TERM_FUNCTIONS[k](inp) for k in expected} == expected  # the term functions
+
+
 def test_common_terms_equal_the_term_functions():
     """The common cases' path gives every term exactly as the table's functions do, on every kind of reply."""
     baseline = load_benchmark("upstream_baseline")
