@@ -474,8 +474,8 @@ def _pair_score(box: Coords, point: Coords, gt_box: Coords, gt_point: Coords) ->
     area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
     area_gt = (gt_box[2] - gt_box[0] + 1) * (gt_box[3] - gt_box[1] + 1)
     union = area_pred + area_gt - inter
-    # A zero union comes only without overlap (a positive overlap bounds both areas from below), where
-    # numpy's 0 / 0 is NaN: no IoU passes.
+    # In this scorer's domain (no int64 wrap-around) a zero union comes only without overlap (a
+    # positive overlap bounds both areas from below), where numpy's 0 / 0 is NaN: no IoU passes.
     score = 1 if union != 0 and inter / union > 0.5 else 0
     l1 = abs(box[0] - gt_box[0]) + abs(box[1] - gt_box[1]) + abs(box[2] - gt_box[2]) + abs(box[3] - gt_box[3])
     if l1 / 4 < 10:
