@@ -104,6 +104,8 @@ def test_group_env_same_step_keeps_the_scored_masks_and_defaults_to_same_step():
     assert all(m is not None and m.any() for m in envs.unwrapped.last_pred_masks)
     assert [o["query"] for o in after["final_obs"]] == list(obs["query"])
     assert [len(set(after["sample_id"][b * 2 : b * 2 + 2])) for b in range(2)] == [1, 1]
+    envs.reset(seed=2)  # an explicit reset starts new episodes: no mask of the old ones is left
+    assert envs.unwrapped.last_pred_masks == [None] * 4
 
 
 def test_disabled_autoreset_raises_and_reset_mask_resets_whole_blocks():
