@@ -36,21 +36,28 @@ def short_repr(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def numbers(value: Any, n: int, key: str) -> tuple[float, ...] | ParseError:
+def numbers(value: Any, n: int, key: str | None = None) -> tuple[float, ...] | ParseError | None:
     """The ``n`` finite numbers of a list, as floats, or the failure of the first bad value, returned.
 
     Nothing is raised (a policy's bad answers are common, and raising costs as much as the reading):
     the caller raises or reports the failure. Its detail starts with ``key``; bools, strings,
-    ``None``, NaN, infinities and ints too large for a float are refused.
+    ``None``, NaN, infinities and ints too large for a float are refused. Without a ``key`` a failure
+    is ``None`` and no detail is built (the validity check of a list's elements after a failing one).
 
     >>> numbers([1, 2.5], 2, "p")
     (1.0, 2.5)
     >>> numbers([1, True], 2, "p").detail, numbers([1, float("nan")], 2, "p").reason.value
     ('p[1] is bool True, expected a number', 'non_finite')
+    >>> numbers([1, True], 2) is None
+    True
     """
     if type(value) is not list and not isinstance(value, (list, tuple)):
+        if key is None:
+            return None
         return ParseError(FailureReason.WRONG_TYPE, f"{key} must be a list of {n} numbers, got {type(value).__name__}")
     if len(value) != n:
+        if key is None:
+            return None
         return ParseError(FailureReason.WRONG_LENGTH, f"{key} has {len(value)} values, expected {n}")
     out = []
     for v in value:
@@ -61,12 +68,18 @@ def numbers(value: Any, n: int, key: str) -> tuple[float, ...] | ParseError:
             try:
                 f = float(v)
             except OverflowError:
+                if key is None:
+                    return None
                 return ParseError(FailureReason.NON_FINITE, f"{key}[{len(out)}] is too large for a float")
         else:
+            if key is None:
+                return None
             return ParseError(
                 FailureReason.NOT_A_NUMBER, f"{key}[{len(out)}] is {t.__name__} {short_repr(v)}, expected a number"
             )
         if f - f != 0.0:  # inf - inf and nan - nan are nan
+            if key is None:
+                return None
             return ParseError(FailureReason.NON_FINITE, f"{key}[{len(out)}] is {f}")
         out.append(f)
     return tuple(out)
@@ -219,5 +232,5 @@ def _item_validity(item: Any) -> tuple[bool, bool]:
     """``(bbox_2d valid, point_2d valid)`` of a list element, as :func:`read_object_list` counts them."""
     if not isinstance(item, dict) or "bbox_2d" not in item:
         return False, False
-    point_ok = "point_2d" in item and type(numbers(item["point_2d"], 2, "point_2d")) is tuple
-    return type(numbers(item["bbox_2d"], 4, "bbox_2d")) is tuple, point_ok
+    point_ok = "point_2d" in item and numbers(item["point_2d"], 2) is not None
+    return numbers(item["bbox_2d"], 4) is not None, point_ok

@@ -314,6 +314,7 @@ def test_numbers_reads_exactly_the_finite_real_numbers():
         for n in (2, 4):
             got = numbers(value, n, "bbox")
             expected = rule(value, n)
+            assert numbers(value, n) == expected, value  # without a key: None where refused, no detail
             if expected is None:
                 refused += 1
                 assert type(got) is ParseError and got.detail.startswith("bbox"), value
