@@ -471,17 +471,15 @@ def _pair_score(box: Coords, point: Coords, gt_box: Coords, gt_point: Coords) ->
     w = (x2 if x2 < g2 else g2) - (x1 if x1 > g1 else g1) + 1
     h = (y2 if y2 < h2 else h2) - (y1 if y1 > h1 else h1) + 1
     inter = (w if (w > 0 or w != w) else 0) * (h if (h > 0 or h != h) else 0)
-    area_pred = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
-    area_gt = (gt_box[2] - gt_box[0] + 1) * (gt_box[3] - gt_box[1] + 1)
-    union = area_pred + area_gt - inter
+    union = (x2 - x1 + 1) * (y2 - y1 + 1) + (g2 - g1 + 1) * (h2 - h1 + 1) - inter
     # In this scorer's domain (no int64 wrap-around) a zero union comes only without overlap (a
     # positive overlap bounds both areas from below), where numpy's 0 / 0 is NaN: no IoU passes.
     score = 1 if union != 0 and inter / union > 0.5 else 0
-    l1 = abs(box[0] - gt_box[0]) + abs(box[1] - gt_box[1]) + abs(box[2] - gt_box[2]) + abs(box[3] - gt_box[3])
-    if l1 / 4 < 10:
+    if (abs(x1 - g1) + abs(y1 - h1) + abs(x2 - g2) + abs(y2 - h2)) / 4 < 10:
         score += 1
-    dx, dy = point[0] - gt_point[0], point[1] - gt_point[1]
-    inside = box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+    px, py = point[0], point[1]
+    dx, dy = px - gt_point[0], py - gt_point[1]
+    inside = x1 <= px <= x2 and y1 <= py <= y2
     if inside and math.sqrt(dx * dx + dy * dy) < 30:
         score += 1
     return score
