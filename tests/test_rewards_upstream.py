@@ -557,6 +557,32 @@ def _canonical_bodies(n, seed):
         yield "{" + w() + f"{w()},{w()}".join(pairs) + w() + "}"
 
 
+def _seg_zero_dict_bodies(n, seed):
+    """Seg-Zero answers whose values are any JSON values, some with a key missing, renamed or added."""
+    import random
+
+    rng = random.Random(seed)
+    values = ["250", "-3", "0", "-0", "412.5", "9999999", "12345678", "1e2", "-2.5E-3", "1e400", "-1e400"]
+    values += ["9223372036854775808", "1" * 310, "true", "false", "null", "NaN", "Infinity", "-Infinity"]
+    values += ['"300"', '""', '"a b"', '"\\u00e9"', '"}"', '"x,y"', "[1, 2]", "{}", '{"a": 1}', "01", "tru"]
+    sizes = [(4, 2, 2)] * 8 + [(3, 2, 2), (4, 1, 2), (4, 2, 3), (0, 2, 2)]
+    ws = ["", " ", "  ", "\n", "\t"]
+    for _ in range(n):
+        w = lambda: rng.choice(ws) if rng.random() < 0.3 else rng.choice(["", " "])  # noqa: E731
+        lists = []
+        for size in rng.choice(sizes):
+            items = [rng.choice(values) if rng.random() < 0.3 else str(rng.randint(-20, 900)) for _ in range(size)]
+            lists.append("[" + w() + (w() + "," + w()).join(items) + w() + "]" if rng.random() < 0.95 else "5")
+        keys = ['"bbox"', '"points_1"', '"points_2"']
+        roll = rng.random()
+        if roll < 0.05:
+            keys[rng.randrange(3)] = rng.choice(['"bbox_2d"', '"point_2d"', '"b"'])
+        pairs = [f"{k}{w()}:{w()}{v}" for k, v in zip(keys, lists, strict=True)]
+        if roll > 0.95:
+            pairs.insert(rng.randrange(4), rng.choice(['"label": "cup"', '"bbox_2d": [1, 2, 3, 4]', '"bbox": [1]']))
+        yield "{" + w() + f"{w()},{w()}".join(pairs) + "}"
+
+
 def test_seg_zero_accuracy_on_exotic_box_values_equals_the_published_rule():
     import json
     import random
@@ -696,7 +722,12 @@ def test_upstream_fast_path_gives_the_general_result(monkeypatch):
     from segzero_env.rewards import upstream
 
     replies = [f"<think>a. b.</think><answer>{body}</answer>" for body in _canonical_bodies(1500, 3)]
+    layouts = ["<think>a. b.</think><answer>{}</answer>", "\n<think>a</think> <answer> {} </answer>"]
+    layouts += ["<think>{{x}}</think><answer>{}</answer>", "<answer>{}</answer><answer>[]</answer>", "{}"]
+    layouts += ["<think>a</think><answer>{}}}</answer>", "<answer>```json\n{}\n```</answer>"]
+    replies += [layouts[i % len(layouts)].format(body) for i, body in enumerate(_seg_zero_dict_bodies(3000, 3))]
     replies += REPLIES[:1500]
+    replies += ['<think>a</think><answer>{}</answer>{"bbox": [250, 180, 410, 330]}', "<answer>{ }</answer>"]
     gts = [{}, {"gt_box": (250.5, 180, 410, 330)}, {"gt_box": (0, 0, 2**30, 5)}]
     fast = [terms(r, "upstream", **gt) for r in replies for gt in gts]
     monkeypatch.setattr(upstream, "canonical_seg_zero_terms", lambda *args: None)

@@ -316,7 +316,7 @@ def _upstream_terms(inp: RewardInput) -> dict[str, float]:
     reply = inp.reply if isinstance(inp.reply, str) else ""
     fast = upstream.canonical_seg_zero_terms(reply, inp.parsed, inp.gt_box, inp.gt_points)
     if fast is not None:
-        # The answer is a Seg-Zero dict: VisionReasoner's loop over its keys counts nothing, and its
+        # The answer is a JSON object: VisionReasoner's loop over its keys counts nothing, and its
         # accuracy needs a list.
         think, answer_format, iou, l1, points = fast
         return {

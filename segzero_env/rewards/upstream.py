@@ -238,7 +238,13 @@ def seg_zero_terms(
 
     A term is 0 when upstream's code would raise (missing keys, strings, ``None``, zero unions, ...).
     """
-    data = reading.seg_zero_value
+    return _seg_zero_value_terms(reading.seg_zero_value, gt_box, gt_points)
+
+
+def _seg_zero_value_terms(
+    data: dict | None, gt_box: Sequence[float] | None, gt_points: Sequence[Sequence[float]] | None
+) -> tuple[float, float, float, float]:
+    """:func:`seg_zero_terms` of the decoded first ``{...}`` (``None`` when absent or not a JSON object)."""
     if data is None:
         return 0.0, 0.0, 0.0, 0.0
     box = data.get("bbox")
@@ -300,20 +306,22 @@ def canonical_seg_zero_terms(
     10**7 (and the ground truth's below 2**20 is checked), so float arithmetic on them gives
     upstream's integer results exactly.
 
+    Any other answer that is a JSON object is scored from its decoded value (:func:`_seg_zero_dict_terms`).
+
     Returns:
         ``(think_format, answer_format, box_iou, box_l1, points)``, or ``None`` when the reply is not
         such a reply (the caller then takes the general path).
     """
     text = parsed.answer_text
-    if text is None or parsed.schema is not _SEG_ZERO or not parsed.strict_json:
-        return None
-    if gt_box is None or not gt_points or len(gt_points) < 2 or parsed.failure is not None:
+    if text is None or not parsed.n_answer_tags or gt_box is None or not gt_points or len(gt_points) < 2:
         return None
     if not reply.startswith(text, reply.find("{")):
         return None
+    if parsed.schema is not _SEG_ZERO or parsed.failure is not None or not parsed.strict_json:
+        return _seg_zero_dict_terms(reply, parsed, text, gt_box, gt_points)
     literals = canonical_numbers(text)
     if literals is None:
-        return None
+        return _seg_zero_dict_terms(reply, parsed, text, gt_box, gt_points)
     gt = _exact_gt(gt_box, gt_points)
     if gt is None:
         return None
@@ -346,6 +354,33 @@ def canonical_seg_zero_terms(
             crossed = _sqrt((ax - g2x) ** 2 + (ay - g2y) ** 2) + _sqrt((bx - g1x) ** 2 + (by - g1y) ** 2)
             points = 1.0 if crossed / 2 < 100 else 0.0
     return think, 1.0, iou, l1, points
+
+
+def _seg_zero_dict_terms(
+    reply: str, parsed: ParsedReply, text: str, gt_box: Sequence[float], gt_points: Sequence[Sequence[float]]
+) -> tuple[float, float, float, float, float] | None:
+    """:func:`canonical_seg_zero_terms` for any answer that is a JSON object with a single ``}``, at its end.
+
+    ``text`` is the answer-tag text, which VisionReasoner reads (the parser keeps it whole below
+    :data:`~segzero_env.parsing.ANSWER_TEXT_CHARS`), and starts at the reply's first ``{``; with its
+    only ``}`` at its end it is also Seg-Zero's first ``{...}``. Its value, decoded by the parser
+    (:func:`~segzero_env.parsing_fast.loads` remembers it), is then both rewards' reading: Seg-Zero's
+    terms are :func:`seg_zero_terms`' of it; VisionReasoner's loop over an object meets its keys,
+    strings, where a ``bbox_2d`` or ``point_2d`` test is a substring test and the indexing that follows
+    a match raises, so ``vr_format`` is the think format alone, and ``vr_accuracy`` (which needs a list)
+    is 0.
+    """
+    if len(text) >= ANSWER_TEXT_CHARS or text.find("}") != len(text) - 1:
+        return None
+    try:
+        value = loads(text)
+    except Exception:  # noqa: BLE001 - not JSON: the general path reads it
+        return None
+    if type(value) is not dict or not value:
+        return None  # ("{}" is not a first "{...}": Seg-Zero reads a later one)
+    think = 1.0 if parsed.think_format and not (reply[0].isspace() or reply[-1].isspace()) else 0.0
+    answer_format, iou, l1, points = _seg_zero_value_terms(value, gt_box, gt_points)
+    return think, answer_format, iou, l1, points
 
 
 _TUPLE_OR_NONE = (tuple, type(None))
