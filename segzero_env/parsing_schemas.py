@@ -22,12 +22,28 @@ REFINE_KEYS = frozenset({"positive_points", "negative_points", "stop"})
 
 
 class ParseError(Exception):
-    """A typed failure found in the decoded answer (returned or raised); the parser makes it a ParsedReply."""
+    """A typed failure found in the decoded answer (returned or raised); the parser makes it a ParsedReply.
 
-    def __init__(self, reason: FailureReason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+    ``ParseError(reason, detail)``: both are kept in ``args`` (built by the exception's own
+    constructor, with no Python ``__init__``: failures are common); ``str()`` is the detail.
+
+    >>> err = ParseError(FailureReason.WRONG_LENGTH, "bbox has 3 values, expected 4")
+    >>> err.reason.value, err.detail, str(err)
+    ('wrong_length', 'bbox has 3 values, expected 4', 'bbox has 3 values, expected 4')
+    """
+
+    @property
+    def reason(self) -> FailureReason:
+        """Why the answer is unusable."""
+        return self.args[0]
+
+    @property
+    def detail(self) -> str:
+        """What was wrong, naming the key."""
+        return self.args[1]
+
+    def __str__(self) -> str:
+        return self.args[1]
 
 
 def short_repr(value: Any, limit: int = 40) -> str:

@@ -271,8 +271,16 @@ def _seg_zero_value_terms(
         # A string or null in the box: every accuracy term compares or subtracts all four values, so
         # upstream raises (scores 0) on each; settled here without raising three exceptions.
         return answer_format, 0.0, 0.0, 0.0
-    if gt_box is not None:
-        g0, g1, g2, g3 = upstream_gt(gt_box)
+    ga = gb = None
+    if gt_points is not None and len(gt_points) >= 2:
+        if gt_box is not None:
+            g, ga, gb = _ground_truth(gt_box, gt_points)[:3]  # one lookup for a group's shared ground truth
+        else:
+            g, ga, gb = None, upstream_gt(gt_points[0]), upstream_gt(gt_points[1])
+    else:
+        g = None if gt_box is None else upstream_gt(gt_box)
+    if g is not None:
+        g0, g1, g2, g3 = g
         b0, b1, b2, b3 = box  # a list of 4 (a string's or an object's items returned above)
         try:
             # max(a, b) is "b if b > a else a" and min(a, b) "b if b < a else a": the builtins exactly,
@@ -290,8 +298,8 @@ def _seg_zero_value_terms(
             l1 = 1.0 if total / 4 < 10 else 0.0
         except Exception:  # noqa: BLE001
             pass
-    if gt_points and len(gt_points) >= 2 and "points_1" in data and "points_2" in data:
-        points = _seg_zero_points(box, p1, p2, upstream_gt(gt_points[0]), upstream_gt(gt_points[1]))
+    if ga is not None and "points_1" in data and "points_2" in data:
+        points = _seg_zero_points(box, p1, p2, ga, gb)
     return answer_format, iou, l1, points
 
 
@@ -322,10 +330,9 @@ def canonical_seg_zero_terms(
     literals = canonical_numbers(text)
     if literals is None:
         return _seg_zero_dict_terms(reply, parsed, text, gt_box, gt_points)
-    gt = _exact_gt(gt_box, gt_points)
-    if gt is None:
-        return None
-    (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y), area_gt, integral_gt = gt
+    (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y), area_gt, integral_gt, small = _ground_truth(gt_box, gt_points)
+    if not small:
+        return _seg_zero_dict_terms(reply, parsed, text, gt_box, gt_points)
     obj = parsed.objects[0]
     # The box as written (the parser swaps an inverted one's corners; upstream does not). Its numbers
     # are below 10**7 when written as integers: float arithmetic on them is exact.
@@ -399,24 +406,24 @@ def _immutable(box: Any, points: Any, objects: Any = None) -> bool:
 
 
 _last_gt: tuple[Any, Any, tuple | None] = (None, None, None)
-"""The last ground truth :func:`_exact_gt` read, by identity, and its result."""
+"""The last ground truth :func:`_ground_truth` read, by identity, and its result."""
 
 
-def _exact_gt(box: Sequence[float], points: Sequence[Sequence[float]]) -> tuple | None:
-    """The ground truth as upstream holds it, its box's inclusive area and whether it is all integers.
+def _ground_truth(box: Sequence[float], points: Sequence[Sequence[float]]) -> tuple:
+    """The ground truth as upstream holds it, with its box's inclusive area and two flags.
 
-    ``None`` beyond 2**20.
-
-    Remembered for the same tuples: a GRPO group shares its ground truth.
+    Returns ``(box, point 1, point 2, area, all integers, every value within 2**20)``; the area is
+    ``None`` beyond 2**20. Remembered for the same tuples: a GRPO group shares its ground truth.
     """
     global _last_gt
     last = _last_gt
     if box is last[0] and points is last[1]:
-        return last[2]  # the same tuples (a group's episode): unchanged
+        return last[2]  # type: ignore[return-value]  # the same tuples (a group's episode): unchanged
     g, g1, g2 = upstream_gt(box), upstream_gt(points[0]), upstream_gt(points[1])
     small = max(abs(v) for part in (g, g1, g2) for v in part) <= _EXACT_LIMIT
     integral = all(type(v) is int for part in (g, g1, g2) for v in part)
-    result = (g, g1, g2, (g[2] - g[0] + 1) * (g[3] - g[1] + 1), integral) if small else None
+    area = (g[2] - g[0] + 1) * (g[3] - g[1] + 1) if small else None
+    result = (g, g1, g2, area, integral, small)
     if _immutable(box, points):
         _last_gt = (box, points, result)
     return result
