@@ -177,7 +177,7 @@ def read_upstream(reply: str, parsed: ParsedReply | None = None) -> UpstreamRead
             text (``None`` when unclosed) unless it was cut.
     """
     stripped_think_format = parsed is not None and parsed.think_format
-    sz_text = first_brace_block(reply)
+    sz_text = _seg_zero_text(reply)
     if (
         parsed is not None
         and parsed.n_answer_tags
@@ -186,14 +186,23 @@ def read_upstream(reply: str, parsed: ParsedReply | None = None) -> UpstreamRead
         vr_text = parsed.answer_text
     else:
         vr_text = answer_block(reply)
-    if sz_text is not None and '"bbox"' not in sz_text and "\\" not in sz_text:
-        sz_text = None  # without a "bbox" key (none can hide behind an escape) every Seg-Zero term is 0
     sz = _decode(sz_text)
     vr = sz if vr_text == sz_text else _decode(vr_text)  # usually the same text: decode it once
     # A stripped match is a raw match unless whitespace surrounds the reply.
     surrounded = stripped_think_format and (reply[0].isspace() or reply[-1].isspace())
     think = not surrounded if stripped_think_format else think_format_ok(reply)
     return UpstreamReading(reply, think, sz if isinstance(sz, dict) else None, None if vr is _NO_VALUE else vr)
+
+
+def _seg_zero_text(reply: str) -> str | None:
+    """Seg-Zero's answer text, the first ``{...}``; ``None`` when there is none, or none with a ``bbox`` key.
+
+    Without a ``"bbox"`` in it (none can hide behind an escape) every Seg-Zero term is 0.
+    """
+    text = first_brace_block(reply)
+    if text is not None and '"bbox"' not in text and "\\" not in text:
+        return None
+    return text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -314,7 +323,7 @@ def canonical_seg_zero_terms(
     10**7 (and the ground truth's below 2**20 is checked), so float arithmetic on them gives
     upstream's integer results exactly.
 
-    Any other answer that is a JSON object is scored from its decoded value (:func:`_seg_zero_dict_terms`).
+    Any other answer that is a JSON object is scored from its decoded value (:func:`_object_answer_terms`).
 
     Returns:
         ``(think_format, answer_format, box_iou, box_l1, points)``, or ``None`` when the reply is not
@@ -323,16 +332,21 @@ def canonical_seg_zero_terms(
     text = parsed.answer_text
     if text is None or not parsed.n_answer_tags or gt_box is None or not gt_points or len(gt_points) < 2:
         return None
-    if not reply.startswith(text, reply.find("{")):
-        return None
-    if parsed.schema is not _SEG_ZERO or parsed.failure is not None or not parsed.strict_json:
-        return _seg_zero_dict_terms(reply, parsed, text, gt_box, gt_points)
+    if not text.startswith("{"):
+        return None  # not a JSON object
+    if (
+        parsed.schema is not _SEG_ZERO
+        or parsed.failure is not None
+        or not parsed.strict_json
+        or not reply.startswith(text, reply.find("{"))
+    ):
+        return _object_answer_terms(reply, parsed, text, gt_box, gt_points)
     literals = canonical_numbers(text)
     if literals is None:
-        return _seg_zero_dict_terms(reply, parsed, text, gt_box, gt_points)
+        return _object_answer_terms(reply, parsed, text, gt_box, gt_points)
     (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y), area_gt, integral_gt, small = _ground_truth(gt_box, gt_points)
     if not small:
-        return _seg_zero_dict_terms(reply, parsed, text, gt_box, gt_points)
+        return _object_answer_terms(reply, parsed, text, gt_box, gt_points)
     obj = parsed.objects[0]
     # The box as written (the parser swaps an inverted one's corners; upstream does not). Its numbers
     # are below 10**7 when written as integers: float arithmetic on them is exact.
@@ -363,30 +377,36 @@ def canonical_seg_zero_terms(
     return think, 1.0, iou, l1, points
 
 
-def _seg_zero_dict_terms(
+def _object_answer_terms(
     reply: str, parsed: ParsedReply, text: str, gt_box: Sequence[float], gt_points: Sequence[Sequence[float]]
 ) -> tuple[float, float, float, float, float] | None:
-    """:func:`canonical_seg_zero_terms` for any answer that is a JSON object with a single ``}``, at its end.
+    """:func:`canonical_seg_zero_terms` for any answer that is a JSON object; ``None`` for other answers.
 
     ``text`` is the answer-tag text, which VisionReasoner reads (the parser keeps it whole below
-    :data:`~segzero_env.parsing.ANSWER_TEXT_CHARS`), and starts at the reply's first ``{``; with its
-    only ``}`` at its end it is also Seg-Zero's first ``{...}``. Its value, decoded by the parser
-    (:func:`~segzero_env.parsing_fast.loads` remembers it), is then both rewards' reading: Seg-Zero's
-    terms are :func:`seg_zero_terms`' of it; VisionReasoner's loop over an object meets its keys,
-    strings, where a ``bbox_2d`` or ``point_2d`` test is a substring test and the indexing that follows
-    a match raises, so ``vr_format`` is the think format alone, and ``vr_accuracy`` (which needs a list)
-    is 0.
+    :data:`~segzero_env.parsing.ANSWER_TEXT_CHARS`); its value, decoded by the parser
+    (:func:`~segzero_env.parsing_fast.loads` remembers it), is an object, so VisionReasoner's loop
+    over it meets its keys, strings, where a ``bbox_2d`` or ``point_2d`` test is a substring test and
+    the indexing that follows a match raises: ``vr_format`` is the think format alone, and
+    ``vr_accuracy`` (which needs a list) is 0. Seg-Zero reads the reply's first ``{...}``: the same
+    text, already decoded, when it starts at the reply's first ``{`` and its only ``}`` is its last
+    character; otherwise that text, read as :func:`read_upstream` reads it.
     """
-    if len(text) >= ANSWER_TEXT_CHARS or text.find("}") != len(text) - 1:
+    if len(text) >= ANSWER_TEXT_CHARS:
         return None
     try:
         value = loads(text)
     except Exception:  # noqa: BLE001 - not JSON: the general path reads it
         return None
-    if type(value) is not dict or not value:
-        return None  # ("{}" is not a first "{...}": Seg-Zero reads a later one)
+    if type(value) is not dict:
+        return None
+    if len(text) > 2 and text.find("}") == len(text) - 1 and reply.startswith(text, reply.find("{")):
+        seg_zero = value  # ("{}" is not a first "{...}": Seg-Zero reads a later one)
+    else:
+        seg_zero = _decode(_seg_zero_text(reply))
+        if type(seg_zero) is not dict:
+            seg_zero = None
     think = 1.0 if parsed.think_format and not (reply[0].isspace() or reply[-1].isspace()) else 0.0
-    answer_format, iou, l1, points = _seg_zero_value_terms(value, gt_box, gt_points)
+    answer_format, iou, l1, points = _seg_zero_value_terms(seg_zero, gt_box, gt_points)
     return think, answer_format, iou, l1, points
 
 
