@@ -63,7 +63,7 @@ import re
 import warnings
 from typing import Any
 
-from segzero_env.parsing_fast import canonical_answer, canonical_numbers, floats, loads, reply_head
+from segzero_env.parsing_fast import canonical_answer, canonical_numbers, decode, floats, reply_head
 from segzero_env.parsing_schemas import MAX_CLICKS as MAX_CLICKS  # re-exported: the grammar above cites it
 from segzero_env.parsing_schemas import (
     REFINE_KEYS,
@@ -126,19 +126,17 @@ def think_format_ok(text: str) -> bool:
 
 def _decode(body: str) -> tuple[Any, bool]:
     """Decode an answer body: strict JSON first, then a Python literal. Raises ``ParseError``."""
-    try:
-        return loads(body), True
-    except (ValueError, RecursionError) as err:
-        json_error = str(err)
+    value, error, json_error = decode(body)
+    if error is None:
+        return value, True
     if len(body) > MAX_LITERAL_CHARS:
         raise ParseError(FailureReason.INVALID_JSON, f"answer is not JSON ({json_error})")
     if "'" in body and '"' not in body and "\\" not in body and _JSON_ONLY_WORD.search(body) is None:
         # A single-quoted literal without escapes, double quotes or JSON-only words: swapping the quotes
         # gives JSON that decodes to exactly the literal's value, an order of magnitude faster than ast.
-        try:
-            return loads(body.replace("'", '"')), False
-        except (ValueError, RecursionError):
-            pass
+        swapped, error, _ = decode(body.replace("'", '"'))
+        if error is None:
+            return swapped, False
     if _bare_json_word(body):
         # A bare JSON word is a name to Python, and ast.literal_eval refuses every name: it would fail.
         raise ParseError(FailureReason.INVALID_JSON, f"answer is neither JSON nor a Python literal ({json_error})")

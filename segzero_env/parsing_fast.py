@@ -94,20 +94,25 @@ def number(literal: str) -> int | float:
     return int(literal)
 
 
-_INT_FLOATS: dict[str, float] = {str(i): float(i) for i in range(-256, 4096)}
+class _FloatTable(dict):
+    """``float(literal)`` by lookup; a literal not in the table is converted, not added."""
+
+    def __missing__(self, literal: str) -> float:
+        return float(literal)
+
+
+_INT_FLOATS: dict[str, float] = _FloatTable({str(i): float(i) for i in range(-256, 4096)})
 """``float(literal)`` for the integer literals of pixel coordinates (~0.4 MB): a lookup is ~4x faster."""
+_float = _INT_FLOATS.__getitem__
 
 
 def floats(literals: tuple[str, ...]) -> tuple[float, ...]:
-    """``tuple(map(float, literals))``, faster for the integer literals most coordinates are.
+    """``tuple(map(float, literals))`` for number literals, faster for the integer literals most coordinates are.
 
     >>> floats(("12", "-0", "3.5"))
     (12.0, -0.0, 3.5)
     """
-    try:
-        return tuple(map(_INT_FLOATS.__getitem__, literals))
-    except KeyError:
-        return tuple(map(float, literals))
+    return tuple(map(_float, literals))
 
 
 _CACHE_SIZE = 1024
@@ -186,6 +191,21 @@ def loads(text: str) -> Any:
     A value is shared between callers: they only read it. An error is raised as a new exception of
     the kind :func:`json.loads` raised (``ValueError`` or ``RecursionError``) with its message.
     """
+    value, error, message = decode(text)
+    if error is not None:
+        raise error(message)
+    return value
+
+
+def decode(text: str) -> tuple[Any, type[Exception] | None, str]:
+    """:func:`loads` without raising: ``(value, None, "")``, or ``(None, error type, message)``.
+
+    Readers that only need to know whether a text is JSON use it: raising and catching the
+    remembered error costs ~1 us a reply.
+
+    >>> decode("[1]"), decode("[1")[1:]
+    (([1], None, ''), (<class 'ValueError'>, "Expecting ',' delimiter: line 1 column 3 (char 2)"))
+    """
     global _last_long
     long = len(text) > _CACHE_TEXT_CHARS  # long texts stay out of the cache (it stays small); the last is kept
     if long:
@@ -201,9 +221,7 @@ def loads(text: str) -> Any:
             if len(_json_cache) >= _CACHE_SIZE:
                 _json_cache.clear()
             _json_cache[text] = hit
-    if hit[1] is not None:
-        raise hit[1](hit[2])
-    return hit[0]
+    return hit
 
 
 def _decoded(text: str) -> tuple[Any, type[Exception] | None, str]:

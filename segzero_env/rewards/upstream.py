@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from segzero_env.parsing import ANSWER_TEXT_CHARS, think_format_ok
-from segzero_env.parsing_fast import canonical_numbers, canonical_seg_zero, floats, loads
+from segzero_env.parsing_fast import canonical_numbers, canonical_seg_zero, decode, floats
 from segzero_env.types import AnswerSchema, ObjectAnswer, ParsedReply
 
 VR_MAX_OBJECTS = 120
@@ -140,10 +140,8 @@ def _decode(text: str | None) -> Any:
     value = canonical_seg_zero(text)  # json.loads's result for the common answer, faster
     if value is not None:
         return value
-    try:
-        return loads(text)  # json.loads, free when the parser has just decoded the same text
-    except Exception:  # noqa: BLE001 - upstream catches everything; RecursionError on deep nesting included
-        return _NO_VALUE
+    value, error, _ = decode(text)  # json.loads, free when the parser has just decoded the same text
+    return _NO_VALUE if error is not None else value  # upstream catches everything (RecursionError included)
 
 
 class UpstreamReading:
@@ -384,7 +382,7 @@ def _object_answer_terms(
 
     ``text`` is the answer-tag text, which VisionReasoner reads (the parser keeps it whole below
     :data:`~segzero_env.parsing.ANSWER_TEXT_CHARS`); its value, decoded by the parser
-    (:func:`~segzero_env.parsing_fast.loads` remembers it), is an object, so VisionReasoner's loop
+    (:func:`~segzero_env.parsing_fast.decode` remembers it), is an object, so VisionReasoner's loop
     over it meets its keys, strings, where a ``bbox_2d`` or ``point_2d`` test is a substring test and
     the indexing that follows a match raises: ``vr_format`` is the think format alone, and
     ``vr_accuracy`` (which needs a list) is 0. Seg-Zero reads the reply's first ``{...}``: the same
@@ -393,12 +391,9 @@ def _object_answer_terms(
     """
     if len(text) >= ANSWER_TEXT_CHARS:
         return None
-    try:
-        value = loads(text)
-    except Exception:  # noqa: BLE001 - not JSON: the general path reads it
-        return None
+    value = decode(text)[0]
     if type(value) is not dict:
-        return None
+        return None  # not a JSON object (not JSON at all, say): the general path reads it
     if len(text) > 2 and text.find("}") == len(text) - 1 and reply.startswith(text, reply.find("{")):
         seg_zero = value  # ("{}" is not a first "{...}": Seg-Zero reads a later one)
     else:
