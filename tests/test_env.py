@@ -108,6 +108,16 @@ def test_reply_coordinates_map_to_original_frame():
     assert step_info["answer"]["schema"] == "seg-zero"
 
 
+def test_info_answer_tells_the_empty_answer_from_an_unreadable_one():
+    env = make()
+    answers = []
+    for reply in ("<think>none</think><answer>[]</answer>", "<answer>[1]</answer>", "no answer"):
+        env.reset(seed=5)
+        answers.append(env.step(reply)[4]["answer"])
+    assert answers[0] == {"schema": "vision-reasoner", "no_object": True, "objects": []}
+    assert answers[1] == answers[2] == {"schema": None, "no_object": False, "objects": []}
+
+
 def test_oracle_box_reply_scores_box_fill_iou():
     env = make()
     _, info = env.reset(seed=2)

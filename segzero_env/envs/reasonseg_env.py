@@ -198,8 +198,9 @@ class ReasonSegEnv(gym.Env[dict[str, Any], str]):
     - ``mask_iou_available`` (bool): whether the sample has a ground-truth mask.
     - ``parse_failure`` (str or None): a :class:`~segzero_env.types.FailureReason` value.
     - ``parse_detail`` (str): a human-readable explanation.
-    - ``answer`` (dict): the parsed answer in the ``S`` frame: ``schema`` (None when unusable) and
-      ``objects`` (a list of ``{"box": [x1, y1, x2, y2], "points": [[x, y], ...]}``).
+    - ``answer`` (dict): the parsed answer in the ``S`` frame: ``schema`` (None when the reply has no
+      readable answer), ``no_object`` (True for the empty answer ``[]``: nothing in the image fits the
+      query) and ``objects`` (a list of ``{"box": [x1, y1, x2, y2], "points": [[x, y], ...]}``).
 
     - multi-turn only: ``prev_iou`` (float, IoU before this turn), ``iou_gain`` (``iou - prev_iou``),
       ``mask_iou_credit`` (what ``mask_iou`` was paid at), ``turn_cost`` (the cost subtracted),

@@ -249,12 +249,22 @@ def score_replies(
 
 
 def answer_to_info(parsed: ParsedReply) -> dict[str, Any]:
-    """A plain-data view of a parsed answer for ``info``: ``schema`` (``None`` when unusable) and ``objects``.
+    """A plain-data view of a parsed answer for ``info``: ``schema``, ``no_object`` and ``objects``.
 
-    Always a dict (never ``None``) so that vector envs can batch it key by key.
+    ``schema`` is the answer's schema whenever the reply was read (the empty answer ``[]`` and a
+    refinement without a box included), ``None`` for a parse failure; ``no_object`` is True for the
+    empty answer (nothing in the image fits the query). Always a dict (never ``None``) with the same
+    keys, so that vector envs can batch it key by key.
+
+    >>> from segzero_env.parsing import parse_reply
+    >>> answer_to_info(parse_reply("<answer>[]</answer>"))
+    {'schema': 'vision-reasoner', 'no_object': True, 'objects': []}
+    >>> answer_to_info(parse_reply("<answer>[1]</answer>"))
+    {'schema': None, 'no_object': False, 'objects': []}
     """
     return {
-        "schema": parsed.schema.value if parsed.ok and parsed.schema is not None else None,
+        "schema": parsed.schema.value if parsed.failure is None and parsed.schema is not None else None,
+        "no_object": parsed.no_object,
         "objects": [
             {"box": [float(v) for v in o.box], "points": [[float(x), float(y)] for x, y in o.points]}
             for o in (parsed.objects if parsed.ok else ())
