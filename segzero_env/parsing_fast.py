@@ -3,17 +3,18 @@
 :func:`loads` is :func:`json.loads` remembering its last text: the parser and the ``upstream`` reward
 rules decode the same answer text one after the other, and the second reading is then free.
 
-:func:`canonical_seg_zero` reads the answer nearly every reply writes,
+:func:`canonical_numbers` reads the answer nearly every reply writes,
 ``{"bbox": [4 numbers], "points_1": [2], "points_2": [2]}``. Decoding that one shape with a single anchored
 regular expression instead of :func:`json.loads` plus a walk of the decoded value is what lets reply
 scoring keep up with a GRPO group's rewards. The reader accepts only text that :func:`json.loads` reads
 to exactly that dict (keys in that order, JSON whitespace, JSON numbers with at most 7 digits before
-the point and no exponent), and returns what :func:`json.loads` would: ``int`` for integer literals,
-``float`` for the others. Anything else returns ``None`` and the caller takes the general path.
+the point and no exponent) and gives the number literals as written; :func:`floats` gives their
+values. Anything else returns ``None`` and the caller takes the general path.
 
->>> canonical_seg_zero('{"bbox": [1, 2, 30, 4.5], "points_1": [5, 6], "points_2": [-0, 100.0]}')
-{'bbox': [1, 2, 30, 4.5], 'points_1': [5, 6], 'points_2': [0, 100.0]}
->>> canonical_seg_zero("{'bbox': [1, 2, 3, 4], 'points_1': [5, 6], 'points_2': [7, 8]}") is None
+>>> literals = canonical_numbers('{"bbox": [1, 2, 30, 4.5], "points_1": [5, 6], "points_2": [-0, 100.0]}')
+>>> literals, floats(literals)
+(('1', '2', '30', '4.5', '5', '6', '-0', '100.0'), (1.0, 2.0, 30.0, 4.5, 5.0, 6.0, -0.0, 100.0))
+>>> canonical_numbers("{'bbox': [1, 2, 3, 4], 'points_1': [5, 6], 'points_2': [7, 8]}") is None
 True
 """
 
@@ -87,13 +88,6 @@ def canonical_answer(text: str, start: int) -> tuple[str, tuple[str, ...]] | Non
     return body, literals
 
 
-def number(literal: str) -> int | float:
-    """The value :func:`json.loads` gives a JSON number literal matched by :data:`CANONICAL_SEG_ZERO`."""
-    if "." in literal:
-        return float(literal)
-    return int(literal)
-
-
 class _FloatTable(dict):
     """``float(literal)`` by lookup; a literal not in the table is converted, not added."""
 
@@ -143,15 +137,6 @@ def _remember(text: str, groups: tuple[str, ...] | None) -> None:
         if len(_canonical_cache) >= _CACHE_SIZE:
             _canonical_cache.clear()
         _canonical_cache[text] = groups
-
-
-def canonical_seg_zero(text: str) -> dict | None:
-    """``json.loads(text)`` when ``text`` is a canonical Seg-Zero answer, else ``None``."""
-    literals = canonical_numbers(text)
-    if literals is None:
-        return None
-    v = [number(s) for s in literals]
-    return {"bbox": v[0:4], "points_1": v[4:6], "points_2": v[6:8]}
 
 
 _json_cache: dict[str, tuple[Any, type[Exception] | None, str]] = {}

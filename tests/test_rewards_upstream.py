@@ -626,14 +626,14 @@ def test_reply_head_and_canonical_answer_read_what_the_canonical_reply_expressio
     assert 100 < read < 3000
 
 
-def test_canonical_reader_returns_what_json_loads_returns():
+def test_canonical_reader_accepts_only_what_json_loads_reads_and_gives_its_numbers():
     import json
 
-    from segzero_env.parsing_fast import canonical_seg_zero, loads
+    from segzero_env.parsing_fast import canonical_numbers, floats, loads
 
     matched = 0
-    for body in _canonical_bodies(3000, 1):
-        got = canonical_seg_zero(body)
+    for body in [*_canonical_bodies(3000, 1), *_seg_zero_dict_bodies(1000, 1)]:
+        got = canonical_numbers(body)
         try:
             expected = json.loads(body)
         except ValueError as err:
@@ -646,7 +646,10 @@ def test_canonical_reader_returns_what_json_loads_returns():
         assert loads(body) == expected
         if got is not None:
             matched += 1
-            assert got == expected and [type(v) for v in got["bbox"]] == [type(v) for v in expected["bbox"]]
+            assert list(expected) == ["bbox", "points_1", "points_2"]
+            values = [*expected["bbox"], *expected["points_1"], *expected["points_2"]]
+            assert all(type(v) in (int, float) for v in values) and len(values) == 8
+            assert floats(got) == tuple(map(float, values)), body
     assert matched > 300
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from segzero_env.parsing import ANSWER_TEXT_CHARS, think_format_ok
-from segzero_env.parsing_fast import canonical_numbers, canonical_seg_zero, decode, floats
+from segzero_env.parsing_fast import canonical_numbers, decode, floats
 from segzero_env.types import AnswerSchema, ObjectAnswer, ParsedReply
 
 VR_MAX_OBJECTS = 120
@@ -137,9 +137,6 @@ _JSON_START = frozenset('{["-0123456789tfnNI \t\n\r')
 def _decode(text: str | None) -> Any:
     if not text or text[0] not in _JSON_START:
         return _NO_VALUE  # json.loads would raise at the first character (a code fence, say)
-    value = canonical_seg_zero(text)  # json.loads's result for the common answer, faster
-    if value is not None:
-        return value
     value, error, _ = decode(text)  # json.loads, free when the parser has just decoded the same text
     return _NO_VALUE if error is not None else value  # upstream catches everything (RecursionError included)
 
