@@ -183,10 +183,18 @@ def read_upstream(reply: str, parsed: ParsedReply | None = None) -> UpstreamRead
         vr_text = answer_block(reply)
     sz = _decode(sz_text)
     vr = sz if vr_text == sz_text else _decode(vr_text)  # usually the same text: decode it once
-    # A stripped match is a raw match unless whitespace surrounds the reply.
-    surrounded = stripped_think_format and (reply[0].isspace() or reply[-1].isspace())
-    think = not surrounded if stripped_think_format else think_format_ok(reply)
+    think = _raw_think_format(reply, parsed) if stripped_think_format else think_format_ok(reply)  # type: ignore[arg-type]
     return UpstreamReading(reply, think, sz if isinstance(sz, dict) else None, None if vr is _NO_VALUE else vr)
+
+
+def _raw_think_format(reply: str, parsed: ParsedReply) -> bool:
+    """Whether the raw reply has the think-then-answer layout, from ``parsed`` (read on the stripped reply).
+
+    A stripped match is a raw match unless whitespace surrounds the reply; without a stripped match
+    there is no raw one (a raw match starts with ``<think>`` and ends with ``</answer>``: stripping
+    leaves it as it is).
+    """
+    return parsed.think_format and not (reply[0].isspace() or reply[-1].isspace())
 
 
 def _seg_zero_text(reply: str) -> str | None:
@@ -346,7 +354,7 @@ def canonical_seg_zero_terms(
     # The box as written (the parser swaps an inverted one's corners; upstream does not). Its numbers
     # are below 10**7 when written as integers: float arithmetic on them is exact.
     x1, y1, x2, y2 = floats(literals[:4]) if parsed.box_inverted else obj.box
-    think = 1.0 if parsed.think_format and not (reply[0].isspace() or reply[-1].isspace()) else 0.0
+    think = 1.0 if _raw_think_format(reply, parsed) else 0.0
     # Finite values: max(a, b) is "b if b > a else a" and min(a, b) "b if b < a else a", as the builtins.
     ix1, iy1 = (gx1 if gx1 > x1 else x1), (gy1 if gy1 > y1 else y1)
     ix2, iy2 = (gx2 if gx2 < x2 else x2), (gy2 if gy2 < y2 else y2)
@@ -397,7 +405,7 @@ def _object_answer_terms(
         seg_zero = _decode(_seg_zero_text(reply))
         if type(seg_zero) is not dict:
             seg_zero = None
-    think = 1.0 if parsed.think_format and not (reply[0].isspace() or reply[-1].isspace()) else 0.0
+    think = 1.0 if _raw_think_format(reply, parsed) else 0.0
     answer_format, iou, l1, points = _seg_zero_value_terms(seg_zero, gt_box, gt_points)
     return think, answer_format, iou, l1, points
 
