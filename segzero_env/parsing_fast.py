@@ -1,7 +1,8 @@
 """Fast readers shared by the parser and the reward rules.
 
-:func:`loads` is :func:`json.loads` remembering its last text: the parser and the ``upstream`` reward
-rules decode the same answer text one after the other, and the second reading is then free.
+:func:`decode` is :func:`json.loads` remembering recent texts, without raising: the parser and the
+``upstream`` reward rules decode the same answer text one after the other, and the second reading is
+then free.
 
 :func:`canonical_numbers` reads the answer nearly every reply writes,
 ``{"bbox": [4 numbers], "points_1": [2], "points_2": [2]}``. Decoding that one shape with a single anchored
@@ -168,22 +169,11 @@ def _json_loads(text: str) -> Any:
     return value
 
 
-def loads(text: str) -> Any:
-    """``json.loads(text)``; recent texts' values (or errors) are remembered and reused.
-
-    Up to 1,024 texts of at most 4,096 characters are kept, and the last longer one.
-
-    A value is shared between callers: they only read it. An error is raised as a new exception of
-    the kind :func:`json.loads` raised (``ValueError`` or ``RecursionError``) with its message.
-    """
-    value, error, message = decode(text)
-    if error is not None:
-        raise error(message)
-    return value
-
-
 def decode(text: str) -> tuple[Any, type[Exception] | None, str]:
-    """:func:`loads` without raising: ``(value, None, "")``, or ``(None, error type, message)``.
+    """``json.loads(text)`` without raising: ``(value, None, "")``, or ``(None, error type, message)``.
+
+    Up to 1,024 texts of at most 4,096 characters are remembered, and the last longer one. A value
+    is shared between callers: they only read it.
 
     Readers that only need to know whether a text is JSON use it: raising and catching the
     remembered error costs ~1 us a reply.
