@@ -63,7 +63,7 @@ import re
 import warnings
 from typing import Any
 
-from segzero_env.parsing_fast import canonical_answer, canonical_numbers, decode, floats, reply_head
+from segzero_env.parsing_fast import NOT_CANONICAL, canonical_answer, canonical_numbers, decode, floats, reply_head
 from segzero_env.parsing_schemas import MAX_CLICKS as MAX_CLICKS  # re-exported: the grammar above cites it
 from segzero_env.parsing_schemas import (
     REFINE_KEYS,
@@ -267,17 +267,20 @@ def _parse_untagged(text: str, think: bool) -> ParsedReply:
     try:
         value, strict = _decode(candidate)
     except ParseError:
-        return ParsedReply.failed(
+        failed = ParsedReply.failed(
             FailureReason.NO_ANSWER_TAG, no_tag + " (and no readable grounding JSON)", think_format=think
         )
+        return _read(failed, candidate, None, False, False)
     grounding = (isinstance(value, dict) and "bbox_2d" in value) or (
         isinstance(value, list) and len(value) > 0 and isinstance(value[0], dict) and "bbox_2d" in value[0]
     )
     if not grounding:
-        return ParsedReply.failed(
+        failed = ParsedReply.failed(
             FailureReason.NO_ANSWER_TAG, no_tag + " (and no bbox_2d grounding JSON)", think_format=think
         )
-    return _interpret(value, strict, think, 0, candidate[:ANSWER_TEXT_CHARS], untagged=True)
+        return _read(failed, candidate, value if strict else None, strict, False)
+    parsed = _interpret(value, strict, think, 0, candidate[:ANSWER_TEXT_CHARS], untagged=True)
+    return _read(parsed, candidate, value if strict else None, strict, False)
 
 
 def parse_reply(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> ParsedReply:
@@ -305,13 +308,14 @@ def parse_reply(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> ParsedRe
 
 def _parse_stripped(text: str) -> ParsedReply:
     head = reply_head(text)
+    head_not_canonical = False  # no canonical answer starts at the head's end
     if head >= 0:
         common = canonical_answer(text, head)  # most replies: regular expressions read them whole
-        if common is not None:
+        if common is NOT_CANONICAL:
+            head_not_canonical = True
+        elif common is not None:
             body, literals = common
-            fast = _canonical_seg_zero(body, True, 1, body[:ANSWER_TEXT_CHARS], literals)
-            if fast is not None:
-                return fast
+            return _canonical_seg_zero(body, True, 1, body[:ANSWER_TEXT_CHARS], literals)
         think = text.endswith(_ANSWER_CLOSE)  # the head is the layout's start (reply_head)
     else:
         think = think_format_ok(text)
@@ -327,31 +331,47 @@ def _parse_stripped(text: str) -> ParsedReply:
         )
     body = text[start:end].strip()
     answer_text = body[:ANSWER_TEXT_CHARS]
-    body = _strip_fence(body)
-    if not body:
+    fenced = _strip_fence(body)
+    if not fenced:
         return ParsedReply.failed(FailureReason.INVALID_JSON, "answer is empty", think, False, n_tags, answer_text)
-    fast = _canonical_seg_zero(body, think, n_tags, answer_text)
-    if fast is not None:
-        return fast
+    # The head's answer starts after the whitespace that follows <answer>, where the text cut here
+    # starts: canonical_answer found no canonical answer there, so this text is not one.
+    literals = None if fenced is body and head_not_canonical else canonical_numbers(fenced)
+    if literals is not None:
+        return _canonical_seg_zero(fenced, think, n_tags, answer_text, literals)
     try:
-        value, strict = _decode(body)
+        value, strict = _decode(fenced)
     except ParseError as fail:
-        return ParsedReply.failed(fail.reason, fail.detail, think, False, n_tags, answer_text)
-    return _interpret(value, strict, think, n_tags, answer_text, untagged=False)
+        failed = ParsedReply.failed(fail.reason, fail.detail, think, False, n_tags, answer_text)
+        return _read(failed, fenced, None, False, True)
+    parsed = _interpret(value, strict, think, n_tags, answer_text, untagged=False)
+    return _read(parsed, fenced, value if strict else None, strict, True)
+
+
+def _read(parsed: ParsedReply, text: str, value: Any, strict: bool, not_canonical: bool) -> ParsedReply:
+    """``parsed``, holding for the reward rules what was read of ``text``, the answer text decoded.
+
+    ``text`` is without its code fence; ``value`` is its :func:`json.loads` value when ``strict``
+    (it decoded), else ``None``, and is shared (its readers never modify it); ``not_canonical``: the
+    text was found not to be a canonical Seg-Zero answer.
+    """
+    fields = vars(parsed)  # a frozen dataclass; ParsedReply._json and ._canonical are not fields
+    fields["_json"] = (text, value, strict)
+    if not_canonical:
+        fields["_canonical"] = (text, None)
+    return parsed
 
 
 def _canonical_seg_zero(
-    body: str, think: bool, n_tags: int, answer_text: str, literals: tuple[str, ...] | None = None
-) -> ParsedReply | None:
-    """The general path's result for a canonical Seg-Zero answer, without json.loads; ``None`` otherwise."""
-    if literals is None:
-        literals = canonical_numbers(body)
-        if literals is None:
-            return None
+    body: str, think: bool, n_tags: int, answer_text: str, literals: tuple[str, ...]
+) -> ParsedReply:
+    """The general path's result for a canonical Seg-Zero answer (``literals``: its numbers), without json.loads."""
     # float(literal) == float(json value); the literals have no exponent, so they are finite.
     values = floats(literals)
     box, inverted = upright_box(values[:4])
     a, b, c, d = values[4:]
     detail = "" if n_tags <= 1 and not inverted else _notes(True, inverted, n_tags)
     obj = ObjectAnswer.fast(box, ((a, b), (c, d)))
-    return ParsedReply.answered((obj,), AnswerSchema.SEG_ZERO, think, True, n_tags, answer_text, inverted, detail)
+    parsed = ParsedReply.answered((obj,), AnswerSchema.SEG_ZERO, think, True, n_tags, answer_text, inverted, detail)
+    vars(parsed)["_canonical"] = (body, literals)  # for the reward rules (not a field)
+    return parsed

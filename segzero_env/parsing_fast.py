@@ -1,8 +1,8 @@
 """Fast readers shared by the parser and the reward rules.
 
-:func:`decode` is :func:`json.loads` remembering recent texts, without raising: the parser and the
-``upstream`` reward rules decode the same answer text one after the other, and the second reading is
-then free.
+:func:`decode` is :func:`json.loads` without raising. What the parser decodes it hands to the
+``upstream`` reward rules in the :class:`~segzero_env.types.ParsedReply` (nothing is kept here), so
+the rules do not decode the same answer text again.
 
 :func:`canonical_numbers` reads the answer nearly every reply writes,
 ``{"bbox": [4 numbers], "points_1": [2], "points_2": [2]}``. Decoding that one shape with a single anchored
@@ -67,26 +67,23 @@ def reply_head(text: str) -> int:
     return -1 if head is None else head.end()
 
 
-def canonical_answer(text: str, start: int) -> tuple[str, tuple[str, ...]] | None:
-    """``(answer text, its 8 number literals)`` when ``text`` matches :data:`CANONICAL_REPLY`, else ``None``.
+NOT_CANONICAL = ("not canonical",)
+""":func:`canonical_answer`'s result when the answer that starts where it looked is not canonical."""
 
-    ``start`` is :func:`reply_head`'s. The answer is remembered as :func:`canonical_numbers` would
-    remember it. When the answer is not canonical, its text as the parser cuts it (between the tags,
-    stripped) is remembered as not canonical: the expression has just failed on it, and the parser and
-    the reward rules need not run it again.
+
+def canonical_answer(text: str, start: int) -> tuple[str, tuple[str, ...]] | tuple[str] | None:
+    """``(answer text, its 8 number literals)`` when ``text`` matches :data:`CANONICAL_REPLY`.
+
+    ``start`` is :func:`reply_head`'s. Otherwise :data:`NOT_CANONICAL` when no canonical answer
+    starts at ``start`` (so the answer text the parser cuts there, between the tags and stripped,
+    is not canonical either: the caller need not run the expression on it again), else ``None``.
     """
     m = CANONICAL_SEG_ZERO.match(text, start)
     if m is None:
-        # No match at ``start`` means no full match of any text starting there.
-        end = text.find("</answer>", start)
-        if end >= 0:
-            _remember(text[start:end].rstrip(), None)  # the leading whitespace is the head's
-        return None
+        return NOT_CANONICAL  # no match at ``start`` means no full match of any text starting there
     if _REPLY_TAIL.fullmatch(text, m.end()) is None:
         return None
-    body, literals = m.group(), m.groups()
-    _remember(body, literals)
-    return body, literals
+    return m.group(), m.groups()
 
 
 class _FloatTable(dict):
@@ -110,39 +107,14 @@ def floats(literals: tuple[str, ...]) -> tuple[float, ...]:
     return tuple(map(_float, literals))
 
 
-_CACHE_SIZE = 1024
-_CACHE_TEXT_CHARS = 4096  # texts longer than this are never kept (at most ~4 MB of keys in all)
-_MISS = object()
-_canonical_cache: dict[str, tuple[str, ...] | None] = {}
-
-
 def canonical_numbers(text: str) -> tuple[str, ...] | None:
-    """The 8 number literals of a canonical Seg-Zero answer (bbox, points_1, points_2), or ``None``.
-
-    Recent answers are remembered (up to 1,024 texts of at most 4,096 characters): the parser reads
-    a batch of replies, then the ``upstream`` reward rules read the same answers again.
-    """
+    """The 8 number literals of a canonical Seg-Zero answer (bbox, points_1, points_2), or ``None``."""
     if not text.startswith("{"):
         return None  # a list answer, say: the expression needs an opening brace
-    hit = _canonical_cache.get(text, _MISS)
-    if hit is not _MISS:
-        return hit  # type: ignore[return-value]
     m = CANONICAL_SEG_ZERO.fullmatch(text)
-    groups = m.groups() if m is not None else None
-    _remember(text, groups)
-    return groups
+    return m.groups() if m is not None else None
 
 
-def _remember(text: str, groups: tuple[str, ...] | None) -> None:
-    if len(text) <= _CACHE_TEXT_CHARS:
-        if len(_canonical_cache) >= _CACHE_SIZE:
-            _canonical_cache.clear()
-        _canonical_cache[text] = groups
-
-
-_json_cache: dict[str, tuple[Any, type[Exception] | None, str]] = {}
-_last_long: tuple[str, tuple[Any, type[Exception] | None, str] | None] = ("", None)
-"""The last text longer than the cache's limit and its entry: the parser and the rules read it one after the other."""
 _scan_once = json.JSONDecoder().scan_once
 """The scanner :func:`json.loads` runs (default decoder settings), called without its Python layers."""
 
@@ -172,35 +144,9 @@ def _json_loads(text: str) -> Any:
 def decode(text: str) -> tuple[Any, type[Exception] | None, str]:
     """``json.loads(text)`` without raising: ``(value, None, "")``, or ``(None, error type, message)``.
 
-    Up to 1,024 texts of at most 4,096 characters are remembered, and the last longer one. A value
-    is shared between callers: they only read it.
-
-    Readers that only need to know whether a text is JSON use it: raising and catching the
-    remembered error costs ~1 us a reply.
-
     >>> decode("[1]"), decode("[1")[1:]
     (([1], None, ''), (<class 'ValueError'>, "Expecting ',' delimiter: line 1 column 3 (char 2)"))
     """
-    global _last_long
-    long = len(text) > _CACHE_TEXT_CHARS  # long texts stay out of the cache (it stays small); the last is kept
-    if long:
-        last = _last_long  # read once: another thread may replace it
-        hit = last[1] if text == last[0] else None
-    else:
-        hit = _json_cache.get(text)
-    if hit is None:
-        hit = _decoded(text)
-        if long:
-            _last_long = (text, hit)
-        else:
-            if len(_json_cache) >= _CACHE_SIZE:
-                _json_cache.clear()
-            _json_cache[text] = hit
-    return hit
-
-
-def _decoded(text: str) -> tuple[Any, type[Exception] | None, str]:
-    """``(value, None, "")``, or ``(None, error type, message)`` when :func:`json.loads` raises."""
     try:
         return _json_loads(text), None, ""
     except ValueError as err:

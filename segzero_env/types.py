@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -161,6 +161,14 @@ class ParsedReply:
     refinement: Refinement | None = None
     stop: bool = False
     no_object: bool = False
+
+    # What the parser read, handed to the reward rules so that they need not read the same text again
+    # (instance values set by the parser; not fields: equality, repr and ``dataclasses.replace``
+    # ignore them, and a reply built any other way has the class's ``None``).
+    _json: ClassVar[tuple[str, Any, bool] | None] = None
+    """``(text, json.loads(text) or None, whether it decoded)`` for the text the parser decoded."""
+    _canonical: ClassVar[tuple[str, tuple[str, ...] | None] | None] = None
+    """``(text, canonical_numbers(text))`` for the answer text the parser checked."""
 
     @property
     def ok(self) -> bool:

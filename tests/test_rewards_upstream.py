@@ -607,23 +607,30 @@ def test_seg_zero_accuracy_on_exotic_box_values_equals_the_published_rule():
 def test_reply_head_and_canonical_answer_read_what_the_canonical_reply_expression_matches():
     import random
 
-    from segzero_env.parsing_fast import CANONICAL_REPLY, canonical_answer, reply_head
+    from segzero_env.parsing_fast import CANONICAL_REPLY, NOT_CANONICAL, canonical_answer, canonical_numbers, reply_head
 
     rng = random.Random(5)
     thinks = ["a", "a < b", "{x}", "", "two. two."]
     gaps = ["", " ", "\n", "\u2003", " x "]
     tails = ["</answer>", " </answer>", "</answer> ", "", "</answer></answer>", "\n</answer>"]
-    read = 0
-    for body in _canonical_bodies(3000, 4):
+    read = not_canonical = 0
+    for body in [*_canonical_bodies(3000, 4), *_seg_zero_dict_bodies(1000, 4)]:
         reply = (
             f"<think>{rng.choice(thinks)}</think>{rng.choice(gaps)}<answer>{rng.choice(gaps)}{body}{rng.choice(tails)}"
         )
         m = CANONICAL_REPLY.fullmatch(reply)
         head = reply_head(reply)
         got = canonical_answer(reply, head) if head >= 0 else None
-        assert got == ((m.group(1), m.groups()[1:]) if m else None), reply
-        read += got is not None
-    assert 100 < read < 3000
+        if got is NOT_CANONICAL:
+            # The parser skips the expression on its answer text (from the head to the first closing
+            # tag, stripped): it must not be canonical.
+            end = reply.find("</answer>", head)
+            assert m is None and (end < 0 or canonical_numbers(reply[head:end].strip()) is None), reply
+            not_canonical += 1
+        else:
+            assert got == ((m.group(1), m.groups()[1:]) if m else None), reply
+            read += got is not None
+    assert 100 < read < 3000 and not_canonical > 100
 
 
 def test_canonical_reader_accepts_only_what_json_loads_reads_and_gives_its_numbers():
@@ -639,7 +646,6 @@ def test_canonical_reader_accepts_only_what_json_loads_reads_and_gives_its_numbe
         except ValueError as err:
             assert got is None
             assert decode(body) == (None, ValueError, str(err))
-            assert decode(body) == (None, ValueError, str(err))  # remembered: the same error again
             continue
         assert decode(body) == (expected, None, "")
         if got is not None:
@@ -651,25 +657,44 @@ def test_canonical_reader_accepts_only_what_json_loads_reads_and_gives_its_numbe
     assert matched > 300
 
 
-def test_long_answers_are_decoded_once_for_the_parser_and_the_rules():
-    import json
+def test_the_rules_read_the_parsers_reading_and_score_as_without_it(monkeypatch):
+    import dataclasses
 
-    from segzero_env import parsing_fast
+    from segzero_env.rewards import upstream
 
     item = '{"bbox_2d": [10, 20, 30, 40], "point_2d": [15, 25]}'
-    long_text = "[" + ", ".join([item] * 100) + "]"
-    assert len(long_text) > parsing_fast._CACHE_TEXT_CHARS
-    first = parsing_fast.decode(long_text)[0]
-    assert first == json.loads(long_text)
-    copy = long_text[:10] + long_text[10:]
-    assert copy is not long_text
-    assert parsing_fast.decode(copy)[0] is first  # an equal text: the same value, not decoded again
-    assert long_text not in parsing_fast._json_cache
-    broken = long_text[:-1]
-    for _ in range(2):  # decoded, then remembered: the same error both times
-        _, error, message = parsing_fast.decode(broken)
-        assert error is ValueError and message.startswith("Expecting ',' delimiter")
-    assert parsing_fast.decode(long_text)[0] == first  # decoded again after another long text
+    replies = [*REPLIES[:1500], *(f"<think>a</think><answer>{b}</answer>" for b in _seg_zero_dict_bodies(500, 6))]
+    replies += ["<answer>[" + ", ".join([item] * 100) + "]</answer>", f"[{item}]", f"```json\n[{item}]\n```"]
+    replies += [f"<answer>```json\n{GOOD}\n```</answer>", f"<think>a</think><answer>{GOOD[:-1]}</answer>"]
+    box, points = tuple(map(float, GT_BOX)), tuple((float(x), float(y)) for x, y in GT_POINTS)
+
+    def score(parsed_replies):
+        return [
+            compute_terms(RewardInput(r, p, box, points, None, None, 840), "upstream")
+            for r, p in zip(replies, parsed_replies, strict=True)
+        ]
+
+    parsed = [parse_reply(r) for r in replies]
+    carried = sum(p._json is not None for p in parsed)
+    assert carried > 1000  # the general path hands over what it decoded
+    for p in parsed:
+        if p._json is not None:
+            text, value, decoded = p._json
+            assert (value, decoded) == (upstream.decode(text)[0], upstream.decode(text)[1] is None)
+        if p._canonical is not None:
+            assert p._canonical[1] == upstream.canonical_numbers(p._canonical[0])
+    assert sum(p._canonical is not None for p in parsed) > 1000
+    decoded = []
+    real_decode = upstream.decode
+    monkeypatch.setattr(upstream, "decode", lambda text: decoded.append(text) or real_decode(text))
+    with_reading = score(parsed)
+    assert all(p._json is None or p._json[0] not in decoded for p in parsed)  # never decoded again
+    n_with = len(decoded)  # texts the parser did not decode (a reply without tags, say)
+    plain = [dataclasses.replace(p) for p in parsed]  # equal replies, without the parser's reading
+    assert plain == parsed and all(p._json is None and p._canonical is None for p in plain)
+    decoded.clear()
+    assert score(plain) == with_reading
+    assert len(decoded) > 5 * n_with
 
 
 def test_direct_json_scan_returns_and_raises_what_json_loads_does():
@@ -713,7 +738,7 @@ def test_parser_fast_path_gives_the_general_result(monkeypatch):
         "<think>a</think><answer></answer",
     ]
     fast = [parse_reply(r) for r in replies]
-    monkeypatch.setattr(parsing, "_canonical_seg_zero", lambda *args: None)
+    monkeypatch.setattr(parsing, "canonical_numbers", lambda text: None)
     monkeypatch.setattr(parsing, "canonical_answer", lambda text, start: None)
     monkeypatch.setattr(parsing, "reply_head", lambda text: -1)
     assert [parse_reply(r) for r in replies] == fast

@@ -134,11 +134,26 @@ _JSON_START = frozenset('{["-0123456789tfnNI \t\n\r')
 """Characters a text that :func:`json.loads` accepts can start with (a value, or whitespace before it)."""
 
 
-def _decode(text: str | None) -> Any:
+def _decode(text: str | None, parsed: ParsedReply | None) -> Any:
+    """``json.loads(text)``, or :data:`_NO_VALUE` when it raises (upstream catches everything).
+
+    Free when ``parsed`` holds the parser's reading of the same text.
+    """
     if not text or text[0] not in _JSON_START:
         return _NO_VALUE  # json.loads would raise at the first character (a code fence, say)
-    value, error, _ = decode(text)  # json.loads, free when the parser has just decoded the same text
-    return _NO_VALUE if error is not None else value  # upstream catches everything (RecursionError included)
+    read = None if parsed is None else parsed._json
+    if read is not None and read[0] == text:
+        return read[1] if read[2] else _NO_VALUE
+    value, error, _ = decode(text)
+    return _NO_VALUE if error is not None else value  # RecursionError included
+
+
+def _canonical_numbers(text: str, parsed: ParsedReply) -> tuple[str, ...] | None:
+    """:func:`~segzero_env.parsing_fast.canonical_numbers`, free when ``parsed`` has checked the same text."""
+    checked = parsed._canonical
+    if checked is not None and checked[0] == text:
+        return checked[1]
+    return canonical_numbers(text)
 
 
 class UpstreamReading:
@@ -181,8 +196,8 @@ def read_upstream(reply: str, parsed: ParsedReply | None = None) -> UpstreamRead
         vr_text = parsed.answer_text
     else:
         vr_text = answer_block(reply)
-    sz = _decode(sz_text)
-    vr = sz if vr_text == sz_text else _decode(vr_text)  # usually the same text: decode it once
+    sz = _decode(sz_text, parsed)
+    vr = sz if vr_text == sz_text else _decode(vr_text, parsed)  # usually the same text: decode it once
     think = _raw_think_format(reply, parsed) if stripped_think_format else think_format_ok(reply)  # type: ignore[arg-type]
     return UpstreamReading(reply, think, sz if isinstance(sz, dict) else None, None if vr is _NO_VALUE else vr)
 
@@ -344,7 +359,7 @@ def canonical_seg_zero_terms(
         or not reply.startswith(text, reply.find("{"))
     ):
         return _object_answer_terms(reply, parsed, text, gt_box, gt_points)
-    literals = canonical_numbers(text)
+    literals = _canonical_numbers(text, parsed)
     if literals is None:
         return _object_answer_terms(reply, parsed, text, gt_box, gt_points)
     (gx1, gy1, gx2, gy2), (g1x, g1y), (g2x, g2y), area_gt, integral_gt, small = _ground_truth(gt_box, gt_points)
@@ -386,8 +401,8 @@ def _object_answer_terms(
     """:func:`canonical_seg_zero_terms` for any answer that is a JSON object; ``None`` for other answers.
 
     ``text`` is the answer-tag text, which VisionReasoner reads (the parser keeps it whole below
-    :data:`~segzero_env.parsing.ANSWER_TEXT_CHARS`); its value, decoded by the parser
-    (:func:`~segzero_env.parsing_fast.decode` remembers it), is an object, so VisionReasoner's loop
+    :data:`~segzero_env.parsing.ANSWER_TEXT_CHARS`); its value (the parser's, when ``parsed`` holds
+    it: ``ParsedReply._json``) is an object, so VisionReasoner's loop
     over it meets its keys, strings, where a ``bbox_2d`` or ``point_2d`` test is a substring test and
     the indexing that follows a match raises: ``vr_format`` is the think format alone, and
     ``vr_accuracy`` (which needs a list) is 0. Seg-Zero reads the reply's first ``{...}``: the same
@@ -396,13 +411,13 @@ def _object_answer_terms(
     """
     if len(text) >= ANSWER_TEXT_CHARS:
         return None
-    value = decode(text)[0]
+    value = _decode(text, parsed)
     if type(value) is not dict:
         return None  # not a JSON object (not JSON at all, say): the general path reads it
     if len(text) > 2 and text.find("}") == len(text) - 1 and reply.startswith(text, reply.find("{")):
         seg_zero = value  # ("{}" is not a first "{...}": Seg-Zero reads a later one)
     else:
-        seg_zero = _decode(_seg_zero_text(reply))
+        seg_zero = _decode(_seg_zero_text(reply), parsed)
         if type(seg_zero) is not dict:
             seg_zero = None
     think = 1.0 if _raw_think_format(reply, parsed) else 0.0
