@@ -23,34 +23,46 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
-_WS = r"[ \t\n\r]*"  # JSON whitespace only (\s would admit Unicode spaces json.loads refuses)
-# JSON numbers with at most 7 integer digits and no exponent ([0-9], not \d): every value is below
-# 10**7, so products of two coordinates stay exact in float arithmetic (readers rely on it).
-_NUMBER = r"(-?(?:0|[1-9][0-9]{0,6})(?:\.[0-9]{1,20})?)"
+
+def seg_zero_pattern(possessive: bool) -> str:
+    """The pattern of :data:`CANONICAL_SEG_ZERO`; ``possessive`` quantifiers (Python 3.11+) never backtrack.
+
+    Both forms match the same texts: every quantified run (JSON whitespace, a sign, digits, a
+    fraction) is followed by a character it cannot hold (a key's quote, ``:``, ``,``, a bracket, a
+    brace, a digit after whitespace or a sign), so giving any of it back never lets the rest match.
+    The possessive form fails ~3x faster on an answer that is not canonical and matches ~1.5x faster.
+    """
+    p = "+" if possessive else ""
+    ws = r"[ \t\n\r]*" + p  # JSON whitespace only (\s would admit Unicode spaces json.loads refuses)
+    # JSON numbers with at most 7 integer digits and no exponent ([0-9], not \d): every value is below
+    # 10**7, so products of two coordinates stay exact in float arithmetic (readers rely on it).
+    number = r"(-?" + p + r"(?:0|[1-9][0-9]{0,6}" + p + r")(?:\.[0-9]{1,20}" + p + r")?" + p + ")"
+
+    def key(name: str, n: int) -> str:
+        return '"' + name + '"' + ws + ":" + ws + r"\[" + ws + (ws + "," + ws).join([number] * n) + ws + r"\]"
+
+    return r"\{" + ws + (ws + "," + ws).join([key("bbox", 4), key("points_1", 2), key("points_2", 2)]) + ws + r"\}"
 
 
-def _list(n: int) -> str:
-    return r"\[" + _WS + (_WS + "," + _WS).join([_NUMBER] * n) + _WS + r"\]"
+_POSSESSIVE = sys.version_info >= (3, 11)
 
-
-def _key(name: str, n: int) -> str:
-    return '"' + name + '"' + _WS + ":" + _WS + _list(n)
-
-
-CANONICAL_SEG_ZERO = re.compile(
-    r"\{" + _WS + (_WS + "," + _WS).join([_key("bbox", 4), _key("points_1", 2), _key("points_2", 2)]) + _WS + r"\}"
-)
+CANONICAL_SEG_ZERO = re.compile(seg_zero_pattern(_POSSESSIVE))
 """Fully matches a Seg-Zero answer in the canonical layout; its 8 groups are the numbers as written."""
 
-CANONICAL_REPLY = re.compile(r"<think>[^<]*</think>\s*<answer>\s*(" + CANONICAL_SEG_ZERO.pattern + r")\s*</answer>")
+CANONICAL_REPLY = re.compile(r"<think>[^<]*</think>\s*<answer>\s*(" + seg_zero_pattern(False) + r")\s*</answer>")
 r"""Fully matches a whole (stripped) reply of the common shape: a reasoning without ``<``, then one
 canonical Seg-Zero answer. Group 1 is the answer text; groups 2-9 its numbers. Such a reply has the
-think-then-answer layout and one answer tag (``\s`` is the whitespace ``str.strip`` removes)."""
+think-then-answer layout and one answer tag (``\s`` is the whitespace ``str.strip`` removes).
+:func:`reply_head` and :func:`canonical_answer` read what it matches, faster."""
 
-_REPLY_HEAD = re.compile(r"<think>[^<]*</think>\s*<answer>\s*")
-""":data:`CANONICAL_REPLY` up to its answer (its one way to match: ``[^<]*`` stops at the first ``<``)."""
+_REPLY_HEAD = re.compile(
+    r"<think>[^<]*+</think>\s*+<answer>\s*+" if _POSSESSIVE else r"<think>[^<]*</think>\s*<answer>\s*"
+)
+r""":data:`CANONICAL_REPLY` up to its answer (its one way to match: ``[^<]*`` stops at the first ``<``, and
+each ``\s*`` at the next ``<`` or at the answer)."""
 _REPLY_TAIL = re.compile(r"\s*</answer>")
 """:data:`CANONICAL_REPLY` after its answer."""
 

@@ -8,6 +8,7 @@ few thousand generated replies must agree with it term by term.
 
 import math
 import re
+import sys
 
 import pytest
 from benchmark_scripts import load_benchmark
@@ -631,6 +632,31 @@ def test_reply_head_and_canonical_answer_read_what_the_canonical_reply_expressio
             assert got == ((m.group(1), m.groups()[1:]) if m else None), reply
             read += got is not None
     assert 100 < read < 3000 and not_canonical > 100
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="possessive quantifiers need Python 3.11 (3.10 uses the plain form)"
+)
+def test_the_possessive_canonical_expression_matches_what_the_plain_one_matches():
+    import random
+
+    from segzero_env.parsing_fast import seg_zero_pattern
+
+    plain, possessive = re.compile(seg_zero_pattern(False)), re.compile(seg_zero_pattern(True))
+    rng = random.Random(8)
+    texts = [*_canonical_bodies(3000, 8), *_seg_zero_dict_bodies(2000, 8)]
+    texts += [t[: rng.randrange(len(t))] for t in texts[:2000]]  # cut anywhere
+    texts += [t + rng.choice([" ", "}", "5", ", 1]", "\n</answer>"]) for t in texts[:2000]]
+    texts += [t.replace(",", rng.choice([", ", ".", ",,", ""]), 1) for t in texts[:2000]]
+    matched = 0
+    for text in texts:
+        for where in (0, min(1, len(text))):
+            a, b = plain.match(text, where), possessive.match(text, where)
+            assert (a and (a.span(), a.groups())) == (b and (b.span(), b.groups())), text
+        a, b = plain.fullmatch(text), possessive.fullmatch(text)
+        assert (a and a.groups()) == (b and b.groups()), text
+        matched += a is not None
+    assert 1000 < matched < len(texts) - 1000
 
 
 def test_canonical_reader_accepts_only_what_json_loads_reads_and_gives_its_numbers():
