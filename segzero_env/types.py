@@ -170,6 +170,13 @@ class ParsedReply:
     _canonical: ClassVar[tuple[str, tuple[str, ...] | None] | None] = None
     """``(text, canonical_numbers(text))`` for the answer text the parser checked."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields alone: a pickled or copied reply leaves the parser's reading behind (it can be long)."""
+        state = dict(self.__dict__)
+        state.pop("_json", None)
+        state.pop("_canonical", None)
+        return state
+
     @property
     def ok(self) -> bool:
         """True when at least one object was read."""

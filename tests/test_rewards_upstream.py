@@ -723,6 +723,18 @@ def test_the_rules_read_the_parsers_reading_and_score_as_without_it(monkeypatch)
     assert len(decoded) > 5 * n_with
 
 
+def test_a_pickled_or_copied_parse_leaves_the_parsers_reading_behind():
+    import copy
+    import pickle
+
+    items = ", ".join(['{"bbox_2d": [10, 20, 30, 40], "point_2d": [15, 25]}'] * 500)
+    parsed = parse_reply(f"<think>a</think><answer>[{items}]</answer>")
+    assert parsed._json is not None and len(parsed._json[0]) > 20_000
+    for other in (pickle.loads(pickle.dumps(parsed)), copy.copy(parsed), copy.deepcopy(parsed)):
+        assert other == parsed and other._json is None and other._canonical is None
+    assert len(pickle.dumps(parsed)) < len(pickle.dumps(parsed.__dict__))
+
+
 def test_direct_json_scan_returns_and_raises_what_json_loads_does():
     import json
 
