@@ -18,6 +18,7 @@ differ from upstream's (must be 0).
 Usage::
 
     python benchmarks/bench_rewards.py
+    python benchmarks/bench_rewards.py --runs 6   # six tables, then each row's ratios side by side
     python benchmarks/bench_env.py --skip-env     # prints the same table
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -86,9 +88,9 @@ def compare(preset_name: str, replies: list[str], rounds: int = 5) -> dict[str, 
         solution = baseline.seg_zero_solution(GT_BOX, GT_POINTS)
         upstream_terms, names = baseline.seg_zero_terms, SEG_ZERO_TERMS
 
-    def ours() -> list[dict[str, float]]:
+    def ours(batch: list[str] = replies) -> list[dict[str, float]]:
         out = []
-        for reply in replies:
+        for reply in batch:
             inp = RewardInput.fast(  # as the env's scoring builds it
                 reply=reply,
                 parsed=parse_reply(reply),
@@ -103,14 +105,16 @@ def compare(preset_name: str, replies: list[str], rounds: int = 5) -> dict[str, 
             out.append(terms)
         return out
 
-    def theirs() -> list[dict[str, float]]:
+    def theirs(batch: list[str] = replies) -> list[dict[str, float]]:
         out = []
-        for reply in replies:
+        for reply in batch:
             terms = upstream_terms(reply, solution)
             sum(terms.values())
             out.append(terms)
         return out
 
+    ours(replies[:20])  # warm up both sides (the matching imports scipy on first use)
+    theirs(replies[:20])
     best_ours = best_theirs = float("inf")
     for _ in range(rounds):
         best_ours = min(best_ours, _cpu(ours))
@@ -150,5 +154,31 @@ def run(n_replies: int = 2000, rounds: int = 5) -> dict[str, float]:
     return results
 
 
+def summarize(runs: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Each ``<preset>/<workload>`` row's ratio in every run, in run order."""
+    return {key[: -len("/ratio")]: [r[key] for r in runs] for key in runs[0] if key.endswith("/ratio")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1, help="whole tables to measure, one after the other")
+    parser.add_argument("--replies", type=int, default=2000, help="replies per workload")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per side; the best is kept")
+    args = parser.parse_args(argv)
+    runs = []
+    for i in range(args.runs):
+        if args.runs > 1:
+            print(f"run {i + 1} of {args.runs}")
+        runs.append(run(args.replies, args.rounds))
+        print(json.dumps({k: round(v, 3) for k, v in runs[-1].items()}))
+    if args.runs > 1:
+        print("ratio in each run (min / median / max):")
+        for row, ratios in summarize(runs).items():
+            each = ", ".join(f"{r:.2f}x" for r in ratios)
+            print(f"{row:34} {each}   ({min(ratios):.2f}x / {statistics.median(ratios):.2f}x / {max(ratios):.2f}x)")
+
+
 if __name__ == "__main__":
-    print(json.dumps({k: round(v, 3) for k, v in run().items()}))
+    main()

@@ -59,6 +59,38 @@ def test_bench_env_prints_same_run_ratios_not_a_target():
     assert '"reward_cost_ratio"' in out and '"replies_per_grabcut_step"' in out
 
 
+def test_bench_rewards_prints_each_runs_ratio_and_its_spread():
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_rewards.py"),
+            "--runs",
+            "2",
+            "--replies",
+            "60",
+            "--rounds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    assert out.count("preset                   workload") == 2  # one table a run
+    summary = out.split("ratio in each run (min / median / max):\n")[1].splitlines()
+    rows = {line.split()[0]: line for line in summary}
+    assert set(rows) == {f"{p}/{w}" for p in PRESET_ROWS for w in ("canonical", "mutated")}
+    for line in rows.values():
+        each, spread = line.split("   (")
+        ratios = [float(r.rstrip("x,")) for r in each.split()[1:]]
+        low, median, high = (float(v.strip("x")) for v in spread.rstrip(")").split(" / "))
+        assert len(ratios) == 2 and (low, high) == (min(ratios), max(ratios))
+        assert abs(median - sum(ratios) / 2) <= 0.0101  # the median of two, each figure printed rounded to 0.01
+
+
+PRESET_ROWS = ("seg-zero", "seg-zero-robust", "vision-reasoner", "vision-reasoner-robust")
+
+
 def test_readme_names_every_registered_policy_and_segmenter():
     from segzero_env.evaluation.cli_names import registered_names
 
