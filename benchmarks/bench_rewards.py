@@ -172,12 +172,19 @@ def main(argv: list[str] | None = None) -> None:
         if args.runs > 1:
             print(f"run {i + 1} of {args.runs}")
         runs.append(run(args.replies, args.rounds))
-        print(json.dumps({k: round(v, 3) for k, v in runs[-1].items()}))
-    if args.runs > 1:
-        print("ratio in each run (min / median / max):")
-        for row, ratios in summarize(runs).items():
-            each = ", ".join(f"{r:.2f}x" for r in ratios)
-            print(f"{row:34} {each}   ({min(ratios):.2f}x / {statistics.median(ratios):.2f}x / {max(ratios):.2f}x)")
+    if args.runs == 1:
+        print(json.dumps({k: round(v, 3) for k, v in runs[0].items()}))
+        return
+    print("ratio in each run (min / median / max):")
+    figures: dict[str, object] = {"runs": args.runs}
+    for row, ratios in summarize(runs).items():
+        each = ", ".join(f"{r:.2f}x" for r in ratios)
+        median = statistics.median(ratios)
+        print(f"{row:34} {each}   ({min(ratios):.2f}x / {median:.2f}x / {max(ratios):.2f}x)")
+        figures[f"{row}/ratios"] = [round(r, 3) for r in ratios]
+        figures[f"{row}/median_ratio"] = round(median, 3)
+    figures["disagreements"] = sum(r[k] for r in runs for k in r if k.endswith("/disagreements") and "robust" not in k)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

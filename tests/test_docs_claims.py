@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -78,6 +79,9 @@ def test_bench_rewards_prints_each_runs_ratio_and_its_spread():
     ).stdout
     assert out.count("preset                   workload") == 2  # one table a run
     summary = out.split("ratio in each run (min / median / max):\n")[1].splitlines()
+    figures = json.loads(summary.pop())  # the last line: the figures as JSON
+    assert figures["runs"] == 2 and figures["disagreements"] == 0
+    assert len(figures["seg-zero/mutated/ratios"]) == 2 and figures["seg-zero/mutated/median_ratio"] > 0
     rows = {line.split()[0]: line for line in summary}
     assert set(rows) == {f"{p}/{w}" for p in PRESET_ROWS for w in ("canonical", "mutated")}
     for line in rows.values():
