@@ -278,9 +278,9 @@ def _parse_untagged(text: str, think: bool) -> ParsedReply:
         failed = ParsedReply.failed(
             FailureReason.NO_ANSWER_TAG, no_tag + " (and no bbox_2d grounding JSON)", think_format=think
         )
-        return _read(failed, candidate, value if strict else None, strict, False)
+        return _read(failed, candidate, value, strict, False)
     parsed = _interpret(value, strict, think, 0, candidate[:ANSWER_TEXT_CHARS], untagged=True)
-    return _read(parsed, candidate, value if strict else None, strict, False)
+    return _read(parsed, candidate, value, strict, False)
 
 
 def parse_reply(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> ParsedReply:
@@ -345,18 +345,19 @@ def _parse_stripped(text: str) -> ParsedReply:
         failed = ParsedReply.failed(fail.reason, fail.detail, think, False, n_tags, answer_text)
         return _read(failed, fenced, None, False, True)
     parsed = _interpret(value, strict, think, n_tags, answer_text, untagged=False)
-    return _read(parsed, fenced, value if strict else None, strict, True)
+    return _read(parsed, fenced, value, strict, True)
 
 
 def _read(parsed: ParsedReply, text: str, value: Any, strict: bool, not_canonical: bool) -> ParsedReply:
     """``parsed``, holding for the reward rules what was read of ``text``, the answer text decoded.
 
-    ``text`` is without its code fence; ``value`` is its :func:`json.loads` value when ``strict``
-    (it decoded), else ``None``, and is shared (its readers never modify it); ``not_canonical``: the
-    text was found not to be a canonical Seg-Zero answer.
+    ``text`` is without its code fence; ``value`` is what it was read to, its :func:`json.loads` value
+    when ``strict`` (it decoded; the value is shared, its readers never modify it), and is not kept
+    otherwise (a Python literal's); ``not_canonical``: the text was found not to be a canonical
+    Seg-Zero answer.
     """
     fields = vars(parsed)  # a frozen dataclass; ParsedReply._json and ._canonical are not fields
-    fields["_json"] = (text, value, strict)
+    fields["_json"] = (text, value if strict else None, strict)
     if not_canonical:
         fields["_canonical"] = (text, None)
     return parsed
